@@ -1,0 +1,110 @@
+"""The in-memory state of one simulated bank.
+
+Customers, accounts and cards are generated up front (they are small). Transaction histories are
+generated lazily per account, deterministically from the seed, and kept in a bounded LRU so that
+a bank with many customers stays small in memory; transactions added at run time (sandbox
+injections) are kept apart and merged in, so nothing added is lost when a history is evicted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from bank_mock.models import (
+    Account,
+    BankProfile,
+    Card,
+    Client,
+    Consent,
+    Customer,
+    FraudAlert,
+    Transaction,
+    TxStatus,
+)
+
+HistoryFactory = Callable[[Account], list[Transaction]]
+
+
+class Ledger:
+    """One account's transactions, sorted by booking time, with running balances."""
+
+    __slots__ = ("_keys", "transactions")
+
+    def __init__(self, transactions: list[Transaction]) -> None:
+        self.transactions = sorted(transactions, key=lambda t: (t.booked_at, t.transaction_id))
+        self._keys = [t.booked_at for t in self.transactions]
+
+    def between(self, start: datetime | None, end: datetime | None) -> Sequence[Transaction]:
+        """Transactions with ``start <= booked_at <= end`` (either bound open), oldest first."""
+        lo = 0 if start is None else bisect.bisect_left(self._keys, start)
+        hi = len(self._keys) if end is None else bisect.bisect_right(self._keys, end)
+        return self.transactions[lo:hi]
+
+    def insert(self, tx: Transaction) -> None:
+        i = bisect.bisect_right(self._keys, tx.booked_at)
+        self._keys.insert(i, tx.booked_at)
+        self.transactions.insert(i, tx)
+
+
+class BankState:
+    """Everything one bank knows. Mutated only from the event loop thread."""
+
+    def __init__(self, profile: BankProfile, history: HistoryFactory, cache_accounts: int) -> None:
+        self.profile = profile
+        self.customers: dict[str, Customer] = {}
+        self.customers_by_username: dict[str, Customer] = {}
+        self.accounts: dict[str, Account] = {}
+        self.cards: dict[str, Card] = {}
+        self.consents: dict[str, Consent] = {}
+        self.clients: dict[str, Client] = {}
+        self.alerts: dict[str, FraudAlert] = {}
+        self._history = history
+        self._cache_accounts = cache_accounts
+        self._ledgers: OrderedDict[str, Ledger] = OrderedDict()
+        self._added: dict[str, list[Transaction]] = {}  # run-time transactions per account
+        self.version = 0  # bumped on every mutation of transactions; for caches keyed on it
+
+    def add_customer(self, customer: Customer) -> None:
+        self.customers[customer.customer_id] = customer
+        self.customers_by_username[customer.username] = customer
+
+    def ledger(self, account_id: str) -> Ledger:
+        """The account's full history (generated on first use, then cached, LRU-bounded)."""
+        ledger = self._ledgers.get(account_id)
+        if ledger is not None:
+            self._ledgers.move_to_end(account_id)
+            return ledger
+        account = self.accounts[account_id]
+        ledger = Ledger(self._history(account) + self._added.get(account_id, []))
+        self._ledgers[account_id] = ledger
+        while len(self._ledgers) > self._cache_accounts:
+            self._ledgers.popitem(last=False)
+        return ledger
+
+    def add_transaction(self, tx: Transaction) -> None:
+        """Record a transaction that happens at run time (never lost on cache eviction)."""
+        self._added.setdefault(tx.account_id, []).append(tx)
+        cached = self._ledgers.get(tx.account_id)
+        if cached is not None:
+            cached.insert(tx)
+        self.version += 1
+
+    def balances_minor(self, account_id: str) -> tuple[int, int]:
+        """(booked, available) balance in minor units.
+
+        Booked ("InterimBooked") counts booked transactions only; available also takes pending
+        debits off and, for credit cards, adds the unused credit limit.
+        """
+        account = self.accounts[account_id]
+        booked = account.opening_balance_minor
+        pending_debits = 0
+        for tx in self.ledger(account_id).transactions:
+            signed = tx.amount_minor if tx.direction == "Credit" else -tx.amount_minor
+            if tx.status == TxStatus.BOOKED:
+                booked += signed
+            elif signed < 0:
+                pending_debits += -signed
+        return booked, booked - pending_debits + account.credit_limit_minor

@@ -1,0 +1,1 @@
+"""The ``chatbank`` command line: run the whole system or one service."""
