@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,7 @@ class BankSettings(BaseSettings):
     public_url: str = ""  # base URL as others reach it; defaults to http://host:port
     seed: int = 20261125  # the same seed always yields the same banks, people and transactions
     customers_per_bank: int = Field(default=5, ge=1, le=100_000)
+    anchor_date: date | None = None  # histories end on this day (UTC); today if unset
     history_months: int = Field(default=13, ge=1, le=60)
     sandbox: bool = True  # sandbox endpoints (raw records, approve shortcut, inject); off in prod
     access_token_ttl_s: int = Field(default=300, ge=1)
