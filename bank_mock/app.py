@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
+from bank_mock import cards, dashboard, directory, faults, pages, sandbox, sandbox_events
+from bank_mock.auth import authorize, clients, consents, token
 from bank_mock.auth.grants import GrantStore
+from bank_mock.auth.store import AUTH, AuthStore
 from bank_mock.clock import Clock, utc_now
 from bank_mock.errors import error_middleware
+from bank_mock.fraud import publisher, signing
+from bank_mock.generate import build_banks
 from bank_mock.keys import BANKS, CLOCK, EVENTS, GRANTS, SETTINGS
 from bank_mock.notify import NullSink
+from bank_mock.obie import accounts
+from bank_mock.obie.fapi import fapi_middleware
 from bank_mock.settings import BankSettings
+
+_OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+async def serve_openapi(request: web.Request) -> web.FileResponse:
+    """The service's own OpenAPI file (the non-OBIE extensions)."""
+    return web.FileResponse(_OPENAPI, headers={"Content-Type": "application/json"})
 
 
 def create_app(settings: BankSettings, *, clock: Clock = utc_now) -> web.Application:
     """Build the service: seeded banks, their APIs, pages, events and sandbox."""
-    from bank_mock.generate import build_banks
-
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[fapi_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[GRANTS] = GrantStore()
+    app[AUTH] = AuthStore()
     app[BANKS] = build_banks(settings)
     app[EVENTS] = NullSink()  # replaced by the event publisher's setup below
-    # Feature modules register their routes (and cleanup contexts) here, one line each.
-    # --- feature setup: begin ---
-    # --- feature setup: end ---
+    pages.setup(app)
+    directory.setup(app)
+    signing.setup(app)
+    publisher.setup(app)  # replaces the NullSink with signed, retried event delivery
+    sandbox.setup(app)  # before faults: the sandbox guard must see requests first
+    faults.setup(app)
+    for module in (clients, token, consents, authorize, accounts, cards, dashboard, sandbox_events):
+        module.setup(app)
+    app.router.add_get("/openapi.json", serve_openapi)
     return app

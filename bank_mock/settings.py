@@ -38,7 +38,9 @@ class BankSettings(BaseSettings):
     page_size: int = Field(default=100, ge=1, le=1000)  # transactions per page
     # how many accounts keep their generated history in memory (LRU)
     ledger_cache_accounts: int = Field(default=2_000, ge=1)
-    signing_key_file: str = ""  # PEM of the ES256 event-signing key; generated in memory if empty
+    # folder of per-bank ES256 event-signing keys ({bank_id}.pem), created on first use;
+    # empty: keys live in memory only
+    signing_key_dir: str = ""
     event_retry_max: int = Field(default=6, ge=0)
     event_retry_base_s: float = Field(default=0.5, ge=0.0)
     faults: dict[str, FaultSettings] = Field(default_factory=dict)  # bank_id -> faults

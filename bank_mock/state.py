@@ -31,11 +31,13 @@ HistoryFactory = Callable[[Account], list[Transaction]]
 class Ledger:
     """One account's transactions, sorted by booking time, with running balances."""
 
-    __slots__ = ("_keys", "transactions")
+    __slots__ = ("_keys", "fragments", "transactions")
 
     def __init__(self, transactions: list[Transaction]) -> None:
         self.transactions = sorted(transactions, key=lambda t: (t.booked_at, t.transaction_id))
         self._keys = [t.booked_at for t in self.transactions]
+        # serialized OBIE JSON per (transaction id, shape); dropped with the ledger
+        self.fragments: dict[tuple[str, int], bytes] = {}
 
     def between(self, start: datetime | None, end: datetime | None) -> Sequence[Transaction]:
         """Transactions with ``start <= booked_at <= end`` (either bound open), oldest first."""

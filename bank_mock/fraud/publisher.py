@@ -1,0 +1,180 @@
+"""The real :class:`~bank_mock.notify.EventSink`: signs events as SETs and delivers them.
+
+Each event becomes one Security Event Token per affected consent, POSTed as
+``application/jwt`` to the client's ``event_notification_url``. Delivery runs in background
+tasks (never in the request that caused the event), retried with exponential backoff and full
+jitter on 5xx, timeouts and connection errors, up to ``BANK_EVENT_RETRY_MAX`` retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bank_mock.fraud.signing import SIGNERS
+from bank_mock.identifiers import mask_pan
+from bank_mock.keys import CLOCK, EVENTS, SETTINGS
+from bank_mock.models import Consent, ConsentStatus, FraudAlert, Transaction
+from bank_mock.obie.serialize import amount, iso
+from bank_mock.state import BankState
+
+log = logging.getLogger(__name__)
+
+RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
+CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
+FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    delivered: int = 0
+    failed: int = 0
+    attempts: int = 0
+
+
+class Publisher:
+    """Builds, signs and delivers events; install with :func:`setup`."""
+
+    def __init__(self, app: web.Application, rng: random.Random | None = None) -> None:
+        self._app = app
+        self._rng = rng or random.Random()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self.stats = DeliveryStats()
+
+    # --- EventSink -----------------------------------------------------------------------
+    def consent_updated(self, bank: BankState, consent: Consent) -> None:
+        self._send(bank, consent, {RESOURCE_UPDATE: {"subject": self._subject(bank, consent)}})
+
+    def consent_revoked(self, bank: BankState, consent: Consent) -> None:
+        body = {"subject": self._subject(bank, consent), "reason": "customer_revoked"}
+        self._send(bank, consent, {CONSENT_REVOKED: body})
+
+    def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
+        now = self._app[CLOCK]()
+        card = bank.cards.get(alert.card_id) if alert.card_id else None
+        for consent in bank.consents.values():
+            live = consent.status == ConsentStatus.AUTHORISED and (
+                consent.expires_at is None or consent.expires_at > now
+            )
+            if not live or alert.account_id not in consent.account_ids:
+                continue
+            payload = {
+                "alert_id": alert.alert_id,
+                "consent_id": consent.consent_id,
+                "account_id": alert.account_id,
+                "card_id": alert.card_id,
+                "masked_pan": mask_pan(card.pan) if card else None,
+                "transaction": {
+                    "transaction_id": tx.transaction_id,
+                    "booked_at": iso(tx.booked_at),
+                    **amount(tx.amount_minor, tx.currency),
+                    "merchant_name": tx.merchant_name,
+                    "raw_descriptor": tx.raw_descriptor,
+                    "mcc": tx.mcc,
+                    "country": tx.country,
+                    "latitude": tx.latitude,
+                    "longitude": tx.longitude,
+                },
+                "reason": alert.reason,
+                "rule_ids": alert.rule_ids,
+                "risk_score": alert.risk_score,
+                "device_id": tx.device_id,
+            }
+            self._send(bank, consent, {FRAUD_ALERT: payload})
+
+    # --- delivery ------------------------------------------------------------------------
+    def _subject(self, bank: BankState, consent: Consent) -> dict[str, Any]:
+        return {
+            "subject_type": "http://openbanking.org.uk/rid_http://openbanking.org.uk/rty",
+            "http://openbanking.org.uk/rid": consent.consent_id,
+            "http://openbanking.org.uk/rty": "account-access-consent",
+            "http://openbanking.org.uk/rlk": [
+                {"version": "v3.1", "link": self._consent_url(bank, consent)}
+            ],
+        }
+
+    def _consent_url(self, bank: BankState, consent: Consent) -> str:
+        base = self._app[SETTINGS].base_url()
+        aisp = f"{base}/banks/{bank.profile.bank_id}/open-banking/v3.1/aisp"
+        return f"{aisp}/account-access-consents/{consent.consent_id}"
+
+    def _send(self, bank: BankState, consent: Consent, events: dict[str, Any]) -> None:
+        client = bank.clients.get(consent.client_id)
+        if client is None or not client.event_notification_url:
+            return
+        token = self._app[SIGNERS][bank.profile.bank_id].make_set(
+            audience=client.client_id,
+            subject=self._consent_url(bank, consent),
+            events=events,
+            now=self._app[CLOCK](),
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(client.event_notification_url, token)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, token: str) -> None:
+        settings = self._app[SETTINGS]
+        session = self._session
+        if session is None:
+            return
+        for attempt in range(settings.event_retry_max + 1):
+            self.stats.attempts += 1
+            try:
+                async with session.post(
+                    url,
+                    data=token,
+                    headers={"Content-Type": "application/jwt", "Accept": "application/json"},
+                ) as resp:
+                    if resp.status < 300:
+                        self.stats.delivered += 1
+                        return
+                    if 400 <= resp.status < 500 and resp.status not in (408, 429):
+                        log.warning("event refused by %s with %s; not retrying", url, resp.status)
+                        break
+            except (aiohttp.ClientError, TimeoutError) as e:
+                log.info(
+                    "event delivery to %s failed (%s), attempt %d",
+                    url,
+                    type(e).__name__,
+                    attempt + 1,
+                )
+            if attempt < settings.event_retry_max:
+                cap = settings.event_retry_base_s * (2**attempt)
+                await asyncio.sleep(self._rng.uniform(0, cap))
+        self.stats.failed += 1
+        log.error("gave up delivering an event to %s", url)
+
+    async def drain(self) -> None:
+        """Wait until every queued delivery has finished (wrap in ``asyncio.timeout``)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        yield
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._session.close()
+        self._session = None
+
+
+PUBLISHER = web.AppKey("publisher", Publisher)
+
+
+def setup(app: web.Application) -> None:
+    """Install the publisher as the bank's event sink."""
+    publisher = Publisher(app)
+    app[PUBLISHER] = publisher
+    app[EVENTS] = publisher
+    app.cleanup_ctx.append(publisher.lifecycle)

@@ -1,0 +1,107 @@
+"""Sandbox: inject a card transaction so the fraud engine sees it (``chatbank demo fraud``)."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal, InvalidOperation
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from bank_mock import catalog
+from bank_mock.errors import BankError
+from bank_mock.fraud import engine
+from bank_mock.keys import CLOCK, EVENTS, bank_of
+from bank_mock.models import Direction, Transaction, TxStatus
+from bank_mock.sandbox import parse_body
+
+routes = web.RouteTableDef()
+MAX_AMOUNT = Decimal("1000000")
+
+
+class Injection(BaseModel):
+    account_id: str = Field(min_length=1, max_length=40)
+    amount: str = Field(min_length=1, max_length=20)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    merchant_name: str = Field(min_length=1, max_length=100)
+    mcc: str = Field(default="5999", pattern=r"^\d{4}$")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    card_id: str | None = Field(default=None, max_length=40)
+    online: bool = False
+
+
+def parse_amount(raw: str) -> int:
+    """A positive decimal string with at most two places → minor units; 400 otherwise."""
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as e:
+        raise BankError(400, "amount must be a decimal string like 123.45", path="amount") from e
+    if not value.is_finite() or value <= 0 or value > MAX_AMOUNT:
+        raise BankError(400, "amount must be between 0.01 and 1000000", path="amount")
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -2:
+        raise BankError(400, "amount has more than two decimal places", path="amount")
+    return int(value * 100)
+
+
+@routes.post("/sandbox/banks/{bank_id}/transactions")
+async def inject(request: web.Request) -> web.Response:
+    """Book a card payment now and run the fraud rules on it."""
+    bank = bank_of(request)
+    body: Injection = parse_body(Injection, await request.read())
+    account = bank.accounts.get(body.account_id)
+    if account is None:
+        raise BankError(404, "Account not found", path="account_id")
+    card_id = body.card_id or (account.card_ids[0] if account.card_ids else None)
+    if card_id is not None and card_id not in account.card_ids:
+        raise BankError(400, "card_id does not belong to the account", path="card_id")
+    minor = parse_amount(body.amount)
+    currency = body.currency or account.currency
+    if currency not in catalog.SCALE:
+        raise BankError(400, f"Unsupported currency {currency}", path="currency")
+    instructed: int | None = None
+    if currency != account.currency:
+        instructed = minor
+        rate = catalog.SCALE[account.currency] / catalog.SCALE[currency]
+        minor = max(1, round(minor * rate * 1.0275))
+    now = request.app[CLOCK]()
+    country = body.country or bank.profile.country
+    booked, _ = bank.balances_minor(account.account_id)
+    tx = Transaction(
+        transaction_id=f"{account.account_id}x{secrets.token_hex(4)}",
+        account_id=account.account_id,
+        booked_at=now,
+        value_at=now,
+        amount_minor=minor,
+        currency=account.currency,
+        direction=Direction.DEBIT,
+        status=TxStatus.PENDING,
+        merchant_name=body.merchant_name,
+        raw_descriptor=f"{body.merchant_name.upper()[:22]} {secrets.randbelow(9000):04d} {country}",
+        mcc=body.mcc,
+        category="other",
+        transaction_code="CardPayment",
+        card_id=card_id,
+        counterparty_account=None,
+        country=country,
+        latitude=None if body.online else 48.8566,
+        longitude=None if body.online else 2.3522,
+        terminal_id=None if body.online else f"T{secrets.randbelow(10**8):08d}",
+        device_id=f"dev-{secrets.token_hex(6)}" if body.online else None,
+        ip_address="203.0.113.7" if body.online else None,
+        bank_reference=f"SBX{secrets.token_hex(5).upper()}",
+        balance_after_minor=booked - minor,
+        instructed_amount_minor=instructed,
+        instructed_currency=currency if instructed is not None else None,
+    )
+    alert = engine.process(bank, tx, request.app[EVENTS], now)
+    body_out = {
+        "transaction_id": tx.transaction_id,
+        "alerts": [alert.alert_id] if alert else [],
+        "reason": alert.reason if alert else None,
+    }
+    return web.json_response(body_out, status=201)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(routes)
