@@ -65,6 +65,26 @@ class BankError(Exception):
         self.headers = headers or {}
 
 
+class OAuthError(Exception):
+    """An RFC 6749 error answer: ``{"error": ..., "error_description": ...}``."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def response(self) -> web.Response:
+        headers = {"Cache-Control": "no-store"}
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="bank"'
+        return web.json_response(
+            {"error": self.error, "error_description": self.description},
+            status=self.status,
+            headers=headers,
+        )
+
+
 def error_body(status: int, message: str, code: str, path: str | None = None) -> dict[str, Any]:
     """An ``OBErrorResponse1`` document."""
     error: dict[str, Any] = {"ErrorCode": code, "Message": message[:500]}
@@ -96,6 +116,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except BankError as e:
         return error_response(e)
+    except OAuthError as e:
+        return e.response()
     except web.HTTPRedirection:
         raise
     except web.HTTPException as e:

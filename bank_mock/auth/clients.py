@@ -12,31 +12,12 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from bank_mock.errors import OAuthError
 from bank_mock.keys import bank_of
 from bank_mock.models import Client
 from bank_mock.state import BankState
 
 routes = web.RouteTableDef()
-
-
-class OAuthError(Exception):
-    """An RFC 6749 error answer: ``{"error": ..., "error_description": ...}``."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-
-    def response(self) -> web.Response:
-        headers = {"Cache-Control": "no-store"}
-        if self.status == 401:
-            headers["WWW-Authenticate"] = 'Basic realm="bank"'
-        return web.json_response(
-            {"error": self.error, "error_description": self.description},
-            status=self.status,
-            headers=headers,
-        )
 
 
 def _absolute_http_url(value: str) -> str:

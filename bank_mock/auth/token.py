@@ -8,8 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from bank_mock.auth import pkce
-from bank_mock.auth.clients import OAuthError, authenticate_client
+from bank_mock.auth.clients import authenticate_client
 from bank_mock.auth.store import AUTH
+from bank_mock.errors import OAuthError
 from bank_mock.keys import CLOCK, GRANTS, SETTINGS, bank_of
 from bank_mock.models import Client, ConsentStatus
 from bank_mock.state import BankState
@@ -20,14 +21,7 @@ _MAX_FIELD = 2048
 
 @routes.post("/banks/{bank_id}/token")
 async def token(request: web.Request) -> web.Response:
-    """Issue tokens per RFC 6749 §4.1/§4.4/§6, answering errors the RFC way."""
-    try:
-        return await _token(request)
-    except OAuthError as e:
-        return e.response()
-
-
-async def _token(request: web.Request) -> web.Response:
+    """Issue tokens per RFC 6749 §4.1/§4.4/§6 (errors answered the RFC way)."""
     bank = bank_of(request)
     if request.content_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "Use application/x-www-form-urlencoded")

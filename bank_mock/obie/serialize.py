@@ -88,12 +88,13 @@ def transaction_json(
         "ProprietaryBankTransactionCode": {"Code": tx.transaction_code, "Issuer": "Bank"},
     }
     if tx.instructed_amount_minor is not None and tx.instructed_currency is not None:
-        rate = tx.amount_minor / tx.instructed_amount_minor if tx.instructed_amount_minor else 0
+        # OBIE types ExchangeRate as a JSON number; it is a rate, never an amount of money
+        rate = round(tx.amount_minor / tx.instructed_amount_minor, 6)
         out["CurrencyExchange"] = {
             "SourceCurrency": tx.instructed_currency,
             "TargetCurrency": tx.currency,
             "UnitCurrency": tx.instructed_currency,
-            "ExchangeRate": f"{rate:.6f}",
+            "ExchangeRate": rate,
             "InstructedAmount": amount(tx.instructed_amount_minor, tx.instructed_currency),
         }
     if card is not None:
