@@ -36,8 +36,8 @@ class BankSettings(BaseSettings):
     auth_code_ttl_s: int = Field(default=120, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     page_size: int = Field(default=100, ge=1, le=1000)  # transactions per page
-    # how many accounts keep their generated history in memory (LRU)
-    ledger_cache_accounts: int = Field(default=2_000, ge=1)
+    # how many accounts per bank keep their generated history in memory (LRU)
+    ledger_cache_accounts: int = Field(default=100, ge=1)
     # folder of per-bank ES256 event-signing keys ({bank_id}.pem), created on first use;
     # empty: keys live in memory only
     signing_key_dir: str = ""

@@ -39,10 +39,15 @@ class Ledger:
         # serialized OBIE JSON per (transaction id, shape); dropped with the ledger
         self.fragments: dict[tuple[str, int], bytes] = {}
 
-    def between(self, start: datetime | None, end: datetime | None) -> Sequence[Transaction]:
-        """Transactions with ``start <= booked_at <= end`` (either bound open), oldest first."""
+    def bounds(self, start: datetime | None, end: datetime | None) -> tuple[int, int]:
+        """Index range of transactions with ``start <= booked_at <= end`` (bounds optional)."""
         lo = 0 if start is None else bisect.bisect_left(self._keys, start)
         hi = len(self._keys) if end is None else bisect.bisect_right(self._keys, end)
+        return lo, hi
+
+    def between(self, start: datetime | None, end: datetime | None) -> Sequence[Transaction]:
+        """Transactions with ``start <= booked_at <= end`` (either bound open), oldest first."""
+        lo, hi = self.bounds(start, end)
         return self.transactions[lo:hi]
 
     def insert(self, tx: Transaction) -> None:
@@ -67,6 +72,7 @@ class BankState:
         self._cache_accounts = cache_accounts
         self._ledgers: OrderedDict[str, Ledger] = OrderedDict()
         self._added: dict[str, list[Transaction]] = {}  # run-time transactions per account
+        self._pinned: dict[str, Ledger] = {}  # histories set with replace_history
         self.version = 0  # bumped on every mutation of transactions; for caches keyed on it
 
     def add_customer(self, customer: Customer) -> None:
@@ -75,6 +81,9 @@ class BankState:
 
     def ledger(self, account_id: str) -> Ledger:
         """The account's full history (generated on first use, then cached, LRU-bounded)."""
+        pinned = self._pinned.get(account_id)
+        if pinned is not None:
+            return pinned
         ledger = self._ledgers.get(account_id)
         if ledger is not None:
             self._ledgers.move_to_end(account_id)
@@ -86,10 +95,16 @@ class BankState:
             self._ledgers.popitem(last=False)
         return ledger
 
+    def replace_history(self, account_id: str, transactions: list[Transaction]) -> None:
+        """Give an account a history of its own (benchmarks); it is never evicted."""
+        self._pinned[account_id] = Ledger(transactions)
+        self._ledgers.pop(account_id, None)
+        self.version += 1
+
     def add_transaction(self, tx: Transaction) -> None:
         """Record a transaction that happens at run time (never lost on cache eviction)."""
         self._added.setdefault(tx.account_id, []).append(tx)
-        cached = self._ledgers.get(tx.account_id)
+        cached = self._pinned.get(tx.account_id) or self._ledgers.get(tx.account_id)
         if cached is not None:
             cached.insert(tx)
         self.version += 1

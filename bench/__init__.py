@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures; run ``python -m bench`` for the list."""

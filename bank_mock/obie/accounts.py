@@ -198,15 +198,20 @@ async def get_transactions(request: web.Request) -> web.Response:
         )
     page = _page(request)
     ledger = bank.ledger(account_id)
-    selected: Sequence[Transaction] = ledger.between(*_window(consent, start, end))
-    if len(directions) == 1:
-        selected = [t for t in selected if t.direction in directions]
+    lo, hi = ledger.bounds(*_window(consent, start, end))
     size = request.app[SETTINGS].page_size
-    total_pages = max(1, -(-len(selected) // size))
+    if len(directions) == 1:  # only credits or only debits: filter the window
+        selected: Sequence[Transaction] = [
+            t for t in ledger.transactions[lo:hi] if t.direction in directions
+        ]
+        lo, hi = 0, len(selected)
+    else:  # everything in the window: page by index, without copying the window
+        selected = ledger.transactions
+    total_pages = max(1, -(-(hi - lo) // size))
     if page > total_pages:
         raise BankError(400, f"page {page} is beyond the last page {total_pages}", path="page")
-    hi = len(selected) - (page - 1) * size
-    items = list(reversed(selected[max(0, hi - size) : hi]))
+    top = hi - (page - 1) * size
+    items = selected[max(lo, top - size) : top][::-1]
     detail = "ReadTransactionsDetail" in consent.permissions
     frags = _fragments(bank, ledger, items, detail, "ReadPAN" in consent.permissions)
     links = _links(request, page, total_pages)
