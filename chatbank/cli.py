@@ -1,11 +1,16 @@
-"""``chatbank``: run everything in one process (``up``) or one service on its own."""
+"""``chatbank``: run the whole system in one process (``up``) or one service on its own."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from chatbank.run import run_up
 
 
 def _bank(args: argparse.Namespace) -> int:
@@ -15,18 +20,31 @@ def _bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    folder = Path(args.data_dir)
+    (folder / "keys").mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_up(folder))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbank", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="run the whole system on its embedded default")
-    up.set_defaults(func=_bank)
-    bank = sub.add_parser("bank", help="run the mock banks alone")
+    up = sub.add_parser("up", help="run the whole system on its embedded default (Ctrl-C stops it)")
+    up.add_argument(
+        "--data-dir", default="data", help="where keys and databases live (default: ./data)"
+    )
+    up.set_defaults(func=_up)
+    bank = sub.add_parser("bank", help="run the mock banks alone (settings: BANK_* in .env)")
     bank.set_defaults(func=_bank)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result
