@@ -10,13 +10,9 @@ from aiohttp import ClientResponse
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-SPEC = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "specs"
-    / "obie-3.1.11"
-    / "account-info-openapi.json"
-)
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "specs" / "obie-3.1.11" / "account-info-openapi.json"
+SHARED_SPEC = ROOT.parent / "shared" / "specs" / "obie-3.1.11" / "account-info-openapi.json"
 AISP_PREFIX = "/open-banking/v3.1/aisp"
 
 

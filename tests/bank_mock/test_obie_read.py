@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bank_mock.clock import FrozenClock
 from bank_mock.keys import BANKS
 from tests.bank_mock import flow
-from tests.bank_mock.obie import assert_obie
+from tests.bank_mock.obie import SHARED_SPEC, SPEC, assert_obie
 
 BASE = flow.AISP.format(bank="northwind")
 Client = TestClient[Any, Any]
@@ -240,3 +241,9 @@ async def test_an_expired_consent_cannot_read(bank_client: Client, clock: Frozen
     body = orjson.loads(await assert_obie(resp))
     assert resp.status == 403
     assert "expired" in body["Message"]
+
+
+def test_the_vendored_obie_file_is_the_shared_reference_copy() -> None:
+    if not SHARED_SPEC.exists():
+        pytest.skip(f"no shared reference copy at {SHARED_SPEC} to compare with")
+    assert SPEC.read_bytes() == SHARED_SPEC.read_bytes()
