@@ -1,0 +1,51 @@
+"""What a user can let the platform do, and how it maps to OBIE permissions and OAuth scopes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+
+class Scope(enum.StrEnum):
+    BALANCES = "balances"
+    TRANSACTIONS = "transactions"
+    FRAUD_ALERTS = "fraud_alerts"
+    CARD_CONTROLS = "card_controls"
+
+
+_PERMISSIONS: dict[Scope, tuple[str, ...]] = {
+    Scope.BALANCES: ("ReadAccountsBasic", "ReadBalances"),
+    Scope.TRANSACTIONS: (
+        "ReadAccountsBasic",
+        "ReadTransactionsBasic",
+        "ReadTransactionsDetail",
+        "ReadTransactionsCredits",
+        "ReadTransactionsDebits",
+    ),
+    Scope.FRAUD_ALERTS: ("ReadAccountsBasic",),
+    Scope.CARD_CONTROLS: ("ReadAccountsBasic",),
+}
+
+
+def obie_permissions(scopes: Iterable[Scope]) -> list[str]:
+    """The OBIE permissions to ask the bank for (sorted, no duplicates)."""
+    return sorted({p for s in scopes for p in _PERMISSIONS[s]})
+
+
+def oauth_scopes(scopes: Iterable[Scope]) -> list[str]:
+    """The OAuth scopes of the authorization request: card controls need ``cards``."""
+    wanted = set(scopes)
+    return ["openid", "accounts", *(["cards"] if Scope.CARD_CONTROLS in wanted else [])]
+
+
+def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
+    """Scopes from their names; ``ValueError`` naming the first unknown one, or when empty."""
+    out: set[Scope] = set()
+    for value in values:
+        try:
+            out.add(Scope(value))
+        except ValueError as e:
+            raise ValueError(f"unknown scope {value[:40]!r}") from e
+    if not out:
+        raise ValueError("at least one scope is required")
+    return frozenset(out)
