@@ -14,7 +14,8 @@ class Scope(enum.StrEnum):
 
 
 _PERMISSIONS: dict[Scope, tuple[str, ...]] = {
-    Scope.BALANCES: ("ReadAccountsBasic", "ReadBalances"),
+    # Detail, so the broker can show the last four digits; it never passes the number on
+    Scope.BALANCES: ("ReadAccountsDetail", "ReadBalances"),
     Scope.TRANSACTIONS: (
         "ReadAccountsBasic",
         "ReadTransactionsBasic",

@@ -1,0 +1,11 @@
+"""Typed application slots of the broker's web app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from consent.service.broker import Broker
+from consent.service.ratelimit import RateLimiter
+
+BROKER = web.AppKey("broker", Broker)
+LIMITER = web.AppKey("limiter", RateLimiter)

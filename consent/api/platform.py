@@ -1,0 +1,222 @@
+"""The platform API (``/v1``): thin views that parse, call a use case and answer JSON."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from consent.api.keys import BROKER, LIMITER
+from consent.domain.scopes import parse_scopes
+from consent.service import linking, platform, reads
+from consent.service.errors import BrokerError, bad_request
+from consent.store import audit
+from consent.store.tables import ConsentRow, PlatformClient, Subject
+
+routes = web.RouteTableDef()
+
+
+async def _client(request: web.Request) -> PlatformClient:
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        raise BrokerError(
+            401,
+            "unauthenticated",
+            "send Authorization: Bearer <client_id>.<secret>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await platform.authenticate(request.app[BROKER], credential.strip())
+
+
+def _purpose(request: web.Request) -> str:
+    return request.headers.get("X-Purpose", "").strip()[:80]
+
+
+async def _subject(request: web.Request, client: PlatformClient) -> Subject:
+    return await platform.owned_subject(
+        request.app[BROKER], client, request.match_info["subject_id"]
+    )
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    if request.content_type != "application/json":
+        raise BrokerError(415, "unsupported_media_type", "send application/json")
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise bad_request(f"{where}: {first['msg']}") from e
+
+
+def consent_json(row: ConsentRow) -> dict[str, Any]:
+    return {
+        "consent_id": row.consent_id,
+        "bank_id": row.bank_id,
+        "scopes": [s for s in row.scopes.split(",") if s],
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+        "authorized_at": row.authorized_at.isoformat() if row.authorized_at else None,
+    }
+
+
+class NewClient(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    webhook_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+
+
+@routes.post("/admin/v1/platform-clients")
+async def admin_new_client(request: web.Request) -> web.Response:
+    """Register a platform client (admin token); the credential is shown once."""
+    broker = request.app[BROKER]
+    expected = f"Bearer {broker.settings.admin_token.get_secret_value()}"
+    if not hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), expected.encode()
+    ):
+        raise BrokerError(401, "unauthenticated", "admin token required")
+    body: NewClient = await _body(request, NewClient)
+    row, credential, webhook_secret = await platform.register_client(
+        broker, body.name, body.webhook_url
+    )
+    return web.json_response(
+        {"client_id": row.client_id, "credential": credential, "webhook_secret": webhook_secret},
+        status=201,
+    )
+
+
+@routes.get("/v1/banks")
+async def banks(request: web.Request) -> web.Response:
+    """Banks the platform can offer, with what each allows through a chat platform."""
+    await _client(request)
+    out = [
+        {
+            "bank_id": p.bank_id,
+            "name": p.display_name,
+            "scopes": sorted(s.value for s in p.allowed_scopes),
+            "max_duration_days": p.max_duration_days,
+        }
+        for p in request.app[BROKER].policies.values()
+    ]
+    return web.json_response({"banks": out})
+
+
+@routes.post("/v1/subjects")
+async def new_subject(request: web.Request) -> web.Response:
+    """A new opaque subject for one of the platform's users."""
+    client = await _client(request)
+    await reads.require_purpose(
+        request.app[BROKER], client, None, _purpose(request), "subject.create"
+    )
+    subject = await platform.create_subject(request.app[BROKER], client)
+    return web.json_response({"subject_id": subject.subject_id}, status=201)
+
+
+class NewConsent(BaseModel):
+    bank_id: str = Field(min_length=1, max_length=40)
+    scopes: list[str] = Field(min_length=1, max_length=4)
+    duration_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+@routes.post("/v1/subjects/{subject_id}/consents")
+async def new_consent(request: web.Request) -> web.Response:
+    """Start linking a bank: returns the bank's own approval URL."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(
+        broker, client, subject.subject_id, _purpose(request), "consent.create"
+    )
+    body: NewConsent = await _body(request, NewConsent)
+    try:
+        scopes = parse_scopes(body.scopes)
+    except ValueError as e:
+        raise bad_request(str(e), "invalid_scope") from e
+    started = await linking.start_link(
+        broker, client, subject, body.bank_id, scopes, body.duration_days
+    )
+    return web.json_response(
+        {
+            "consent_id": started.consent_id,
+            "authorization_url": started.authorization_url,
+            "expires_at": started.expires_at,
+            "scopes": started.scopes,
+            "status": "awaiting_authorization",
+        },
+        status=201,
+    )
+
+
+@routes.get("/v1/subjects/{subject_id}/consents")
+async def consents(request: web.Request) -> web.Response:
+    """The subject's consents, oldest first."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(
+        broker, client, subject.subject_id, _purpose(request), "consent.list"
+    )
+    rows = await linking.list_consents(broker, subject)
+    return web.json_response({"consents": [consent_json(r) for r in rows]})
+
+
+@routes.delete("/v1/subjects/{subject_id}/consents/{consent_id}")
+async def revoke(request: web.Request) -> web.Response:
+    """Revoke a consent: the bank is told and the broker's copy of the tokens is shredded."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(
+        broker, client, subject.subject_id, _purpose(request), "consent.revoke"
+    )
+    row = await linking.revoke(broker, subject, request.match_info["consent_id"])
+    return web.json_response(consent_json(row))
+
+
+@routes.get("/v1/subjects/{subject_id}/balances")
+async def balances(request: web.Request) -> web.Response:
+    """Minimized balance views across the subject's banks."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    views = await reads.balances(broker, client, subject, _purpose(request))
+    return web.json_response({"balances": views})
+
+
+@routes.get("/v1/subjects/{subject_id}/access-log")
+async def access_log(request: web.Request) -> web.Response:
+    """Every access to the subject's data, with the hash chain verified."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(
+        broker, client, subject.subject_id, _purpose(request), "access_log.read"
+    )
+    async with broker.sessions() as session:
+        entries, report = await audit.verify(session, subject.subject_id)
+    return web.json_response(
+        {
+            "entries": [
+                {
+                    "seq": e.seq,
+                    "at": e.at.isoformat(),
+                    "client_id": e.client_id,
+                    "action": e.action,
+                    "scope": e.scope,
+                    "purpose": e.purpose,
+                    "fields": list(e.fields),
+                    "outcome": e.outcome,
+                    "reason": e.reason,
+                }
+                for e in entries
+            ],
+            "integrity": {
+                "ok": report.ok,
+                "checked": report.checked,
+                "first_bad_seq": report.first_bad_seq,
+            },
+        }
+    )

@@ -1,0 +1,61 @@
+"""The consent broker's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from consent.api import callback, platform
+from consent.api.errors import error_middleware
+from consent.api.keys import BROKER, LIMITER
+from consent.service.broker import Broker
+from consent.service.ratelimit import RateLimiter
+from consent.settings import BrokerSettings
+from consent.store.db import make_engine, session_factory
+from consent.store.migrate import upgrade_async
+from consent.vault.keyring import KeyRing, create_keyring_file, load_keyring_file, parse_keyring
+
+_OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+def keyring_from(settings: BrokerSettings) -> KeyRing:
+    """The KEK ring from settings, or from the key file (created on first run)."""
+    if settings.keyring.get_secret_value():
+        return parse_keyring(settings.keyring.get_secret_value())
+    path = Path(settings.keyring_file)
+    return load_keyring_file(path) if path.exists() else create_keyring_file(path)
+
+
+def create_app(
+    settings: BrokerSettings,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    migrate: bool = True,
+) -> web.Application:
+    """Build the broker: storage (migrated on start), vault, bank clients, routes."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    ring = keyring_from(settings)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade_async(settings.database_url)
+        engine = make_engine(settings.database_url)
+        async with aiohttp.ClientSession() as http:
+            app[BROKER] = Broker(settings, ring, engine, session_factory(engine), http, clock)
+            yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(resources)
+    app[LIMITER] = RateLimiter(settings.reads_per_minute)
+    app.router.add_routes(platform.routes)
+    app.router.add_routes(callback.routes)
+    app.router.add_get("/openapi.json", _openapi)
+    return app
+
+
+async def _openapi(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_OPENAPI, headers={"Content-Type": "application/json"})

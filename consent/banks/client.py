@@ -1,0 +1,240 @@
+"""One bank, as the broker calls it: registration, tokens, consents, OBIE reads, card controls.
+
+Failures become typed errors: :class:`BankUnavailableError` (5xx, timeouts, connection errors, open
+circuit → the API answers 502/504 with Retry-After) and :class:`BankRefusedError` (a 4xx the bank
+meant, e.g. a revoked consent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel
+from yarl import URL
+
+from consent.banks.breaker import CircuitBreaker
+
+
+class BankInfo(BaseModel):
+    """A bank as its directory entry describes it."""
+
+    bank_id: str
+    name: str
+    issuer: str
+    registration_endpoint: str
+    token_endpoint: str
+    authorization_endpoint: str
+    jwks_uri: str
+    aisp_base: str
+    card_controls_base: str
+
+
+class BankCallError(Exception):
+    def __init__(self, message: str, *, status: int, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BankUnavailableError(BankCallError):
+    """The bank is down, slow or failing: try again later."""
+
+
+class BankRefusedError(BankCallError):
+    """The bank answered 4xx: the request or the consent is not acceptable to it."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
+
+
+async def fetch_directory(session: aiohttp.ClientSession, url: str) -> dict[str, BankInfo]:
+    """The banks listed at ``url`` (the mock banks' ``GET /banks``)."""
+    async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        resp.raise_for_status()
+        body = await resp.json()
+    return {b["bank_id"]: BankInfo.model_validate(b) for b in body["banks"]}
+
+
+class BankClient:
+    """Calls to one bank, through its circuit breaker."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        info: BankInfo,
+        *,
+        timeout_s: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.session = session
+        self.info = info
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.clock = clock
+        self.breaker = CircuitBreaker()
+        self._cc_token: tuple[str, datetime] | None = None
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        now = self.clock()
+        if not self.breaker.allow(now):
+            raise BankUnavailableError(
+                f"{self.info.name} is not answering",
+                status=503,
+                retry_after=self.breaker.retry_after(now),
+            )
+        try:
+            async with self.session.request(method, url, timeout=self.timeout, **kwargs) as resp:
+                body: Any = await resp.json(content_type=None) if resp.status != 204 else None
+                status = resp.status
+        except TimeoutError as e:
+            self.breaker.record_failure(self.clock())
+            raise BankUnavailableError(
+                f"{self.info.name} timed out", status=504, retry_after=5
+            ) from e
+        except (aiohttp.ClientError, ValueError) as e:
+            self.breaker.record_failure(self.clock())
+            raise BankUnavailableError(
+                f"{self.info.name} is unreachable", status=502, retry_after=5
+            ) from e
+        if status >= 500:
+            self.breaker.record_failure(self.clock())
+            raise BankUnavailableError(
+                f"{self.info.name} failed ({status})", status=502, retry_after=5
+            )
+        self.breaker.record_success()
+        if status >= 400:
+            raise BankRefusedError(_message(body), status=status)
+        return status, body
+
+    async def register(self, name: str, redirect_uri: str, events_url: str | None) -> Credentials:
+        _, body = await self._call(
+            "POST",
+            self.info.registration_endpoint,
+            json={
+                "client_name": name,
+                "redirect_uris": [redirect_uri],
+                "event_notification_url": events_url,
+            },
+        )
+        return Credentials(body["client_id"], body["client_secret"])
+
+    async def _token(self, cred: Credentials, form: dict[str, str]) -> dict[str, Any]:
+        raw = f"{quote(cred.client_id, safe='')}:{quote(cred.client_secret, safe='')}".encode()
+        headers = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        _, body = await self._call("POST", self.info.token_endpoint, data=form, headers=headers)
+        result: dict[str, Any] = body
+        return result
+
+    async def client_token(self, cred: Credentials) -> str:
+        """A client-credentials token for the consent endpoints, reused until near expiry."""
+        now = self.clock()
+        if self._cc_token and self._cc_token[1] > now:
+            return self._cc_token[0]
+        body = await self._token(cred, {"grant_type": "client_credentials", "scope": "accounts"})
+        self._cc_token = (
+            body["access_token"],
+            now + timedelta(seconds=max(0, int(body["expires_in"]) - 30)),
+        )
+        return str(body["access_token"])
+
+    async def create_consent(
+        self, cred: Credentials, permissions: list[str], expires_at: datetime
+    ) -> str:
+        token = await self.client_token(cred)
+        _, body = await self._call(
+            "POST",
+            f"{self.info.aisp_base}/account-access-consents",
+            json={
+                "Data": {"Permissions": permissions, "ExpirationDateTime": expires_at.isoformat()},
+                "Risk": {},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return str(body["Data"]["ConsentId"])
+
+    async def delete_consent(self, cred: Credentials, bank_consent_id: str) -> None:
+        token = await self.client_token(cred)
+        url = f"{self.info.aisp_base}/account-access-consents/{bank_consent_id}"
+        await self._call("DELETE", url, headers={"Authorization": f"Bearer {token}"})
+
+    def authorization_url(
+        self,
+        cred: Credentials,
+        *,
+        redirect_uri: str,
+        bank_consent_id: str,
+        state: str,
+        challenge: str,
+        scopes: list[str],
+    ) -> str:
+        query = {
+            "response_type": "code",
+            "client_id": cred.client_id,
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "consent_id": bank_consent_id,
+            "scope": " ".join(scopes),
+        }
+        return str(URL(self.info.authorization_endpoint).with_query(query))
+
+    async def exchange_code(
+        self, cred: Credentials, code: str, redirect_uri: str, verifier: str
+    ) -> TokenSet:
+        body = await self._token(
+            cred,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
+        )
+        return TokenSet(body["access_token"], body.get("refresh_token"), int(body["expires_in"]))
+
+    async def refresh(self, cred: Credentials, refresh_token: str) -> TokenSet:
+        body = await self._token(
+            cred, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+        return TokenSet(body["access_token"], body.get("refresh_token"), int(body["expires_in"]))
+
+    async def read(
+        self, access_token: str, path: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """GET an AIS resource (``/accounts``, ``/accounts/{id}/balances`` …)."""
+        _, body = await self._call(
+            "GET",
+            f"{self.info.aisp_base}{path}",
+            params=params or {},
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        result: dict[str, Any] = body
+        return result
+
+    async def gather_reads(self, access_token: str, paths: list[str]) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(self.read(access_token, p) for p in paths)))
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("Message", "error_description", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:200]
+    return "refused"

@@ -1,0 +1,134 @@
+"""The broker's shared resources and its registrations at the banks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from consent.banks.client import (
+    BankClient,
+    BankInfo,
+    BankUnavailableError,
+    Credentials,
+    fetch_directory,
+)
+from consent.domain.policy import BankPolicy, PlatformContract, load_policies
+from consent.service.errors import BrokerError
+from consent.settings import BrokerSettings
+from consent.store.tables import BankRegistration
+from consent.vault.envelope import WrappedKey, new_data_key, open_sealed, seal, unwrap_key, wrap_key
+from consent.vault.keyring import KeyRing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Broker:
+    settings: BrokerSettings
+    ring: KeyRing
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: aiohttp.ClientSession
+    clock: Callable[[], datetime]
+    policies: dict[str, BankPolicy] = field(default_factory=dict)
+    contract: PlatformContract = field(default_factory=PlatformContract)
+    _banks: dict[str, BankClient] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            self.policies = load_policies(Path(self.settings.policy_dir))
+
+    @property
+    def handle_secret(self) -> bytes:
+        return self.settings.handle_secret.get_secret_value().encode()
+
+    def policy(self, bank_id: str) -> BankPolicy:
+        policy = self.policies.get(bank_id)
+        if policy is None:
+            raise BrokerError(404, "unknown_bank", f"no bank {bank_id[:40]!r} is available")
+        return policy
+
+    async def bank(self, bank_id: str) -> BankClient:
+        """The client for a bank with a policy, discovering the bank directory on first use."""
+        self.policy(bank_id)
+        if bank_id not in self._banks:
+            try:
+                directory = await fetch_directory(self.http, self.settings.bank_directory_url)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                raise BrokerError(
+                    502,
+                    "bank_unavailable",
+                    "the bank directory is not reachable",
+                    headers={"Retry-After": "5"},
+                ) from e
+            for info in directory.values():
+                self._banks.setdefault(info.bank_id, self._client(info))
+        client = self._banks.get(bank_id)
+        if client is None:
+            raise BrokerError(
+                404, "unknown_bank", f"the bank {bank_id[:40]!r} is not in the directory"
+            )
+        return client
+
+    def _client(self, info: BankInfo) -> BankClient:
+        return BankClient(self.http, info, timeout_s=self.settings.bank_timeout_s, clock=self.clock)
+
+    def redirect_uri(self, bank_id: str) -> str:
+        return f"{self.settings.base_url()}/callback/{bank_id}"
+
+    def events_url(self, bank_id: str) -> str:
+        return f"{self.settings.base_url()}/events/{bank_id}"
+
+    async def credentials(self, bank_id: str) -> Credentials:
+        """The broker's client at ``bank_id``; registers (sealing the secret) the first time."""
+        client = await self.bank(bank_id)
+        aad_id = f"bank:{bank_id}"
+        async with self.sessions() as session:
+            row = await session.get(BankRegistration, bank_id)
+            if row is not None and row.issuer == client.info.issuer:
+                key = unwrap_key(self.ring, WrappedKey(row.kek_version, row.wrapped_key), aad_id)
+                secret = open_sealed(
+                    key, row.client_secret, consent_id=aad_id, field="client_secret"
+                ).decode()
+                return Credentials(row.client_id, secret)
+            try:
+                name = "chatbank consent broker"
+                cred = await client.register(
+                    name, self.redirect_uri(bank_id), self.events_url(bank_id)
+                )
+            except BankUnavailableError as e:
+                raise BrokerError(
+                    502, "bank_unavailable", str(e), headers={"Retry-After": str(e.retry_after)}
+                ) from e
+            key = new_data_key()
+            wrapped = wrap_key(self.ring, key, aad_id)
+            sealed = seal(
+                key, cred.client_secret.encode(), consent_id=aad_id, field="client_secret"
+            )
+            if row is None:
+                row = BankRegistration(
+                    bank_id=bank_id,
+                    client_id=cred.client_id,
+                    client_secret=sealed,
+                    kek_version=wrapped.kek_version,
+                    wrapped_key=wrapped.blob,
+                    issuer=client.info.issuer,
+                )
+            else:  # the bank was reset (new issuer): register again
+                row.client_id, row.client_secret, row.issuer = (
+                    cred.client_id,
+                    sealed,
+                    client.info.issuer,
+                )
+                row.kek_version, row.wrapped_key = wrapped.kek_version, wrapped.blob
+            session.add(row)
+            await session.commit()
+            log.info("registered at bank %s", bank_id)
+            return cred

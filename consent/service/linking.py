@@ -1,0 +1,265 @@
+"""Linking a bank (grant), finishing it at the callback, listing and revoking consents.
+
+Nothing is half-written: the bank is asked first, and the consent, its data key and its sealed
+PKCE verifier are stored in one transaction only once the bank has answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from consent.banks.client import BankCallError, BankUnavailableError
+from consent.domain import consent as rules
+from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
+from consent.service.broker import Broker
+from consent.service.errors import BrokerError, bad_request, not_found
+from consent.store import audit
+from consent.store import secrets as sealed
+from consent.store.tables import ConsentRow, PlatformClient, Subject
+
+PURPOSE = "chat-service"
+log = logging.getLogger(__name__)
+
+
+def bank_error(e: BankCallError) -> BrokerError:
+    """A bank failure as the platform sees it: 502/504 with a retry hint, or 409 for a refusal."""
+    if isinstance(e, BankUnavailableError):
+        code = "bank_timeout" if e.status == 504 else "bank_unavailable"
+        return BrokerError(
+            504 if e.status == 504 else 502,
+            code,
+            str(e),
+            headers={"Retry-After": str(e.retry_after or 5)},
+        )
+    return BrokerError(409, "bank_refused", str(e))
+
+
+def to_domain(row: ConsentRow) -> rules.Consent:
+    return rules.Consent(
+        consent_id=row.consent_id,
+        subject_id=row.subject_id,
+        client_id=row.client_id,
+        bank_id=row.bank_id,
+        scopes=frozenset(Scope(s) for s in row.scopes.split(",") if s),
+        purpose=row.purpose,
+        status=rules.ConsentStatus(row.status),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        authorized_at=row.authorized_at,
+        ended_at=row.ended_at,
+    )
+
+
+def apply(row: ConsentRow, c: rules.Consent) -> None:
+    row.status, row.authorized_at, row.ended_at = c.status.value, c.authorized_at, c.ended_at
+
+
+@dataclass(frozen=True)
+class LinkStarted:
+    consent_id: str
+    authorization_url: str
+    expires_at: str
+    scopes: list[str]
+
+
+async def start_link(
+    broker: Broker,
+    client: PlatformClient,
+    subject: Subject,
+    bank_id: str,
+    scopes: frozenset[Scope],
+    days: int | None,
+) -> LinkStarted:
+    """Create the consent at the bank and return the bank's own approval URL."""
+    policy = broker.policy(bank_id)
+    granted = scopes & policy.allowed_scopes & broker.contract.allowed_scopes
+    if granted != scopes:
+        refused = ", ".join(sorted(s.value for s in scopes - granted))
+        raise bad_request(
+            f"{policy.display_name} does not share {refused} with chat platforms",
+            "scope_not_allowed_by_bank",
+        )
+    now = broker.clock()
+    try:
+        expires = rules.expiry_for(now, days, policy)
+    except ValueError as e:
+        raise bad_request(str(e), "invalid_duration") from e
+    bank = await broker.bank(bank_id)
+    cred = await broker.credentials(bank_id)
+    verifier = secrets.token_urlsafe(64)
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+    state = secrets.token_urlsafe(24)
+    try:
+        bank_consent_id = await bank.create_consent(cred, obie_permissions(scopes), expires)
+    except BankCallError as e:
+        raise bank_error(e) from e
+    url = bank.authorization_url(
+        cred,
+        redirect_uri=broker.redirect_uri(bank_id),
+        bank_consent_id=bank_consent_id,
+        state=state,
+        challenge=challenge,
+        scopes=oauth_scopes(scopes),
+    )
+    consent_id = f"con_{uuid.uuid4().hex}"
+    async with broker.sessions() as session:
+        session.add(
+            ConsentRow(
+                consent_id=consent_id,
+                subject_id=subject.subject_id,
+                client_id=client.client_id,
+                bank_id=bank_id,
+                scopes=",".join(sorted(s.value for s in scopes)),
+                purpose=PURPOSE,
+                status=rules.ConsentStatus.AWAITING_AUTHORIZATION.value,
+                created_at=now,
+                expires_at=expires,
+                bank_consent_id=bank_consent_id,
+                state=state,
+            )
+        )
+        await session.flush()
+        key = await sealed.create_data_key(session, broker.ring, consent_id)
+        await sealed.put_secret(session, key, consent_id, "pkce_verifier", verifier)
+        await audit.record(
+            session,
+            subject_id=subject.subject_id,
+            client_id=client.client_id,
+            action="consent.create",
+            scope=None,
+            purpose=PURPOSE,
+            fields=[],
+            outcome="allowed",
+            reason="ok",
+            at=now,
+        )
+        await session.commit()
+    scope_names = sorted(s.value for s in scopes)
+    return LinkStarted(consent_id, url, expires.isoformat(), scope_names)
+
+
+async def complete_link(
+    broker: Broker, bank_id: str, state: str, code: str | None, error: str | None
+) -> ConsentRow:
+    """The bank sent the browser back: exchange the code (PKCE) and seal the tokens, or record
+    the refusal. Raises 404 for an unknown or already used state."""
+    async with broker.sessions() as session:
+        row = (await session.exec(select(ConsentRow).where(ConsentRow.state == state))).first()
+        if (
+            row is None
+            or row.bank_id != bank_id
+            or row.status != rules.ConsentStatus.AWAITING_AUTHORIZATION
+        ):
+            raise not_found("pending link")
+        now = broker.clock()
+        if error or not code:
+            apply(row, rules.reject(to_domain(row), now))
+            session.add(row)
+            await sealed.shred(session, row.consent_id)
+            await session.commit()
+            return row
+        key = await sealed.data_key(session, broker.ring, row.consent_id)
+        verifier = (
+            await sealed.get_secret(session, key, row.consent_id, "pkce_verifier") if key else None
+        )
+        if key is None or verifier is None:
+            raise not_found("pending link")
+        bank = await broker.bank(bank_id)
+        cred = await broker.credentials(bank_id)
+        try:
+            tokens = await bank.exchange_code(cred, code, broker.redirect_uri(bank_id), verifier)
+        except BankCallError as e:
+            raise bank_error(e) from e
+        apply(row, rules.authorize(to_domain(row), now))
+        session.add(row)
+        await sealed.put_secret(session, key, row.consent_id, "access_token", tokens.access_token)
+        if tokens.refresh_token:
+            await sealed.put_secret(
+                session, key, row.consent_id, "refresh_token", tokens.refresh_token
+            )
+        await audit.record(
+            session,
+            subject_id=row.subject_id,
+            client_id=row.client_id,
+            action="consent.authorize",
+            scope=None,
+            purpose=PURPOSE,
+            fields=[],
+            outcome="allowed",
+            reason="ok",
+            at=now,
+        )
+        await session.commit()
+        return row
+
+
+async def list_consents(broker: Broker, subject: Subject) -> list[ConsentRow]:
+    async with broker.sessions() as session:
+        rows = await session.exec(
+            select(ConsentRow)
+            .where(ConsentRow.subject_id == subject.subject_id)
+            .order_by(col(ConsentRow.created_at))
+        )
+        return list(rows.all())
+
+
+async def end_consent(broker: Broker, row_id: str, *, how: str, tell_bank: bool) -> ConsentRow:
+    """Revoke or expire a consent: tell the bank (best effort), shred its key, audit."""
+    async with broker.sessions() as session:
+        row = await session.get(ConsentRow, row_id)
+        if row is None:
+            raise not_found("consent")
+        now = broker.clock()
+        domain = to_domain(row)
+        ended = rules.expire(domain, now) if how == "expire" else rules.revoke(domain, now)
+        if tell_bank and row.bank_consent_id:
+            try:
+                bank = await broker.bank(row.bank_id)
+                await bank.delete_consent(
+                    await broker.credentials(row.bank_id), row.bank_consent_id
+                )
+            except (BankCallError, BrokerError) as e:
+                # the broker forgets the tokens anyway; the bank's copy dies at its expiry
+                log.warning(
+                    "could not withdraw consent %s at %s: %s", row.consent_id, row.bank_id, e
+                )
+        apply(row, ended)
+        session.add(row)
+        await sealed.shred(session, row.consent_id)
+        await audit.record(
+            session,
+            subject_id=row.subject_id,
+            client_id=row.client_id,
+            action=f"consent.{how}",
+            scope=None,
+            purpose=PURPOSE,
+            fields=[],
+            outcome="allowed",
+            reason="ok",
+            at=now,
+        )
+        await session.commit()
+        return row
+
+
+async def revoke(broker: Broker, subject: Subject, consent_id: str) -> ConsentRow:
+    """The user revokes from the chat; revoking twice is not an error."""
+    async with broker.sessions() as session:
+        row = await session.get(ConsentRow, consent_id)
+    if row is None or row.subject_id != subject.subject_id:
+        raise not_found("consent")
+    if row.status in {s.value for s in rules.ENDED}:
+        return row
+    try:
+        return await end_consent(broker, consent_id, how="revoke", tell_bank=True)
+    except rules.InvalidTransitionError as e:
+        raise BrokerError(409, "invalid_state", str(e)) from e

@@ -1,0 +1,80 @@
+"""Platform clients (the bot) and the subjects each of them created."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from consent.service.broker import Broker
+from consent.service.errors import BrokerError, not_found
+from consent.store.tables import PlatformClient, Subject
+from consent.vault.envelope import new_data_key, seal, wrap_key
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def register_client(
+    broker: Broker, name: str, webhook_url: str | None
+) -> tuple[PlatformClient, str, str]:
+    """A new platform client; returns it with its credential and webhook secret (shown once)."""
+    client_id = f"pc_{secrets.token_hex(8)}"
+    secret = secrets.token_urlsafe(32)
+    webhook_secret = secrets.token_urlsafe(32)
+    key = new_data_key()
+    wrapped = wrap_key(broker.ring, key, f"platform:{client_id}")
+    row = PlatformClient(
+        client_id=client_id,
+        name=name,
+        secret_hash=_hash(secret),
+        webhook_url=webhook_url,
+        webhook_secret=seal(
+            key, webhook_secret.encode(), consent_id=f"platform:{client_id}", field="webhook_secret"
+        ),
+        kek_version=wrapped.kek_version,
+        wrapped_key=wrapped.blob,
+        created_at=broker.clock(),
+    )
+    async with broker.sessions() as session:
+        session.add(row)
+        await session.commit()
+    return row, f"{client_id}.{secret}", webhook_secret
+
+
+async def authenticate(broker: Broker, credential: str) -> PlatformClient:
+    """The client whose ``<client_id>.<secret>`` this is; 401 otherwise (constant-time)."""
+    client_id, _, secret = credential.partition(".")
+    async with broker.sessions() as session:
+        row = await session.get(PlatformClient, client_id) if client_id else None
+    expected = row.secret_hash if row else _hash("\x00")
+    if not hmac.compare_digest(expected, _hash(secret)) or row is None:
+        raise BrokerError(
+            401,
+            "unauthenticated",
+            "unknown client or wrong credential",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return row
+
+
+async def create_subject(broker: Broker, client: PlatformClient) -> Subject:
+    subject = Subject(
+        subject_id=f"sub_{secrets.token_urlsafe(12)}",
+        client_id=client.client_id,
+        created_at=broker.clock(),
+    )
+    async with broker.sessions() as session:
+        session.add(subject)
+        await session.commit()
+    return subject
+
+
+async def owned_subject(broker: Broker, client: PlatformClient, subject_id: str) -> Subject:
+    """The subject if this client created it; another client's subject is simply not found."""
+    async with broker.sessions() as session:
+        subject = await session.get(Subject, subject_id)
+    if subject is None or subject.client_id != client.client_id:
+        raise not_found("subject")
+    return subject

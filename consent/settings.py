@@ -1,0 +1,40 @@
+"""Settings of the consent broker, from the environment (prefix ``CONSENT_``) or ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER = "change-me"
+
+
+class BrokerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSENT_", env_file=".env", extra="ignore")
+
+    env: str = "development"  # "production" refuses placeholder secrets
+    host: str = "127.0.0.1"
+    port: int = Field(default=8002, ge=0, le=65535)
+    public_url: str = ""  # how browsers reach the broker (bank redirects land here)
+    database_url: str = "sqlite+aiosqlite:///data/consent.db"
+    bank_directory_url: str = "http://127.0.0.1:8001/banks"
+    keyring: SecretStr = SecretStr("")  # "1:<base64 32 bytes>,2:…"; or keyring_file
+    keyring_file: str = "data/keys/consent-kek"
+    handle_secret: SecretStr = SecretStr(PLACEHOLDER)  # HMAC key for opaque transaction ids
+    admin_token: SecretStr = SecretStr(PLACEHOLDER)  # registers platform clients
+    policy_dir: str = str(Path(__file__).with_name("policies"))
+    bank_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    reads_per_minute: int = Field(default=30, ge=1)  # per subject: a human's pace, not a crawler's
+
+    @model_validator(mode="after")
+    def _no_placeholders_in_production(self) -> BrokerSettings:
+        if self.env != "development":
+            for name in ("handle_secret", "admin_token"):
+                value: SecretStr = getattr(self, name)
+                if value.get_secret_value() in ("", PLACEHOLDER):
+                    raise ValueError(f"CONSENT_{name.upper()} must be set outside development")
+        return self
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

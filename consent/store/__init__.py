@@ -1,0 +1,1 @@
+"""The broker's storage: SQLModel tables on SQLite (default, WAL) or PostgreSQL (asyncpg)."""

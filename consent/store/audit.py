@@ -1,0 +1,96 @@
+"""The access log in the database: append (hash-chained per subject), read, verify."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from consent.domain.audit import AuditEntry, ChainReport, append_entry, verify_chain
+from consent.store.tables import AuditRow
+
+
+def _entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq,
+        subject_id=row.subject_id,
+        client_id=row.client_id,
+        action=row.action,
+        scope=row.scope,
+        purpose=row.purpose,
+        fields=tuple(f for f in row.fields.split(",") if f),
+        outcome=row.outcome,
+        reason=row.reason,
+        at=row.at,
+        prev_hash=row.prev_hash,
+        entry_hash=row.entry_hash,
+    )
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    subject_id: str,
+    client_id: str,
+    action: str,
+    scope: str | None,
+    purpose: str,
+    fields: Sequence[str],
+    outcome: str,
+    reason: str,
+    at: datetime,
+) -> AuditEntry:
+    """Append one entry to the subject's chain (unique (subject, seq) guards concurrent writers)."""
+    last = (
+        await session.exec(
+            select(AuditRow)
+            .where(AuditRow.subject_id == subject_id)
+            .order_by(col(AuditRow.seq).desc())
+            .limit(1)
+        )
+    ).first()
+    entry = append_entry(
+        _entry(last) if last else None,
+        subject_id=subject_id,
+        client_id=client_id,
+        action=action,
+        scope=scope,
+        purpose=purpose[:80],
+        fields=sorted(fields),
+        outcome=outcome,
+        reason=reason,
+        at=at,
+    )
+    session.add(
+        AuditRow(
+            subject_id=entry.subject_id,
+            seq=entry.seq,
+            client_id=entry.client_id,
+            action=entry.action,
+            scope=entry.scope,
+            purpose=entry.purpose,
+            fields=",".join(entry.fields),
+            outcome=entry.outcome,
+            reason=entry.reason,
+            at=entry.at,
+            prev_hash=entry.prev_hash,
+            entry_hash=entry.entry_hash,
+        )
+    )
+    return entry
+
+
+async def chain(session: AsyncSession, subject_id: str) -> list[AuditEntry]:
+    rows = (
+        await session.exec(
+            select(AuditRow).where(AuditRow.subject_id == subject_id).order_by(col(AuditRow.seq))
+        )
+    ).all()
+    return [_entry(r) for r in rows]
+
+
+async def verify(session: AsyncSession, subject_id: str) -> tuple[list[AuditEntry], ChainReport]:
+    entries = await chain(session, subject_id)
+    return entries, verify_chain(entries)

@@ -1,0 +1,141 @@
+"""The broker's tables. Bank tokens, PKCE verifiers and bank account ids are stored only sealed
+(see :mod:`consent.vault`); deleting a consent's ``consent_key`` row shreds all of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Dialect, LargeBinary, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts() -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=False)
+
+
+def _ts_null() -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=True)
+
+
+class PlatformClient(SQLModel, table=True):
+    """A chat platform allowed to call the broker (the bot); its credential is stored hashed."""
+
+    __tablename__ = "platform_client"
+    client_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100)
+    secret_hash: str = Field(max_length=64)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed
+    kek_version: int
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # seals the secret
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class Subject(SQLModel, table=True):
+    """A person as the broker knows them: an opaque id, owned by the client that created it."""
+
+    __tablename__ = "subject"
+    subject_id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(foreign_key="platform_client.client_id", index=True, max_length=64)
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class ConsentRow(SQLModel, table=True):
+    """A consent (domain fields) and the bank's consent id."""
+
+    __tablename__ = "consent"
+    consent_id: str = Field(primary_key=True, max_length=64)
+    subject_id: str = Field(foreign_key="subject.subject_id", index=True, max_length=64)
+    client_id: str = Field(max_length=64)
+    bank_id: str = Field(max_length=40)
+    scopes: str = Field(max_length=200)  # comma-separated Scope values
+    purpose: str = Field(max_length=40)
+    status: str = Field(max_length=32, index=True)
+    created_at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    authorized_at: datetime | None = Field(default=None, sa_column=_ts_null())
+    ended_at: datetime | None = Field(default=None, sa_column=_ts_null())
+    bank_consent_id: str | None = Field(default=None, index=True, max_length=128)
+    state: str = Field(index=True, unique=True, max_length=64)  # OAuth state of the link
+    renewal_noticed: bool = False
+
+
+class ConsentKey(SQLModel, table=True):
+    """A consent's data key, wrapped by a KEK version. Deleted on revoke/expire (shredding)."""
+
+    __tablename__ = "consent_key"
+    consent_id: str = Field(primary_key=True, foreign_key="consent.consent_id", max_length=64)
+    kek_version: int
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SealedSecret(SQLModel, table=True):
+    """One sealed value of a consent: bank tokens, the PKCE verifier."""
+
+    __tablename__ = "sealed_secret"
+    __table_args__ = (UniqueConstraint("consent_id", "field"),)
+    id: int | None = Field(default=None, primary_key=True)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    field: str = Field(max_length=40)
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AccountHandle(SQLModel, table=True):
+    """The opaque handle the platform sees for one bank account of one consent."""
+
+    __tablename__ = "account_handle"
+    handle: str = Field(primary_key=True, max_length=40)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    account_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed AccountId
+
+
+class BankRegistration(SQLModel, table=True):
+    """The broker's client registration at one bank."""
+
+    __tablename__ = "bank_registration"
+    bank_id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(max_length=100)
+    client_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed
+    kek_version: int
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # seals the secret
+    issuer: str = Field(max_length=2000)
+
+
+class AuditRow(SQLModel, table=True):
+    """One access-log entry, hash-chained per subject (see consent.domain.audit)."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (UniqueConstraint("subject_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subject_id: str = Field(index=True, max_length=64)
+    seq: int
+    client_id: str = Field(max_length=64)
+    action: str = Field(max_length=40)
+    scope: str | None = Field(default=None, max_length=40)
+    purpose: str = Field(max_length=80)
+    fields: str = Field(max_length=500)  # comma-separated
+    outcome: str = Field(max_length=10)
+    reason: str = Field(max_length=60)
+    at: datetime = Field(sa_column=_ts())
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
