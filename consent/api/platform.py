@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from consent.api.keys import BROKER, LIMITER
 from consent.domain.scopes import parse_scopes
 from consent.service import linking, platform, reads
 from consent.service.errors import BrokerError, bad_request
+from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit
 from consent.store.tables import ConsentRow, PlatformClient, Subject
 
@@ -220,3 +222,38 @@ async def access_log(request: web.Request) -> web.Response:
             },
         }
     )
+
+
+def _date(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as e:
+        raise bad_request(f"{name} must be a date like 2026-03-31", "invalid_date") from e
+
+
+@routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
+async def account_transactions(request: web.Request) -> web.Response:
+    """Minimized transactions of one account: ?from=&to= (dates), merchant=, limit=, cursor=."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    start, end = _date(request, "from"), _date(request, "to")
+    if start and end and start > end:
+        raise bad_request("from is after to", "invalid_date")
+    raw_limit = request.query.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise bad_request(f"limit must be between 1 and {MAX_PAGE}")
+    merchant = request.query.get("merchant", "").strip()[:60] or None
+    query = TxQuery(
+        request.match_info["handle"],
+        start,
+        end,
+        merchant,
+        int(raw_limit),
+        request.query.get("cursor"),
+    )
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))

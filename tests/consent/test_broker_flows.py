@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,78 @@ async def test_bad_input_gets_typed_4xx_errors(env: Env) -> None:
     )
     assert wrong.status == 401
     assert json.loads(await wrong.text())["error"] == "unauthenticated"
+
+
+async def _handle(env: Env, subject: str) -> str:
+    balances = (
+        await (await env.broker.get(f"/v1/subjects/{subject}/balances", headers=env.auth())).json()
+    )["balances"]
+    current = next(b for b in balances if b["account_type"] == "CurrentAccount")
+    return str(current["account_handle"])
+
+
+async def test_transactions_page_with_a_cursor_filter_by_merchant_and_total_per_currency(
+    env: Env,
+) -> None:
+    subject = await env.subject()
+    await env.link(subject)
+    handle = await _handle(env, subject)
+    url = f"/v1/subjects/{subject}/accounts/{handle}/transactions"
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):
+        params = {"limit": "40", **({"cursor": cursor} if cursor else {})}
+        page = await (await env.broker.get(url, params=params, headers=env.auth())).json()
+        assert len(page["transactions"]) == 40
+        seen += [t["id"] for t in page["transactions"]]
+        cursor = page["next_cursor"]
+        assert cursor
+    assert len(seen) == len(set(seen))  # pages never overlap
+    march = await (
+        await env.broker.get(
+            url,
+            params={"from": "2026-03-01", "to": "2026-03-31", "limit": "50"},
+            headers=env.auth(),
+        )
+    ).json()
+    assert march["transactions"]
+    assert all(t["booking_date"].startswith("2026-03") for t in march["transactions"])
+    tesco = await (
+        await env.broker.get(url, params={"merchant": "tesco", "limit": "10"}, headers=env.auth())
+    ).json()
+    assert tesco["transactions"]
+    assert all(t["merchant"] == "Tesco" for t in tesco["transactions"])
+    spent = sum(Decimal(t["amount"]) for t in tesco["transactions"] if t["direction"] == "out")
+    assert Decimal(tesco["totals"]["GBP"]["out"]) == spent
+    for t in tesco["transactions"]:
+        assert set(t) <= {
+            "id",
+            "booking_date",
+            "amount",
+            "currency",
+            "direction",
+            "status",
+            "merchant",
+            "category",
+            "card_last4",
+        }
+
+
+async def test_transaction_queries_are_validated(env: Env) -> None:
+    subject = await env.subject()
+    await env.link(subject)
+    handle = await _handle(env, subject)
+    url = f"/v1/subjects/{subject}/accounts/{handle}/transactions"
+    for params, code in (
+        ({"from": "March"}, "invalid_date"),
+        ({"from": "2026-05-01", "to": "2026-04-01"}, "invalid_date"),
+        ({"limit": "0"}, "invalid_request"),
+        ({"cursor": "!!!"}, "invalid_cursor"),
+    ):
+        resp = await env.broker.get(url, params=params, headers=env.auth())
+        assert resp.status == 400, params
+        assert (await resp.json())["error"] == code
+    missing = await env.broker.get(
+        f"/v1/subjects/{subject}/accounts/acc_nope/transactions", headers=env.auth()
+    )
+    assert missing.status == 404
