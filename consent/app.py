@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,9 +11,11 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from consent.api import callback, platform
+from consent.api import callback, events, platform
 from consent.api.errors import error_middleware
-from consent.api.keys import BROKER, LIMITER
+from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
+from consent.events.verify import JwksCache
+from consent.outbox.relay import Relay
 from consent.service.broker import Broker
 from consent.service.ratelimit import RateLimiter
 from consent.settings import BrokerSettings
@@ -45,14 +49,22 @@ def create_app(
             await upgrade_async(settings.database_url)
         engine = make_engine(settings.database_url)
         async with aiohttp.ClientSession() as http:
-            app[BROKER] = Broker(settings, ring, engine, session_factory(engine), http, clock)
+            broker = Broker(settings, ring, engine, session_factory(engine), http, clock)
+            app[BROKER] = broker
+            app[JWKS] = JwksCache(http)
+            app[RELAY] = relay = Relay(broker)
+            task = asyncio.create_task(relay.run_forever(settings.relay_idle_s))
             yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)
     app[LIMITER] = RateLimiter(settings.reads_per_minute)
     app.router.add_routes(platform.routes)
     app.router.add_routes(callback.routes)
+    app.router.add_routes(events.routes)
     app.router.add_get("/openapi.json", _openapi)
     return app
 

@@ -139,3 +139,37 @@ class AuditRow(SQLModel, table=True):
     at: datetime = Field(sa_column=_ts())
     prev_hash: str = Field(max_length=64)
     entry_hash: str = Field(max_length=64)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """A bank event already handled (its ``jti``): replays are recognised and ignored."""
+
+    __tablename__ = "processed_event"
+    jti: str = Field(primary_key=True, max_length=100)
+    bank_id: str = Field(max_length=40)
+    received_at: datetime = Field(sa_column=_ts())
+
+
+class OutboxRow(SQLModel, table=True):
+    """A message for a platform client, written in the same transaction as what caused it and
+    delivered by the relay until acknowledged."""
+
+    __tablename__ = "outbox"
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(index=True, max_length=64)
+    subject_id: str = Field(max_length=64)
+    kind: str = Field(max_length=40)  # "fraud_alert" | "consent_authorized" | "consent_revoked" | …
+    payload: str  # JSON of minimized data only
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_ts())
+    delivered_at: datetime | None = Field(default=None, sa_column=_ts_null())
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class AlertRow(SQLModel, table=True):
+    """A fraud alert shown to the platform, so its answer can go back to the right bank."""
+
+    __tablename__ = "fraud_alert"
+    alert_id: str = Field(primary_key=True, max_length=100)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    answer: str | None = Field(default=None, max_length=20)

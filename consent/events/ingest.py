@@ -1,0 +1,146 @@
+"""What the broker does with a verified bank event. The de-duplication record and everything
+the event causes (state changes, shredding, outbox messages) commit in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from consent.domain import consent as rules
+from consent.domain.minimize import fraud_alert_view
+from consent.domain.policy import allowed_fields
+from consent.domain.scopes import Scope
+from consent.outbox.write import enqueue
+from consent.service.broker import Broker
+from consent.service.linking import PURPOSE, apply, to_domain
+from consent.service.reads import handle_for
+from consent.store import audit
+from consent.store import secrets as sealed
+from consent.store.tables import AlertRow, ConsentRow, ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
+CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
+FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
+
+
+async def _consent_by_bank_id(
+    session: AsyncSession, bank_id: str, bank_consent_id: object
+) -> ConsentRow | None:
+    if not isinstance(bank_consent_id, str):
+        return None
+    query = select(ConsentRow).where(
+        ConsentRow.bank_id == bank_id, ConsentRow.bank_consent_id == bank_consent_id
+    )
+    return (await session.exec(query)).first()
+
+
+def _rid(event: dict[str, Any]) -> object:
+    subject = event.get("subject")
+    return subject.get("http://openbanking.org.uk/rid") if isinstance(subject, dict) else None
+
+
+async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
+    """Handle one verified SET; returns "processed", "duplicate" or "ignored"."""
+    now = broker.clock()
+    async with broker.sessions() as session:
+        session.add(ProcessedEvent(jti=str(claims["jti"])[:100], bank_id=bank_id, received_at=now))
+        try:
+            await session.flush()
+        except IntegrityError:
+            await session.rollback()
+            return "duplicate"
+        outcome = "ignored"
+        for kind, event in claims["events"].items():
+            if not isinstance(event, dict):
+                continue
+            if kind == FRAUD_ALERT:
+                outcome = await _fraud_alert(broker, session, bank_id, event) or outcome
+            elif kind == CONSENT_REVOKED:
+                outcome = await _revoked_at_bank(broker, session, bank_id, event) or outcome
+            elif kind == RESOURCE_UPDATE:
+                outcome = "processed"
+        await session.commit()
+        return outcome
+
+
+async def _fraud_alert(
+    broker: Broker, session: AsyncSession, bank_id: str, event: dict[str, Any]
+) -> str | None:
+    row = await _consent_by_bank_id(session, bank_id, event.get("consent_id"))
+    now = broker.clock()
+    if (
+        row is None
+        or not rules.can_read(
+            to_domain(row), Scope.FRAUD_ALERTS, broker.policy(bank_id), now
+        ).allowed
+    ):
+        return None
+    alert_id = str(event.get("alert_id", ""))[:100]
+    if not alert_id or await session.get(AlertRow, alert_id) is not None:
+        return None
+    scopes = row.scopes.split(",")
+    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS.value in scopes else [])]
+    handle = await handle_for(broker, session, row, str(event.get("account_id", "")))
+    fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
+    view = fraud_alert_view(event, account_handle=handle, actions=actions, fields=fields)
+    session.add(AlertRow(alert_id=alert_id, consent_id=row.consent_id))
+    enqueue(
+        session,
+        client_id=row.client_id,
+        subject_id=row.subject_id,
+        kind="fraud_alert",
+        data={"alert": view},
+        now=now,
+    )
+    await audit.record(
+        session,
+        subject_id=row.subject_id,
+        client_id=row.client_id,
+        action="push.fraud_alert",
+        scope="fraud_alerts",
+        purpose=PURPOSE,
+        fields=sorted(view),
+        outcome="allowed",
+        reason="ok",
+        at=now,
+    )
+    return "processed"
+
+
+async def _revoked_at_bank(
+    broker: Broker, session: AsyncSession, bank_id: str, event: dict[str, Any]
+) -> str | None:
+    row = await _consent_by_bank_id(session, bank_id, _rid(event))
+    if row is None or row.status != rules.ConsentStatus.AUTHORIZED.value:
+        return None
+    now = broker.clock()
+    apply(row, rules.revoke(to_domain(row), now))
+    session.add(row)
+    await sealed.shred(session, row.consent_id)
+    enqueue(
+        session,
+        client_id=row.client_id,
+        subject_id=row.subject_id,
+        kind="consent_revoked",
+        data={"consent_id": row.consent_id, "bank_id": row.bank_id, "by": "bank"},
+        now=now,
+    )
+    await audit.record(
+        session,
+        subject_id=row.subject_id,
+        client_id=row.client_id,
+        action="consent.revoked_at_bank",
+        scope=None,
+        purpose=PURPOSE,
+        fields=[],
+        outcome="allowed",
+        reason="ok",
+        at=now,
+    )
+    return "processed"

@@ -1,0 +1,75 @@
+"""Verify a bank's Security Event Token: ES256 against the bank's JWKS (fetched and cached,
+refetched once for an unknown key id), issuer and audience, an ``iat`` window and a ``jti``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import extract_compact
+
+from consent.service.errors import BrokerError
+
+IAT_WINDOW = timedelta(minutes=5)
+
+
+def refused(detail: str) -> BrokerError:
+    return BrokerError(401, "invalid_event", detail)
+
+
+@dataclass
+class JwksCache:
+    http: aiohttp.ClientSession
+    _sets: dict[str, KeySet] = field(default_factory=dict)
+
+    async def fetch(self, url: str) -> KeySet:
+        try:
+            async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                resp.raise_for_status()
+                keys = KeySet.import_key_set(await resp.json())
+        except (aiohttp.ClientError, TimeoutError, ValueError, JoseError) as e:
+            raise BrokerError(
+                503, "jwks_unavailable", "the bank's keys could not be fetched"
+            ) from e
+        self._sets[url] = keys
+        return keys
+
+    async def keys(self, url: str, kid: str | None) -> KeySet:
+        cached = self._sets.get(url)
+        if cached is not None and kid and any(k.kid == kid for k in cached.keys):
+            return cached
+        return await self.fetch(url)
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return dict(extract_compact(token.encode()).protected)
+    except (JoseError, ValueError) as e:
+        raise refused("not a compact JWS") from e
+
+
+async def verify_set(
+    token: str, *, jwks: JwksCache, jwks_uri: str, issuer: str, audience: str, now: datetime
+) -> dict[str, Any]:
+    """The claims of a valid SET; ``BrokerError`` 401 ``invalid_event`` for anything else."""
+    header = _header(token)
+    if header.get("alg") != "ES256" or header.get("typ") != "secevent+jwt":
+        raise refused("only ES256 secevent+jwt tokens are accepted")
+    keys = await jwks.keys(jwks_uri, header.get("kid"))
+    try:
+        claims: dict[str, Any] = dict(jwt.decode(token, keys, algorithms=["ES256"]).claims)
+    except (JoseError, ValueError) as e:
+        raise refused("the signature does not verify") from e
+    if claims.get("iss") != issuer or claims.get("aud") != audience:
+        raise refused("wrong issuer or audience")
+    iat = claims.get("iat")
+    if not isinstance(iat, int) or abs(now.timestamp() - iat) > IAT_WINDOW.total_seconds():
+        raise refused("iat is outside the accepted window")
+    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("events"), dict):
+        raise refused("jti and events are required")
+    return claims

@@ -1,0 +1,1 @@
+"""Messages to the platform: written transactionally, delivered by a relay with retries."""

@@ -1,0 +1,37 @@
+"""Queue a message for a platform client inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from consent.store.tables import OutboxRow
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    subject_id: str,
+    kind: str,
+    data: dict[str, Any],
+    now: datetime,
+) -> str:
+    """Add an outbox row (committed with the caller's transaction, or not at all)."""
+    message_id = f"msg_{uuid.uuid4().hex}"
+    session.add(
+        OutboxRow(
+            id=message_id,
+            client_id=client_id,
+            subject_id=subject_id,
+            kind=kind,
+            payload=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return message_id
