@@ -6,7 +6,7 @@ import html
 
 from aiohttp import web
 
-from consent.api.keys import BROKER
+from consent.api.keys import BROKER, RELAY
 from consent.service import linking
 from consent.service.errors import BrokerError
 
@@ -52,6 +52,7 @@ async def callback(request: web.Request) -> web.Response:
         return _page(
             "The bank did not answer", "Nothing was linked. Please try again in a minute.", e.status
         )
+    request.app[RELAY].wake.set()  # tell the platform now, not at the next poll
     if row.status == "rejected":
         return _page(
             "Nothing was shared", "You declined at your bank. You can close this page.", 200

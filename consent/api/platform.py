@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from consent.api.keys import BROKER, LIMITER
 from consent.domain.scopes import parse_scopes
-from consent.service import linking, platform, reads
+from consent.service import alerts, linking, platform, reads
 from consent.service.errors import BrokerError, bad_request
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit
@@ -257,3 +257,22 @@ async def account_transactions(request: web.Request) -> web.Response:
     )
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))
+
+
+class AlertAnswer(BaseModel):
+    answer: str = Field(min_length=1, max_length=20)
+
+
+@routes.post("/v1/subjects/{subject_id}/alerts/{alert_id}/answer")
+async def answer_alert(request: web.Request) -> web.Response:
+    """The user's answer to a fraud alert: it_was_me, or freeze_card (idempotent)."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(
+        broker, client, subject.subject_id, _purpose(request), "alert.answer"
+    )
+    body: AlertAnswer = await _body(request, AlertAnswer)
+    return web.json_response(
+        await alerts.answer(broker, client, subject, request.match_info["alert_id"], body.answer)
+    )

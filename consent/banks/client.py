@@ -228,6 +228,16 @@ class BankClient:
         result: dict[str, Any] = body
         return result
 
+    async def resolve_alert(
+        self, access_token: str, alert_id: str, resolution: str
+    ) -> dict[str, Any]:
+        """Card controls: answer a fraud alert, ``Genuine`` or ``Fraud`` (freezes the card)."""
+        url = f"{self.info.card_controls_base}/fraud-alerts/{alert_id}/resolution"
+        headers = {"Authorization": f"Bearer {access_token}"}
+        _, body = await self._call("POST", url, json={"Resolution": resolution}, headers=headers)
+        result: dict[str, Any] = body
+        return result
+
     async def gather_reads(self, access_token: str, paths: list[str]) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(self.read(access_token, p) for p in paths)))
 

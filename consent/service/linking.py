@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from consent.banks.client import BankCallError, BankUnavailableError
 from consent.domain import consent as rules
 from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
+from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
 from consent.store import audit
@@ -165,6 +166,14 @@ async def complete_link(
             apply(row, rules.reject(to_domain(row), now))
             session.add(row)
             await sealed.shred(session, row.consent_id)
+            enqueue(
+                session,
+                client_id=row.client_id,
+                subject_id=row.subject_id,
+                kind="consent_rejected",
+                data={"consent_id": row.consent_id, "bank_id": row.bank_id},
+                now=now,
+            )
             await session.commit()
             return row
         key = await sealed.data_key(session, broker.ring, row.consent_id)
@@ -186,6 +195,18 @@ async def complete_link(
             await sealed.put_secret(
                 session, key, row.consent_id, "refresh_token", tokens.refresh_token
             )
+        enqueue(
+            session,
+            client_id=row.client_id,
+            subject_id=row.subject_id,
+            kind="consent_authorized",
+            data={
+                "consent_id": row.consent_id,
+                "bank_id": row.bank_id,
+                "expires_at": row.expires_at.isoformat(),
+            },
+            now=now,
+        )
         await audit.record(
             session,
             subject_id=row.subject_id,

@@ -187,3 +187,39 @@ async def test_replayed_and_forged_events_are_refused(wired: tuple[Env, Bot, str
         "/events/northwind", data=token, headers={"Content-Type": "text/plain"}
     )
     assert wrong_type.status == 415
+
+
+async def test_answering_an_alert_freezes_the_card_once_and_the_platform_hears_of_the_link(
+    wired: tuple[Env, Bot, str],
+) -> None:
+    env, bot, _ = wired
+    subject = await env.subject()
+    consent_id = await env.link(subject, scopes=["balances", "fraud_alerts", "card_controls"])
+    authorized = await bot.next_kind("consent_authorized")
+    assert authorized["data"]["consent_id"] == consent_id
+    bank = env.bank_app[BANKS]["northwind"]
+    account = bank.customers_by_username["demo1"].account_ids[0]
+    await env.bank.post(
+        "/sandbox/banks/northwind/transactions",
+        json={
+            "account_id": account,
+            "amount": "3100.00",
+            "merchant_name": "Gadget Hub",
+            "country": "BR",
+        },
+    )
+    alert = (await bot.next_kind("fraud_alert"))["data"]["alert"]
+    url = f"/v1/subjects/{subject}/alerts/{alert['alert_id']}/answer"
+    for _ in range(2):  # pressing twice is fine
+        resp = await env.broker.post(url, json={"answer": "freeze_card"}, headers=env.auth())
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["card_status"] == "Frozen"
+    assert bank.cards[bank.accounts[account].card_ids[0]].status == "Frozen"
+    changed_mind = await env.broker.post(url, json={"answer": "it_was_me"}, headers=env.auth())
+    assert changed_mind.status == 409
+    unknown = await env.broker.post(
+        f"/v1/subjects/{subject}/alerts/fa-nope/answer",
+        json={"answer": "it_was_me"},
+        headers=env.auth(),
+    )
+    assert unknown.status == 404
