@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,21 +16,21 @@ from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
 from consent.events.verify import JwksCache
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
+from consent.service.lifecycle import sweep_forever
 from consent.service.ratelimit import RateLimiter
 from consent.settings import BrokerSettings
 from consent.store.db import make_engine, session_factory
 from consent.store.migrate import upgrade_async
-from consent.vault.keyring import KeyRing, create_keyring_file, load_keyring_file, parse_keyring
+from consent.vault.source import KeySource
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
 
 
-def keyring_from(settings: BrokerSettings) -> KeyRing:
+def key_source(settings: BrokerSettings) -> KeySource:
     """The KEK ring from settings, or from the key file (created on first run)."""
     if settings.keyring.get_secret_value():
-        return parse_keyring(settings.keyring.get_secret_value())
-    path = Path(settings.keyring_file)
-    return load_keyring_file(path) if path.exists() else create_keyring_file(path)
+        return KeySource(spec=settings.keyring.get_secret_value())
+    return KeySource(path=Path(settings.keyring_file))
 
 
 def create_app(
@@ -42,22 +41,26 @@ def create_app(
 ) -> web.Application:
     """Build the broker: storage (migrated on start), vault, bank clients, routes."""
     app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
-    ring = keyring_from(settings)
+    keys = key_source(settings)
+    keys.ring  # noqa: B018 - fail at start-up, not at the first request, if the ring is unusable
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if migrate:
             await upgrade_async(settings.database_url)
         engine = make_engine(settings.database_url)
         async with aiohttp.ClientSession() as http:
-            broker = Broker(settings, ring, engine, session_factory(engine), http, clock)
+            broker = Broker(settings, keys, engine, session_factory(engine), http, clock)
             app[BROKER] = broker
             app[JWKS] = JwksCache(http)
             app[RELAY] = relay = Relay(broker)
-            task = asyncio.create_task(relay.run_forever(settings.relay_idle_s))
+            tasks = [
+                asyncio.create_task(relay.run_forever(settings.relay_idle_s)),
+                asyncio.create_task(sweep_forever(broker, settings.sweep_interval_s)),
+            ]
             yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from consent.api.keys import BROKER, LIMITER
 from consent.domain.scopes import parse_scopes
-from consent.service import alerts, linking, platform, reads
+from consent.service import alerts, lifecycle, linking, platform, reads
 from consent.service.errors import BrokerError, bad_request
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit
@@ -276,3 +276,26 @@ async def answer_alert(request: web.Request) -> web.Response:
     return web.json_response(
         await alerts.answer(broker, client, subject, request.match_info["alert_id"], body.answer)
     )
+
+
+@routes.get("/v1/subjects/{subject_id}/export")
+async def export_subject(request: web.Request) -> web.Response:
+    """Everything the broker holds about the subject (no secrets, no bank identifiers)."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(
+        broker, client, subject.subject_id, _purpose(request), "subject.export"
+    )
+    return web.json_response(await lifecycle.export(broker, subject))
+
+
+@routes.delete("/v1/subjects/{subject_id}")
+async def delete_subject(request: web.Request) -> web.Response:
+    """Revoke every consent and delete everything the broker holds about the subject."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    await reads.require_purpose(broker, client, None, _purpose(request), "subject.delete")
+    await lifecycle.delete_subject(broker, subject)
+    return web.Response(status=204)

@@ -25,6 +25,7 @@ from consent.settings import BrokerSettings
 from consent.store.tables import BankRegistration
 from consent.vault.envelope import WrappedKey, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from consent.vault.keyring import KeyRing
+from consent.vault.source import KeySource
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Broker:
     settings: BrokerSettings
-    ring: KeyRing
+    keys: KeySource
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     http: aiohttp.ClientSession
@@ -44,6 +45,11 @@ class Broker:
     def __post_init__(self) -> None:
         if not self.policies:
             self.policies = load_policies(Path(self.settings.policy_dir))
+
+    @property
+    def ring(self) -> KeyRing:
+        """The current key ring (re-read from the key file after a rotation)."""
+        return self.keys.ring
 
     @property
     def handle_secret(self) -> bytes:

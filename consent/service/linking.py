@@ -233,7 +233,9 @@ async def list_consents(broker: Broker, subject: Subject) -> list[ConsentRow]:
         return list(rows.all())
 
 
-async def end_consent(broker: Broker, row_id: str, *, how: str, tell_bank: bool) -> ConsentRow:
+async def end_consent(
+    broker: Broker, row_id: str, *, how: str, tell_bank: bool, notice: str | None = None
+) -> ConsentRow:
     """Revoke or expire a consent: tell the bank (best effort), shred its key, audit."""
     async with broker.sessions() as session:
         row = await session.get(ConsentRow, row_id)
@@ -256,6 +258,16 @@ async def end_consent(broker: Broker, row_id: str, *, how: str, tell_bank: bool)
         apply(row, ended)
         session.add(row)
         await sealed.shred(session, row.consent_id)
+        if notice:
+            data = {"consent_id": row.consent_id, "bank_id": row.bank_id}
+            enqueue(
+                session,
+                client_id=row.client_id,
+                subject_id=row.subject_id,
+                kind=notice,
+                data=data,
+                now=now,
+            )
         await audit.record(
             session,
             subject_id=row.subject_id,

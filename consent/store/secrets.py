@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from consent.store.tables import ConsentKey, SealedSecret
+from consent.store.tables import BankRegistration, ConsentKey, PlatformClient, SealedSecret
 from consent.vault.envelope import (
     WrappedKey,
     new_data_key,
@@ -78,13 +78,25 @@ async def shred(session: AsyncSession, consent_id: str) -> None:
 
 
 async def rewrap_all(session: AsyncSession, ring: KeyRing) -> int:
-    """Re-wrap every data key under the ring's current KEK; returns how many changed."""
+    """Re-wrap every data key (consents, bank registrations, platform clients) under the ring's
+    current KEK; sealed values are untouched. Returns how many keys changed."""
     changed = 0
     for row in (await session.exec(select(ConsentKey))).all():
-        if row.kek_version == ring.current:
-            continue
-        new = rewrap(ring, WrappedKey(row.kek_version, row.wrapped), row.consent_id)
-        row.kek_version, row.wrapped = new.kek_version, new.blob
-        session.add(row)
-        changed += 1
+        if row.kek_version != ring.current:
+            new = rewrap(ring, WrappedKey(row.kek_version, row.wrapped), row.consent_id)
+            row.kek_version, row.wrapped = new.kek_version, new.blob
+            session.add(row)
+            changed += 1
+    owners: list[tuple[BankRegistration | PlatformClient, str]] = [
+        (r, f"bank:{r.bank_id}") for r in (await session.exec(select(BankRegistration))).all()
+    ]
+    owners += [
+        (c, f"platform:{c.client_id}") for c in (await session.exec(select(PlatformClient))).all()
+    ]
+    for owner, aad in owners:
+        if owner.kek_version != ring.current:
+            new = rewrap(ring, WrappedKey(owner.kek_version, owner.wrapped_key), aad)
+            owner.kek_version, owner.wrapped_key = new.kek_version, new.blob
+            session.add(owner)
+            changed += 1
     return changed

@@ -54,3 +54,19 @@ def test_the_command_line_knows_its_subcommands() -> None:
     assert parser.parse_args(["bank"]).command == "bank"
     with pytest.raises(SystemExit):
         parser.parse_args(["nonsense"])
+
+
+def test_db_upgrade_and_key_rotation_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbank.cli import main
+
+    monkeypatch.setenv("CONSENT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'consent.db'}")
+    monkeypatch.setenv("CONSENT_KEYRING_FILE", str(tmp_path / "kek"))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    assert main(["db", "upgrade"]) == 0
+    assert (tmp_path / "consent.db").exists()
+    assert main(["keys", "rotate"]) == 0
+    out = capsys.readouterr().out
+    assert "latest schema" in out
+    assert "KEK version 2 is now current" in out

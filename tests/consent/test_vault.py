@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,3 +109,21 @@ def test_key_rings_parse_from_settings_and_refuse_bad_input() -> None:
             parse_keyring(bad)
     secret = ring.spec().split(",")[0].split(":")[1]
     assert secret not in repr(ring)  # keys never show in logs or tracebacks
+
+
+def test_a_key_file_rotation_is_seen_by_a_running_reader(tmp_path: Path) -> None:
+    from consent.vault.source import KeySource
+
+    path = tmp_path / "kek"
+    reader = KeySource(path=path)
+    first = reader.ring
+    assert path.stat().st_mode & 0o777 == 0o600
+    wrapped = wrap_key(first, b"k" * 32, "c1")
+    writer = KeySource(path=path)
+    rotated = writer.rotate()
+    assert rotated.current == 2
+    import os
+
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # mtime granularity
+    assert reader.ring.current == 2  # re-read without a restart
+    assert unwrap_key(reader.ring, wrapped, "c1") == b"k" * 32  # old wraps still open mid-rotation
