@@ -16,15 +16,23 @@ from bank_mock.settings import BankSettings
 @contextmanager
 def serve_in_thread(settings: BankSettings) -> Iterator[tuple[str, int, web.Application]]:
     """Yield (host, port, app) of a bank running on 127.0.0.1 until the block ends."""
+    with serve_app_in_thread(create_app(settings), settings.port) as served:
+        yield served
+
+
+@contextmanager
+def serve_app_in_thread(
+    app: web.Application, port_wanted: int = 0
+) -> Iterator[tuple[str, int, web.Application]]:
+    """Serve any aiohttp app from a background thread with its own event loop."""
     loop = asyncio.new_event_loop()
-    app = create_app(settings)
     runner = web.AppRunner(app)
     ready = threading.Event()
     port: list[int] = []
 
     async def start() -> None:
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port_wanted)
         await site.start()
         server = site._server
         assert server is not None
