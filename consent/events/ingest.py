@@ -123,6 +123,7 @@ async def _revoked_at_bank(
     apply(row, rules.revoke(to_domain(row), now))
     session.add(row)
     await sealed.shred(session, row.consent_id)
+    broker.handles.pop(row.consent_id, None)
     enqueue(
         session,
         client_id=row.client_id,

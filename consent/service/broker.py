@@ -41,6 +41,8 @@ class Broker:
     policies: dict[str, BankPolicy] = field(default_factory=dict)
     contract: PlatformContract = field(default_factory=PlatformContract)
     _banks: dict[str, BankClient] = field(default_factory=dict)
+    # consent id -> {bank account id -> opaque handle}; dropped when the consent ends
+    handles: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.policies:

@@ -166,6 +166,7 @@ async def complete_link(
             apply(row, rules.reject(to_domain(row), now))
             session.add(row)
             await sealed.shred(session, row.consent_id)
+            broker.handles.pop(row.consent_id, None)
             enqueue(
                 session,
                 client_id=row.client_id,
@@ -258,6 +259,7 @@ async def end_consent(
         apply(row, ended)
         session.add(row)
         await sealed.shred(session, row.consent_id)
+        broker.handles.pop(row.consent_id, None)
         if notice:
             data = {"consent_id": row.consent_id, "bank_id": row.bank_id}
             enqueue(

@@ -94,29 +94,36 @@ async def _with_token(
 async def handle_for(
     broker: Broker, session: AsyncSession, row: ConsentRow, account_id: str
 ) -> str:
-    """The stable opaque handle of a bank account under a consent (created on first sight)."""
-    key = await sealed.data_key(session, broker.ring, row.consent_id)
-    assert key is not None
-    for existing in (
-        await session.exec(select(AccountHandle).where(AccountHandle.consent_id == row.consent_id))
-    ).all():
-        if (
+    """The stable opaque handle of a bank account under a consent (created on first sight).
+
+    The consent's handle map is decrypted once and kept in memory until the consent ends."""
+    known = broker.handles.get(row.consent_id)
+    if known is None:
+        key = await sealed.data_key(session, broker.ring, row.consent_id)
+        if key is None:
+            raise BrokerError(409, "consent_not_authorized", "this consent has ended")
+        rows = (
+            await session.exec(
+                select(AccountHandle).where(AccountHandle.consent_id == row.consent_id)
+            )
+        ).all()
+        known = {
             open_sealed(
-                key, existing.account_ref, consent_id=row.consent_id, field="account_id"
-            ).decode()
-            == account_id
-        ):
-            return existing.handle
+                key, h.account_ref, consent_id=row.consent_id, field="account_id"
+            ).decode(): h.handle
+            for h in rows
+        }
+        broker.handles[row.consent_id] = known
+    handle = known.get(account_id)
+    if handle is not None:
+        return handle
+    key = await sealed.data_key(session, broker.ring, row.consent_id)
+    if key is None:
+        raise BrokerError(409, "consent_not_authorized", "this consent has ended")
     handle = new_handle("acc")
-    session.add(
-        AccountHandle(
-            handle=handle,
-            consent_id=row.consent_id,
-            account_ref=seal(
-                key, account_id.encode(), consent_id=row.consent_id, field="account_id"
-            ),
-        )
-    )
+    ref = seal(key, account_id.encode(), consent_id=row.consent_id, field="account_id")
+    session.add(AccountHandle(handle=handle, consent_id=row.consent_id, account_ref=ref))
+    broker.handles.pop(row.consent_id, None)  # reloaded from the database once this commits
     return handle
 
 

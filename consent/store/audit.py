@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.domain.audit import AuditEntry, ChainReport, append_entry, verify_chain
+from consent.store.locks import lock_subject
 from consent.store.tables import AuditRow
 
 
@@ -42,7 +43,9 @@ async def record(
     reason: str,
     at: datetime,
 ) -> AuditEntry:
-    """Append one entry to the subject's chain (unique (subject, seq) guards concurrent writers)."""
+    """Append one entry to the subject's chain; the subject stays locked until the caller's
+    transaction ends, so concurrent requests never fork the chain."""
+    await lock_subject(session, subject_id)
     last = (
         await session.exec(
             select(AuditRow)

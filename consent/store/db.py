@@ -8,6 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from consent.store.locks import session_info
+
 
 def async_url(url: str) -> str:
     """Accept plain ``postgresql://`` and ``sqlite://`` URLs and pick the async drivers."""
@@ -36,4 +38,6 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(
+        engine, class_=AsyncSession, expire_on_commit=False, info=session_info()
+    )

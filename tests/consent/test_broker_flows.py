@@ -321,3 +321,18 @@ async def test_transaction_queries_are_validated(env: Env) -> None:
         f"/v1/subjects/{subject}/accounts/acc_nope/transactions", headers=env.auth()
     )
     assert missing.status == 404
+
+
+async def test_concurrent_reads_for_one_subject_keep_the_audit_chain_intact(env: Env) -> None:
+    import asyncio
+
+    subject = await env.subject()
+    await env.link(subject)
+    url = f"/v1/subjects/{subject}/balances"
+    responses = await asyncio.gather(*(env.broker.get(url, headers=env.auth()) for _ in range(12)))
+    assert [r.status for r in responses] == [200] * 12
+    log = await (
+        await env.broker.get(f"/v1/subjects/{subject}/access-log", headers=env.auth())
+    ).json()
+    assert log["integrity"]["ok"] is True
+    assert sum(e["action"] == "read.balances" for e in log["entries"]) == 12
