@@ -31,6 +31,9 @@ class InvalidTransitionError(ValueError):
     """The consent cannot go from its status to the one asked for."""
 
 
+InvalidTransition = InvalidTransitionError  # the name the shared API brief uses
+
+
 @dataclass(frozen=True, slots=True)
 class Consent:
     consent_id: str

@@ -26,6 +26,7 @@ from consent.service.errors import BrokerError
 from consent.service.linking import bank_error, to_domain
 from consent.store import audit
 from consent.store import secrets as sealed
+from consent.store.locks import lock_subject
 from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
 from consent.vault.envelope import open_sealed, seal
 
@@ -135,6 +136,7 @@ async def balances(
     now = broker.clock()
     views: list[View] = []
     async with broker.sessions() as session:
+        await lock_subject(session, subject.subject_id)  # one read per subject at a time
         rows = (
             await session.exec(
                 select(ConsentRow).where(

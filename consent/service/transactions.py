@@ -25,6 +25,7 @@ from consent.service.linking import to_domain
 from consent.service.reads import _with_token, require_purpose
 from consent.store import audit
 from consent.store import secrets as sealed
+from consent.store.locks import lock_subject
 from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
 from consent.vault.envelope import open_sealed
 
@@ -86,6 +87,7 @@ async def transactions(
     await require_purpose(broker, client, subject.subject_id, purpose, "read.transactions")
     now = broker.clock()
     async with broker.sessions() as session:
+        await lock_subject(session, subject.subject_id)  # one read per subject at a time
         handle = await session.get(AccountHandle, q.handle)
         row = await session.get(ConsentRow, handle.consent_id) if handle else None
         if handle is None or row is None or row.subject_id != subject.subject_id:

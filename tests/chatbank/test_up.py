@@ -12,6 +12,7 @@ import pytest
 from bank_mock.settings import BankSettings
 from chatbank.cli import build_parser
 from chatbank.run import run_up
+from consent.settings import BrokerSettings
 
 
 def _free_port() -> int:
@@ -23,11 +24,11 @@ def _free_port() -> int:
 async def test_up_serves_the_banks_prints_credentials_and_stops_on_request(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port = _free_port()
+    port, broker_port = _free_port(), _free_port()
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_up(tmp_path, bank=BankSettings(port=port, customers_per_bank=2), stop=stop)
-    )
+    bank = BankSettings(port=port, customers_per_bank=2)
+    broker = BrokerSettings(port=broker_port)
+    task = asyncio.create_task(run_up(tmp_path, bank=bank, broker=broker, stop=stop))
     async with aiohttp.ClientSession() as session:
         for _ in range(200):
             try:
@@ -39,6 +40,16 @@ async def test_up_serves_the_banks_prints_credentials_and_stops_on_request(
         else:
             pytest.fail("the banks never came up")
     assert {b["bank_id"] for b in banks} == {"northwind", "libertas", "wisla", "nakheel"}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(400):  # the broker migrates its database before it listens
+            try:
+                async with session.get(f"http://127.0.0.1:{broker_port}/openapi.json") as resp:
+                    assert resp.status == 200
+                    break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the broker never came up")
     stop.set()
     await asyncio.wait_for(task, 10)
     out = capsys.readouterr().out
@@ -46,6 +57,9 @@ async def test_up_serves_the_banks_prints_credentials_and_stops_on_request(
     assert "demo1 / pass-1" in out
     assert "chatbank: stopped" in out
     assert (tmp_path / "keys" / "banks" / "northwind.pem").exists()
+    assert (tmp_path / "keys" / "consent-kek").exists()
+    assert (tmp_path / "consent.db").exists()
+    assert "✔ consent broker" in out
 
 
 def test_the_command_line_knows_its_subcommands() -> None:

@@ -336,3 +336,27 @@ async def test_concurrent_reads_for_one_subject_keep_the_audit_chain_intact(env:
     ).json()
     assert log["integrity"]["ok"] is True
     assert sum(e["action"] == "read.balances" for e in log["entries"]) == 12
+
+
+async def test_a_bank_failure_while_linking_leaves_nothing_half_written(env: Env) -> None:
+    subject = await env.subject()
+    await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 1.0})
+    resp = await env.broker.post(
+        f"/v1/subjects/{subject}/consents",
+        json={"bank_id": "northwind", "scopes": ["balances"]},
+        headers=env.auth(),
+    )
+    assert resp.status == 502
+    assert resp.headers["Retry-After"]
+    listed = await (
+        await env.broker.get(f"/v1/subjects/{subject}/consents", headers=env.auth())
+    ).json()
+    assert listed["consents"] == []
+
+
+async def test_reading_faster_than_a_human_gets_a_429(env: Env) -> None:
+    subject = await env.subject()
+    url = f"/v1/subjects/{subject}/balances"
+    statuses = [(await env.broker.get(url, headers=env.auth())).status for _ in range(31)]
+    assert statuses[:30] == [200] * 30
+    assert statuses[30] == 429
