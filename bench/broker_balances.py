@@ -117,7 +117,8 @@ async def _proxy_token(http: aiohttp.ClientSession, bank: str) -> str:
         json={"client_name": "proxy", "redirect_uris": ["http://127.0.0.1/cb"]},
     ) as resp:
         reg = await resp.json()
-    auth = aiohttp.helpers.BasicAuth(reg["client_id"], reg["client_secret"]).encode()
+    pair = f"{reg['client_id']}:{reg['client_secret']}".encode()
+    auth = "Basic " + base64.b64encode(pair).decode()
     async with http.post(
         f"{bank}/banks/northwind/token",
         data={"grant_type": "client_credentials"},
