@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from consent.api.keys import BROKER, LIMITER
 from consent.domain.scopes import parse_scopes
 from consent.service import alerts, lifecycle, linking, platform, reads
+from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit
@@ -40,6 +41,19 @@ async def _subject(request: web.Request, client: PlatformClient) -> Subject:
     return await platform.owned_subject(
         request.app[BROKER], client, request.match_info["subject_id"]
     )
+
+
+async def _caller(
+    request: web.Request, action: str | None
+) -> tuple[Broker, PlatformClient, Subject]:
+    """Authenticate the client and resolve its subject; with ``action``, also check the purpose
+    here (refusals are audited). Reads check the purpose themselves, after the rate limit."""
+    broker = request.app[BROKER]
+    client = await _client(request)
+    subject = await _subject(request, client)
+    if action is not None:
+        await reads.require_purpose(broker, client, subject.subject_id, _purpose(request), action)
+    return broker, client, subject
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -125,12 +139,7 @@ class NewConsent(BaseModel):
 @routes.post("/v1/subjects/{subject_id}/consents")
 async def new_consent(request: web.Request) -> web.Response:
     """Start linking a bank: returns the bank's own approval URL."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    await reads.require_purpose(
-        broker, client, subject.subject_id, _purpose(request), "consent.create"
-    )
+    broker, client, subject = await _caller(request, "consent.create")
     body: NewConsent = await _body(request, NewConsent)
     try:
         scopes = parse_scopes(body.scopes)
@@ -154,12 +163,7 @@ async def new_consent(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject_id}/consents")
 async def consents(request: web.Request) -> web.Response:
     """The subject's consents, oldest first."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    await reads.require_purpose(
-        broker, client, subject.subject_id, _purpose(request), "consent.list"
-    )
+    broker, _, subject = await _caller(request, "consent.list")
     rows = await linking.list_consents(broker, subject)
     return web.json_response({"consents": [consent_json(r) for r in rows]})
 
@@ -167,12 +171,7 @@ async def consents(request: web.Request) -> web.Response:
 @routes.delete("/v1/subjects/{subject_id}/consents/{consent_id}")
 async def revoke(request: web.Request) -> web.Response:
     """Revoke a consent: the bank is told and the broker's copy of the tokens is shredded."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    await reads.require_purpose(
-        broker, client, subject.subject_id, _purpose(request), "consent.revoke"
-    )
+    broker, _, subject = await _caller(request, "consent.revoke")
     row = await linking.revoke(broker, subject, request.match_info["consent_id"])
     return web.json_response(consent_json(row))
 
@@ -180,9 +179,7 @@ async def revoke(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject_id}/balances")
 async def balances(request: web.Request) -> web.Response:
     """Minimized balance views across the subject's banks."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
+    broker, client, subject = await _caller(request, None)
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     views = await reads.balances(broker, client, subject, _purpose(request))
     return web.json_response({"balances": views})
@@ -191,12 +188,7 @@ async def balances(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject_id}/access-log")
 async def access_log(request: web.Request) -> web.Response:
     """Every access to the subject's data, with the hash chain verified."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    await reads.require_purpose(
-        broker, client, subject.subject_id, _purpose(request), "access_log.read"
-    )
+    broker, _, subject = await _caller(request, "access_log.read")
     async with broker.sessions() as session:
         entries, report = await audit.verify(session, subject.subject_id)
     return web.json_response(
@@ -237,9 +229,7 @@ def _date(request: web.Request, name: str) -> date | None:
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
 async def account_transactions(request: web.Request) -> web.Response:
     """Minimized transactions of one account: ?from=&to= (dates), merchant=, limit=, cursor=."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
+    broker, client, subject = await _caller(request, None)
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
         raise bad_request("from is after to", "invalid_date")
@@ -266,12 +256,7 @@ class AlertAnswer(BaseModel):
 @routes.post("/v1/subjects/{subject_id}/alerts/{alert_id}/answer")
 async def answer_alert(request: web.Request) -> web.Response:
     """The user's answer to a fraud alert: it_was_me, or freeze_card (idempotent)."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    await reads.require_purpose(
-        broker, client, subject.subject_id, _purpose(request), "alert.answer"
-    )
+    broker, client, subject = await _caller(request, "alert.answer")
     body: AlertAnswer = await _body(request, AlertAnswer)
     return web.json_response(
         await alerts.answer(broker, client, subject, request.match_info["alert_id"], body.answer)
@@ -281,21 +266,14 @@ async def answer_alert(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject_id}/export")
 async def export_subject(request: web.Request) -> web.Response:
     """Everything the broker holds about the subject (no secrets, no bank identifiers)."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    await reads.require_purpose(
-        broker, client, subject.subject_id, _purpose(request), "subject.export"
-    )
+    broker, _, subject = await _caller(request, "subject.export")
     return web.json_response(await lifecycle.export(broker, subject))
 
 
 @routes.delete("/v1/subjects/{subject_id}")
 async def delete_subject(request: web.Request) -> web.Response:
     """Revoke every consent and delete everything the broker holds about the subject."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
+    broker, client, subject = await _caller(request, None)
     await reads.require_purpose(broker, client, None, _purpose(request), "subject.delete")
     await lifecycle.delete_subject(broker, subject)
     return web.Response(status=204)
