@@ -123,7 +123,7 @@ async def _revoked_at_bank(
     apply(row, rules.revoke(to_domain(row), now))
     session.add(row)
     await sealed.shred(session, row.consent_id)
-    broker.handles.pop(row.consent_id, None)
+    broker.forget_consent(row.consent_id)
     enqueue(
         session,
         client_id=row.client_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -20,9 +20,11 @@ from consent.banks.client import (
     fetch_directory,
 )
 from consent.domain.policy import BankPolicy, PlatformContract, load_policies
+from consent.service.cache import TTLCache
 from consent.service.errors import BrokerError
 from consent.settings import BrokerSettings
-from consent.store.tables import BankRegistration
+from consent.store.secrets import data_key as sealed_data_key
+from consent.store.tables import BankRegistration, PlatformClient, Subject
 from consent.vault.envelope import WrappedKey, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from consent.vault.keyring import KeyRing
 from consent.vault.source import KeySource
@@ -43,10 +45,34 @@ class Broker:
     _banks: dict[str, BankClient] = field(default_factory=dict)
     # consent id -> {bank account id -> opaque handle}; dropped when the consent ends
     handles: dict[str, dict[str, str]] = field(default_factory=dict)
+    # short-lived caches of lookups every read repeats (cleared on revocation / deletion)
+    clients: TTLCache[PlatformClient] | None = None
+    subjects: TTLCache[Subject] | None = None
+    data_keys: TTLCache[bytes] | None = None  # consent id -> unwrapped data key
 
     def __post_init__(self) -> None:
         if not self.policies:
             self.policies = load_policies(Path(self.settings.policy_dir))
+        ttl = timedelta(seconds=30)
+        self.clients = TTLCache(ttl, self.clock)
+        self.subjects = TTLCache(ttl, self.clock)
+        self.data_keys = TTLCache(ttl, self.clock)
+
+    def forget_consent(self, consent_id: str) -> None:
+        """Drop what is cached about a consent that has ended (its key is being shredded)."""
+        self.handles.pop(consent_id, None)
+        if self.data_keys is not None:
+            self.data_keys.drop(consent_id)
+
+    async def data_key(self, session: AsyncSession, consent_id: str) -> bytes | None:
+        """The consent's unwrapped data key (briefly cached), or None once shredded."""
+        assert self.data_keys is not None
+        key = self.data_keys.get(consent_id)
+        if key is None:
+            key = await sealed_data_key(session, self.ring, consent_id)
+            if key is not None:
+                self.data_keys.put(consent_id, key)
+        return key
 
     @property
     def ring(self) -> KeyRing:

@@ -140,4 +140,6 @@ async def delete_subject(broker: Broker, subject: Subject) -> int:
         await session.exec(delete(AuditRow).where(col(AuditRow.subject_id) == subject.subject_id))
         await session.exec(delete(Subject).where(col(Subject.subject_id) == subject.subject_id))
         await session.commit()
+    if broker.subjects is not None:
+        broker.subjects.drop(subject.subject_id)
     return len(ids)

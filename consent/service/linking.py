@@ -166,7 +166,7 @@ async def complete_link(
             apply(row, rules.reject(to_domain(row), now))
             session.add(row)
             await sealed.shred(session, row.consent_id)
-            broker.handles.pop(row.consent_id, None)
+            broker.forget_consent(row.consent_id)
             enqueue(
                 session,
                 client_id=row.client_id,
@@ -177,7 +177,7 @@ async def complete_link(
             )
             await session.commit()
             return row
-        key = await sealed.data_key(session, broker.ring, row.consent_id)
+        key = await broker.data_key(session, row.consent_id)
         verifier = (
             await sealed.get_secret(session, key, row.consent_id, "pkce_verifier") if key else None
         )
@@ -259,7 +259,7 @@ async def end_consent(
         apply(row, ended)
         session.add(row)
         await sealed.shred(session, row.consent_id)
-        broker.handles.pop(row.consent_id, None)
+        broker.forget_consent(row.consent_id)
         if notice:
             data = {"consent_id": row.consent_id, "bank_id": row.bank_id}
             enqueue(

@@ -44,7 +44,13 @@ async def register_client(
 
 
 async def authenticate(broker: Broker, credential: str) -> PlatformClient:
-    """The client whose ``<client_id>.<secret>`` this is; 401 otherwise (constant-time)."""
+    """The client whose ``<client_id>.<secret>`` this is; 401 otherwise (constant-time).
+    A verified credential is remembered (by its hash) for a few seconds."""
+    assert broker.clients is not None
+    fingerprint = _hash(credential)
+    cached = broker.clients.get(fingerprint)
+    if cached is not None:
+        return cached
     client_id, _, secret = credential.partition(".")
     async with broker.sessions() as session:
         row = await session.get(PlatformClient, client_id) if client_id else None
@@ -56,6 +62,7 @@ async def authenticate(broker: Broker, credential: str) -> PlatformClient:
             "unknown client or wrong credential",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    broker.clients.put(fingerprint, row)
     return row
 
 
@@ -73,8 +80,13 @@ async def create_subject(broker: Broker, client: PlatformClient) -> Subject:
 
 async def owned_subject(broker: Broker, client: PlatformClient, subject_id: str) -> Subject:
     """The subject if this client created it; another client's subject is simply not found."""
-    async with broker.sessions() as session:
-        subject = await session.get(Subject, subject_id)
+    assert broker.subjects is not None
+    subject = broker.subjects.get(subject_id)
+    if subject is None:
+        async with broker.sessions() as session:
+            subject = await session.get(Subject, subject_id)
+        if subject is not None:
+            broker.subjects.put(subject_id, subject)
     if subject is None or subject.client_id != client.client_id:
         raise not_found("subject")
     return subject

@@ -62,7 +62,7 @@ async def _with_token(
     row: ConsentRow,
     call: Callable[[BankClient, str], Awaitable[Any]],
 ) -> Any:
-    key = await sealed.data_key(session, broker.ring, row.consent_id)
+    key = await broker.data_key(session, row.consent_id)
     token = await sealed.get_secret(session, key, row.consent_id, "access_token") if key else None
     if key is None or token is None:
         raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
@@ -100,7 +100,7 @@ async def handle_for(
     The consent's handle map is decrypted once and kept in memory until the consent ends."""
     known = broker.handles.get(row.consent_id)
     if known is None:
-        key = await sealed.data_key(session, broker.ring, row.consent_id)
+        key = await broker.data_key(session, row.consent_id)
         if key is None:
             raise BrokerError(409, "consent_not_authorized", "this consent has ended")
         rows = (
@@ -118,7 +118,7 @@ async def handle_for(
     handle = known.get(account_id)
     if handle is not None:
         return handle
-    key = await sealed.data_key(session, broker.ring, row.consent_id)
+    key = await broker.data_key(session, row.consent_id)
     if key is None:
         raise BrokerError(409, "consent_not_authorized", "this consent has ended")
     handle = new_handle("acc")

@@ -24,7 +24,6 @@ from consent.service.errors import BrokerError, bad_request, not_found
 from consent.service.linking import to_domain
 from consent.service.reads import _with_token, require_purpose
 from consent.store import audit
-from consent.store import secrets as sealed
 from consent.store.locks import lock_subject
 from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
 from consent.vault.envelope import open_sealed
@@ -111,7 +110,7 @@ async def transactions(
             raise BrokerError(
                 403, decision.reason, "this consent does not allow reading transactions"
             )
-        key = await sealed.data_key(session, broker.ring, row.consent_id)
+        key = await broker.data_key(session, row.consent_id)
         assert key is not None
         account_id = open_sealed(
             key, handle.account_ref, consent_id=row.consent_id, field="account_id"
