@@ -224,17 +224,19 @@ async def main(seconds: float, concurrency: int, consents: int) -> int:
             ) as resp:
                 credential = (await resp.json())["credential"]
             headers = {"Authorization": f"Bearer {credential}", "X-Purpose": "chat-service"}
-            async with http.post(f"{broker_url}/v1/subjects", headers=headers) as resp:
-                subject = (await resp.json())["subject_id"]
-            await _link(http, broker_url, bank_url, headers, subject)
+            subjects = []
+            for _ in range(concurrency):  # one user per client, as in real traffic
+                async with http.post(f"{broker_url}/v1/subjects", headers=headers) as resp:
+                    subjects.append((await resp.json())["subject_id"])
+                await _link(http, broker_url, bank_url, headers, subjects[-1])
             token = await _proxy_token(http, bank_url)
         aisp = f"{bank_url}/banks/northwind/open-banking/v3.1/aisp"
         procs.append(ctx.Process(target=serve_proxy, args=(proxy_port, aisp, token), daemon=True))
         procs[2].start()
         proxy_url = f"http://127.0.0.1:{proxy_port}/balances"
         await _wait_up(proxy_url)
-        broker_balances = f"{broker_url}/v1/subjects/{subject}/balances"
-        who = "demo1 at Northwind, every account"
+        broker_balances = [f"{broker_url}/v1/subjects/{s}/balances" for s in subjects]
+        who = "one linked user per client (demo1 at Northwind, 3 accounts)"
         print(f"{concurrency} concurrent clients, {seconds:.0f} s each; {who}", flush=True)
         await run_load(broker_balances, headers, concurrency, 1.0)
         broker = await run_load(broker_balances, headers, concurrency, seconds)
@@ -242,7 +244,7 @@ async def main(seconds: float, concurrency: int, consents: int) -> int:
         await run_load(proxy_url, {}, concurrency, 1.0)
         proxy = await run_load(proxy_url, {}, concurrency, seconds)
         print(proxy.line("bare pass-through proxy"), flush=True)
-        single_broker = await run_load(broker_balances, headers, 1, 3.0)
+        single_broker = await run_load(broker_balances[0], headers, 1, 3.0)
         single_proxy = await run_load(proxy_url, {}, 1, 3.0)
         print(single_broker.line("broker, 1 client"), flush=True)
         print(single_proxy.line("proxy, 1 client"), flush=True)

@@ -28,20 +28,22 @@ class LoadResult:
 
 
 async def run_load(
-    url: str, headers: dict[str, str], concurrency: int, seconds: float
+    url: str | list[str], headers: dict[str, str], concurrency: int, seconds: float
 ) -> LoadResult:
-    """Hit ``url`` from ``concurrency`` clients for ``seconds``; latencies of successful calls."""
+    """Hit ``url`` from ``concurrency`` clients for ``seconds``; latencies of successful calls.
+    With a list of URLs, client ``i`` uses ``urls[i % len(urls)]`` (e.g. one user per client)."""
+    urls = [url] if isinstance(url, str) else url
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
-        async def worker() -> None:
+        async def worker(target: str) -> None:
             nonlocal errors
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                async with session.get(url) as resp:
+                async with session.get(target) as resp:
                     await resp.read()
                     if resp.status != 200:
                         errors += 1
@@ -49,7 +51,7 @@ async def run_load(
                 latencies.append(time.perf_counter() - start)
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
         elapsed = time.perf_counter() - began
     latencies.sort()
     if not latencies:
