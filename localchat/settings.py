@@ -1,0 +1,33 @@
+"""Settings for the local Bot API stand-in, read from LOCALCHAT_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DemoUser(BaseModel):
+    """A person who chats with the bot from the web page or the test driver."""
+
+    id: int
+    first_name: str
+    language_code: str
+
+
+DEFAULT_USERS = [
+    DemoUser(id=1001, first_name="Alice", language_code="en"),
+    DemoUser(id=1002, first_name="Omar", language_code="ar"),
+    DemoUser(id=1003, first_name="Zofia", language_code="pl"),
+]
+
+
+class Settings(BaseSettings):
+    """Where localchat listens and which bot token it accepts."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCALCHAT_")
+
+    host: str = "127.0.0.1"
+    port: int = 8003
+    bot_token: str = "123456:local-test-token"  # noqa: S105 - a local fake, not a secret
+    bot_username: str = "chatbank_local_bot"
+    users: list[DemoUser] = DEFAULT_USERS
