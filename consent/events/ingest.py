@@ -132,16 +132,11 @@ async def _revoked_at_bank(
         data={"consent_id": row.consent_id, "bank_id": row.bank_id, "by": "bank"},
         now=now,
     )
-    await audit.record(
+    await audit.record_action(
         session,
         subject_id=row.subject_id,
         client_id=row.client_id,
         action="consent.revoked_at_bank",
-        scope=None,
-        purpose=PURPOSE,
-        fields=[],
-        outcome="allowed",
-        reason="ok",
         at=now,
     )
     return "processed"

@@ -9,7 +9,7 @@ from consent.banks.client import BankCallError, BankClient
 from consent.domain.scopes import Scope
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
-from consent.service.linking import PURPOSE, bank_error
+from consent.service.linking import bank_error
 from consent.service.reads import _with_token
 from consent.store import audit
 from consent.store.tables import AlertRow, ConsentRow, PlatformClient, Subject
@@ -59,17 +59,13 @@ async def answer(
             raise bank_error(e) from e
         alert.answer = choice
         session.add(alert)
-        await audit.record(
+        await audit.record_action(
             session,
             subject_id=subject.subject_id,
             client_id=client.client_id,
             action=f"alert.{choice}",
-            scope="fraud_alerts",
-            purpose=PURPOSE,
-            fields=[],
-            outcome="allowed",
-            reason="ok",
             at=broker.clock(),
+            scope="fraud_alerts",
         )
         await session.commit()
     return {"alert_id": alert_id, "answer": choice, "card_status": result["Data"].get("CardStatus")}

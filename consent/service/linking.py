@@ -131,16 +131,11 @@ async def start_link(
         await session.flush()
         key = await sealed.create_data_key(session, broker.ring, consent_id)
         await sealed.put_secret(session, key, consent_id, "pkce_verifier", verifier)
-        await audit.record(
+        await audit.record_action(
             session,
             subject_id=subject.subject_id,
             client_id=client.client_id,
             action="consent.create",
-            scope=None,
-            purpose=PURPOSE,
-            fields=[],
-            outcome="allowed",
-            reason="ok",
             at=now,
         )
         await session.commit()
@@ -208,16 +203,11 @@ async def complete_link(
             },
             now=now,
         )
-        await audit.record(
+        await audit.record_action(
             session,
             subject_id=row.subject_id,
             client_id=row.client_id,
             action="consent.authorize",
-            scope=None,
-            purpose=PURPOSE,
-            fields=[],
-            outcome="allowed",
-            reason="ok",
             at=now,
         )
         await session.commit()
@@ -270,16 +260,11 @@ async def end_consent(
                 data=data,
                 now=now,
             )
-        await audit.record(
+        await audit.record_action(
             session,
             subject_id=row.subject_id,
             client_id=row.client_id,
             action=f"consent.{how}",
-            scope=None,
-            purpose=PURPOSE,
-            fields=[],
-            outcome="allowed",
-            reason="ok",
             at=now,
         )
         await session.commit()

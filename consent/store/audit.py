@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.domain.audit import AuditEntry, ChainReport, append_entry, verify_chain
+from consent.domain.purpose import CHAT_SERVICE
 from consent.store.locks import lock_subject
 from consent.store.tables import AuditRow
 
@@ -83,6 +84,31 @@ async def record(
         )
     )
     return entry
+
+
+async def record_action(
+    session: AsyncSession,
+    *,
+    subject_id: str,
+    client_id: str,
+    action: str,
+    at: datetime,
+    scope: str | None = None,
+) -> AuditEntry:
+    """Log something the broker did for the chat service that returned no data (a consent
+    created, authorized or ended, an alert pushed or answered)."""
+    return await record(
+        session,
+        subject_id=subject_id,
+        client_id=client_id,
+        action=action,
+        scope=scope,
+        purpose=CHAT_SERVICE,
+        fields=[],
+        outcome="allowed",
+        reason="ok",
+        at=at,
+    )
 
 
 async def chain(session: AsyncSession, subject_id: str) -> list[AuditEntry]:
