@@ -9,6 +9,7 @@ from aiohttp import web
 from bank_mock.auth.approval import revoke_by_customer
 from bank_mock.auth.permissions import describe
 from bank_mock.auth.store import AUTH, Session
+from bank_mock.errors import read_form
 from bank_mock.keys import CLOCK, EVENTS, GRANTS, bank_of
 from bank_mock.models import ConsentStatus
 from bank_mock.pages import check_login, render
@@ -87,7 +88,7 @@ async def dashboard(request: web.Request) -> web.Response:
 async def dashboard_login(request: web.Request) -> web.StreamResponse:
     """Log in with the test credentials and open a session."""
     bank = bank_of(request)
-    form = await request.post()
+    form = await read_form(request)
     username, password = form.get("username"), form.get("password")
     customer = None
     if isinstance(username, str) and isinstance(password, str):
@@ -115,7 +116,7 @@ async def dashboard_revoke(request: web.Request) -> web.StreamResponse:
     session = _session(request, bank)
     if session is None:
         return _login(request, bank, "Your session has ended. Log in again.", 401)
-    form = await request.post()
+    form = await read_form(request)
     csrf, consent_id = form.get("csrf"), form.get("consent_id")
     if not isinstance(csrf, str) or not hmac.compare_digest(csrf, session.csrf):
         return render(

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,18 @@ class BankError(Exception):
         self.code = code or _DEFAULT_CODE.get(status, "UK.OBIE.UnexpectedError")
         self.path = path
         self.headers = headers or {}
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The request's form fields; a body that does not parse as its content type says is a 400.
+
+    aiohttp raises ``ValueError`` for, say, ``multipart/form-data`` without a boundary; that is
+    the client's mistake, so it must not reach the middleware's 500 branch.
+    """
+    try:
+        return await request.post()
+    except ValueError as e:
+        raise BankError(400, "The form body does not parse as its Content-Type says") from e
 
 
 class OAuthError(Exception):

@@ -10,7 +10,7 @@ from yarl import URL
 from bank_mock.auth import approval, pkce
 from bank_mock.auth.permissions import describe
 from bank_mock.auth.store import AUTH, AuthRequest
-from bank_mock.errors import BankError
+from bank_mock.errors import BankError, read_form
 from bank_mock.keys import CLOCK, EVENTS, SETTINGS, bank_of
 from bank_mock.models import ConsentStatus
 from bank_mock.pages import check_login, render
@@ -128,7 +128,7 @@ def _consent_page(
 async def _form(request: web.Request) -> dict[str, list[str]]:
     if request.content_type != "application/x-www-form-urlencoded":
         raise BankError(415, "Use a form post")
-    form = await request.post()
+    form = await read_form(request)
     return {k: [v for v in form.getall(k) if isinstance(v, str)] for k in set(form.keys())}
 
 

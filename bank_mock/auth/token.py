@@ -10,7 +10,7 @@ from aiohttp import web
 from bank_mock.auth import pkce
 from bank_mock.auth.clients import authenticate_client
 from bank_mock.auth.store import AUTH
-from bank_mock.errors import OAuthError
+from bank_mock.errors import OAuthError, read_form
 from bank_mock.keys import CLOCK, GRANTS, SETTINGS, bank_of
 from bank_mock.models import Client, ConsentStatus
 from bank_mock.state import BankState
@@ -25,7 +25,7 @@ async def token(request: web.Request) -> web.Response:
     bank = bank_of(request)
     if request.content_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "Use application/x-www-form-urlencoded")
-    form = await request.post()
+    form = await read_form(request)
     fields: dict[str, str] = {}
     for key in form:
         value = form.getone(key)

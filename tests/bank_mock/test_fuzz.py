@@ -165,3 +165,26 @@ def test_an_oversized_body_is_refused_with_413(live_bank: tuple[str, int]) -> No
         conn.close()
     assert resp.status == 413
     assert body["Errors"][0]["Message"] == "Request body too large"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/banks/northwind/dashboard/login",
+        "/banks/northwind/authorize/login",
+        "/banks/northwind/token",
+    ],
+)
+def test_a_multipart_body_without_a_boundary_is_a_client_error(
+    live_bank: tuple[str, int], path: str
+) -> None:
+    # found by the fuzz test above in CI: aiohttp raises ValueError for such a body, and the
+    # bank answered 500 until form reads went through one helper that maps it to 400
+    conn = http.client.HTTPConnection(*live_bank, timeout=10)
+    try:
+        conn.request("POST", path, body=b"", headers={"Content-Type": "multipart/form-data"})
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert 400 <= resp.status < 500
