@@ -19,7 +19,10 @@ from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
 from consent.service.ratelimit import RateLimiter
 from consent.settings import BrokerSettings
+from consent.store.audit_writer import AuditWriter, SqliteAppender
 from consent.store.db import make_engine, session_factory
+from consent.store.fastread import SqliteReader, sqlite_path
+from consent.store.locks import registry
 from consent.store.migrate import upgrade_async
 from consent.vault.source import KeySource
 
@@ -48,8 +51,16 @@ def create_app(
         if migrate:
             await upgrade_async(settings.database_url)
         engine = make_engine(settings.database_url)
+        path = sqlite_path(settings.database_url)
         async with aiohttp.ClientSession() as http:
-            broker = Broker(settings, keys, engine, session_factory(engine), http, clock)
+            sessions = session_factory(engine)
+            broker = Broker(settings, keys, engine, sessions, http, clock)
+            appender = SqliteAppender(path) if path is not None else None
+            broker.audit_writer = AuditWriter(engine, registry(sessions), sqlite=appender)
+            broker.audit_writer.start()
+            if path is not None:
+                broker.reader = SqliteReader(path)
+                await broker.reader.open()
             app[BROKER] = broker
             app[JWKS] = JwksCache(http)
             app[RELAY] = relay = Relay(broker)
@@ -61,6 +72,9 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await broker.audit_writer.close()  # flushes what is queued
+            if broker.reader is not None:
+                await broker.reader.close()
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)

@@ -6,6 +6,7 @@ import hmac
 from datetime import date
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
@@ -182,7 +183,7 @@ async def balances(request: web.Request) -> web.Response:
     broker, client, subject = await _caller(request, None)
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     views = await reads.balances(broker, client, subject, _purpose(request))
-    return web.json_response({"balances": views})
+    return web.Response(body=orjson.dumps({"balances": views}), content_type="application/json")
 
 
 @routes.get("/v1/subjects/{subject_id}/access-log")

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from pydantic import BaseModel
 from yarl import URL
 
@@ -100,8 +101,9 @@ class BankClient:
             )
         try:
             async with self.session.request(method, url, timeout=self.timeout, **kwargs) as resp:
-                body: Any = await resp.json(content_type=None) if resp.status != 204 else None
+                raw = await resp.read() if resp.status != 204 else b""
                 status = resp.status
+            body: Any = orjson.loads(raw) if raw.strip() else None  # ValueError when not JSON
         except TimeoutError as e:
             self.breaker.record_failure(self.clock())
             raise BankUnavailableError(

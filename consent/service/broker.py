@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from consent.domain.policy import BankPolicy, PlatformContract, load_policies
 from consent.service.cache import TTLCache
 from consent.service.errors import BrokerError
 from consent.settings import BrokerSettings
+from consent.store.audit_writer import AuditNotRecordedError, AuditWriter, PendingEntry
+from consent.store.fastread import SqliteReader
+from consent.store.locks import SubjectLocks
 from consent.store.secrets import data_key as sealed_data_key
 from consent.store.tables import BankRegistration, PlatformClient, Subject
 from consent.vault.envelope import WrappedKey, new_data_key, open_sealed, seal, unwrap_key, wrap_key
@@ -49,6 +53,12 @@ class Broker:
     clients: TTLCache[PlatformClient] | None = None
     subjects: TTLCache[Subject] | None = None
     data_keys: TTLCache[bytes] | None = None  # consent id -> unwrapped data key
+    # group commit of access-log entries (started with the app; see consent.store.audit_writer)
+    audit_writer: AuditWriter | None = None
+    # SQLite only: the dedicated connection of the balances read (see consent.store.fastread)
+    reader: SqliteReader | None = None
+    # one read per subject at a time in this process (handles are created on first sight)
+    _read_locks: SubjectLocks = field(default_factory=SubjectLocks)
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -73,6 +83,25 @@ class Broker:
             if key is not None:
                 self.data_keys.put(consent_id, key)
         return key
+
+    def open_data_key(self, consent_id: str, kek_version: int, wrapped: bytes) -> bytes:
+        """The data key of a consent whose wrapped key was just read from the database (so it
+        has not been shredded); unwrapped once, then briefly cached."""
+        assert self.data_keys is not None
+        key = self.data_keys.get(consent_id)
+        if key is None:
+            key = unwrap_key(self.ring, WrappedKey(kek_version, wrapped), consent_id)
+            self.data_keys.put(consent_id, key)
+        return key
+
+    def read_lock(self, subject_id: str) -> asyncio.Lock:
+        return self._read_locks.lock(subject_id)
+
+    async def audit(self, entries: list[PendingEntry]) -> None:
+        """Append entries to the access log and return once they are committed."""
+        if self.audit_writer is None:
+            raise AuditNotRecordedError("the audit writer is not running")
+        await self.audit_writer.append_all(entries)
 
     @property
     def ring(self) -> KeyRing:

@@ -7,13 +7,19 @@ denied, with the fields returned).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
+from sqlalchemy import Table, and_, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.banks.client import BankCallError, BankClient, BankRefusedError
+from consent.domain import consent as rules
 from consent.domain.consent import ConsentStatus, can_read
 from consent.domain.handles import new_handle
 from consent.domain.minimize import balance_view
@@ -23,12 +29,73 @@ from consent.domain.scopes import Scope
 from consent.domain.views import View
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError
-from consent.service.linking import bank_error, to_domain
-from consent.store import audit
+from consent.service.linking import bank_error
 from consent.store import secrets as sealed
-from consent.store.locks import lock_subject
-from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
+from consent.store.audit_writer import PendingEntry
+from consent.store.fastread import utc
+from consent.store.tables import (
+    AccountHandle,
+    ConsentKey,
+    ConsentRow,
+    PlatformClient,
+    SealedSecret,
+    Subject,
+)
 from consent.vault.envelope import open_sealed, seal
+
+
+class ConsentRef(Protocol):
+    """What the token and handle helpers need to know about a consent."""
+
+    @property
+    def consent_id(self) -> str: ...
+
+    @property
+    def bank_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedConsent:
+    """An authorized consent as the balances read loads it, with its sealed key and token."""
+
+    consent: rules.Consent
+    scopes: str
+    kek_version: int | None
+    wrapped_key: bytes | None
+    sealed_token: bytes | None
+
+    @property
+    def consent_id(self) -> str:
+        return self.consent.consent_id
+
+    @property
+    def bank_id(self) -> str:
+        return self.consent.bank_id
+
+
+def pending_entry(
+    client: PlatformClient,
+    subject_id: str,
+    *,
+    action: str,
+    scope: str | None,
+    purpose: str,
+    fields: frozenset[str] | list[str],
+    outcome: str,
+    reason: str,
+    at: datetime,
+) -> PendingEntry:
+    return PendingEntry(
+        subject_id=subject_id,
+        client_id=client.client_id,
+        action=action,
+        scope=scope,
+        purpose=purpose or "(none)",
+        fields=tuple(sorted(fields)),
+        outcome=outcome,
+        reason=reason,
+        at=at,
+    )
 
 
 async def require_purpose(
@@ -39,20 +106,21 @@ async def require_purpose(
     if decision.allowed:
         return
     if subject_id is not None:
-        async with broker.sessions() as session:
-            await audit.record(
-                session,
-                subject_id=subject_id,
-                client_id=client.client_id,
-                action=action,
-                scope=None,
-                purpose=purpose or "(none)",
-                fields=[],
-                outcome="denied",
-                reason=decision.reason,
-                at=broker.clock(),
-            )
-            await session.commit()
+        await broker.audit(
+            [
+                pending_entry(
+                    client,
+                    subject_id,
+                    action=action,
+                    scope=None,
+                    purpose=purpose,
+                    fields=[],
+                    outcome="denied",
+                    reason=decision.reason,
+                    at=broker.clock(),
+                )
+            ]
+        )
     raise BrokerError(403, "purpose_not_permitted", "only the chat-service purpose is served")
 
 
@@ -92,12 +160,52 @@ async def _with_token(
         raise bank_error(e) from e
 
 
-async def handle_for(
-    broker: Broker, session: AsyncSession, row: ConsentRow, account_id: str
-) -> str:
-    """The stable opaque handle of a bank account under a consent (created on first sight).
+async def _bank_call(
+    broker: Broker,
+    row: ConsentRef,
+    key: bytes | None,
+    token: str | None,
+    call: Callable[[BankClient, str], Awaitable[Any]],
+) -> Any:
+    """``call`` with the consent's opened access token; on a 401, refresh the token once (the
+    new tokens are sealed and committed before the retry)."""
+    if key is None or token is None:
+        raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
+    bank = await broker.bank(row.bank_id)
+    try:
+        return await call(bank, token)
+    except BankRefusedError as e:
+        if e.status != 401:
+            raise bank_error(e) from e
+    except BankCallError as e:
+        raise bank_error(e) from e
+    async with broker.sessions() as session:
+        refresh = await sealed.get_secret(session, key, row.consent_id, "refresh_token")
+        if refresh is None:
+            raise BrokerError(
+                409, "consent_not_authorized", "the bank no longer accepts this consent"
+            )
+        try:
+            tokens = await bank.refresh(await broker.credentials(row.bank_id), refresh)
+        except BankCallError as e:
+            raise BrokerError(
+                409, "consent_not_authorized", "the bank no longer accepts this consent"
+            ) from e
+        await sealed.put_secret(session, key, row.consent_id, "access_token", tokens.access_token)
+        if tokens.refresh_token:
+            await sealed.put_secret(
+                session, key, row.consent_id, "refresh_token", tokens.refresh_token
+            )
+        await session.commit()
+    try:
+        return await call(bank, tokens.access_token)
+    except BankCallError as e:
+        raise bank_error(e) from e
 
-    The consent's handle map is decrypted once and kept in memory until the consent ends."""
+
+async def _known_handles(broker: Broker, session: AsyncSession, row: ConsentRef) -> dict[str, str]:
+    """The consent's handle map (bank account id -> handle), decrypted once and kept in memory
+    until the consent ends."""
     known = broker.handles.get(row.consent_id)
     if known is None:
         key = await broker.data_key(session, row.consent_id)
@@ -115,7 +223,15 @@ async def handle_for(
             for h in rows
         }
         broker.handles[row.consent_id] = known
-    handle = known.get(account_id)
+    return known
+
+
+async def handle_for(
+    broker: Broker, session: AsyncSession, row: ConsentRef, account_id: str
+) -> str:
+    """The stable opaque handle of a bank account under a consent (created on first sight, in
+    ``session``)."""
+    handle = (await _known_handles(broker, session, row)).get(account_id)
     if handle is not None:
         return handle
     key = await broker.data_key(session, row.consent_id)
@@ -128,54 +244,149 @@ async def handle_for(
     return handle
 
 
+async def handles_for(broker: Broker, row: ConsentRef, account_ids: list[str]) -> list[str]:
+    """Handles of these accounts; from memory once known, new ones are committed here. Callers
+    hold the subject's read lock, so two reads never give one account two handles."""
+    known = broker.handles.get(row.consent_id)
+    if known is not None and all(a in known for a in account_ids):
+        return [known[a] for a in account_ids]
+    async with broker.sessions() as session:
+        out = [await handle_for(broker, session, row, a) for a in account_ids]
+        await session.commit()
+    return out
+
+
+_CONSENT: Table = ConsentRow.metadata.tables["consent"]
+_KEY: Table = ConsentKey.metadata.tables["consent_key"]
+_SEALED: Table = SealedSecret.metadata.tables["sealed_secret"]
+# The subject's authorized consents with their wrapped data keys and sealed access tokens, in one
+# query on one pooled connection (a shredded consent comes back without a key). Built once: the
+# compiled form is cached by SQLAlchemy.
+_AUTHORIZED = (
+    core_select(
+        _CONSENT.c.consent_id,
+        _CONSENT.c.subject_id,
+        _CONSENT.c.client_id,
+        _CONSENT.c.bank_id,
+        _CONSENT.c.scopes,
+        _CONSENT.c.purpose,
+        _CONSENT.c.status,
+        _CONSENT.c.created_at,
+        _CONSENT.c.expires_at,
+        _CONSENT.c.authorized_at,
+        _CONSENT.c.ended_at,
+        _KEY.c.kek_version,
+        _KEY.c.wrapped,
+        _SEALED.c.blob,
+    )
+    .select_from(
+        _CONSENT.outerjoin(_KEY, _KEY.c.consent_id == _CONSENT.c.consent_id).outerjoin(
+            _SEALED,
+            and_(
+                _SEALED.c.consent_id == _CONSENT.c.consent_id,
+                _SEALED.c.field == "access_token",
+            ),
+        )
+    )
+    .where(
+        _CONSENT.c.subject_id == bindparam("subject_id"),
+        _CONSENT.c.status == ConsentStatus.AUTHORIZED.value,
+    )
+    .order_by(_CONSENT.c.created_at, _CONSENT.c.consent_id)
+)
+
+
+async def authorized_consents(broker: Broker, subject_id: str) -> list[AuthorizedConsent]:
+    rows: Sequence[Any]
+    if broker.reader is not None:  # SQLite: one hop on the dedicated read connection
+        rows = await broker.reader.authorized(subject_id)
+    else:
+        async with broker.engine.connect() as conn:
+            # one statement is one snapshot: no BEGIN / ROLLBACK round trips around it
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(_AUTHORIZED, {"subject_id": subject_id})).all()
+    return [
+        AuthorizedConsent(
+            rules.Consent(
+                consent_id=r["consent_id"],
+                subject_id=r["subject_id"],
+                client_id=r["client_id"],
+                bank_id=r["bank_id"],
+                scopes=frozenset(Scope(s) for s in r["scopes"].split(",") if s),
+                purpose=r["purpose"],
+                status=ConsentStatus(r["status"]),
+                created_at=_utc(r["created_at"]),
+                expires_at=_utc(r["expires_at"]),
+                authorized_at=utc(r["authorized_at"]),
+                ended_at=utc(r["ended_at"]),
+            ),
+            r["scopes"],
+            r["kek_version"],
+            r["wrapped"],
+            r["blob"],
+        )
+        for r in (row if isinstance(row, sqlite3.Row) else row._mapping for row in rows)
+    ]
+
+
+def _utc(value: Any) -> datetime:
+    parsed = utc(value)
+    assert parsed is not None
+    return parsed
+
+
+async def _fetch_balances(
+    bank: BankClient, token: str
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    accounts = (await bank.read(token, "/accounts"))["Data"]["Account"]
+    pages = await bank.gather_reads(
+        token, [f"/accounts/{a['AccountId']}/balances" for a in accounts]
+    )
+    return [(a, p["Data"]["Balance"]) for a, p in zip(accounts, pages, strict=True)]
+
+
 async def balances(
     broker: Broker, client: PlatformClient, subject: Subject, purpose: str
 ) -> list[View]:
-    """Balance views of every account under the subject's consents that allow balances."""
+    """Balance views of every account under the subject's consents that allow balances.
+
+    One query reads the consents with their sealed tokens; the access-log entries go to the
+    audit writer and the answer waits until they are committed."""
     await require_purpose(broker, client, subject.subject_id, purpose, "read.balances")
     now = broker.clock()
     views: list[View] = []
-    async with broker.sessions() as session:
-        await lock_subject(session, subject.subject_id)  # one read per subject at a time
-        rows = (
-            await session.exec(
-                select(ConsentRow).where(
-                    ConsentRow.subject_id == subject.subject_id,
-                    ConsentRow.status == ConsentStatus.AUTHORIZED.value,
-                )
-            )
-        ).all()
-        for row in rows:
+    entries: list[PendingEntry] = []
+    async with broker.read_lock(subject.subject_id):  # one read per subject at a time
+        for row in await authorized_consents(broker, subject.subject_id):
             policy = broker.policy(row.bank_id)
-            decision = can_read(to_domain(row), Scope.BALANCES, policy, now)
+            decision = can_read(row.consent, Scope.BALANCES, policy, now)
             if not decision.allowed:
                 if Scope.BALANCES.value in row.scopes.split(","):
-                    await audit.record(
-                        session,
-                        subject_id=subject.subject_id,
-                        client_id=client.client_id,
-                        action="read.balances",
-                        scope="balances",
-                        purpose=purpose,
-                        fields=[],
-                        outcome="denied",
-                        reason=decision.reason,
-                        at=now,
+                    entries.append(
+                        pending_entry(
+                            client,
+                            subject.subject_id,
+                            action="read.balances",
+                            scope="balances",
+                            purpose=purpose,
+                            fields=[],
+                            outcome="denied",
+                            reason=decision.reason,
+                            at=now,
+                        )
                     )
                 continue
             fields = allowed_fields("balance", policy, broker.contract)
-
-            async def fetch(
-                bank: BankClient, token: str
-            ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-                accounts = (await bank.read(token, "/accounts"))["Data"]["Account"]
-                pages = await bank.gather_reads(
-                    token, [f"/accounts/{a['AccountId']}/balances" for a in accounts]
-                )
-                return [(a, p["Data"]["Balance"]) for a, p in zip(accounts, pages, strict=True)]
-
-            for account, account_balances in await _with_token(broker, session, row, fetch):
-                handle = await handle_for(broker, session, row, str(account["AccountId"]))
+            key = token = None
+            if row.kek_version is not None and row.wrapped_key is not None:
+                key = broker.open_data_key(row.consent_id, row.kek_version, row.wrapped_key)
+                if row.sealed_token is not None:
+                    token = open_sealed(
+                        key, row.sealed_token, consent_id=row.consent_id, field="access_token"
+                    ).decode()
+            pairs = await _bank_call(broker, row, key, token, _fetch_balances)
+            handles = await handles_for(broker, row, [str(a["AccountId"]) for a, _ in pairs])
+            for (account, account_balances), handle in zip(pairs, handles, strict=True):
                 views.append(
                     balance_view(
                         account,
@@ -185,17 +396,18 @@ async def balances(
                         fields=fields,
                     )
                 )
-            await audit.record(
-                session,
-                subject_id=subject.subject_id,
-                client_id=client.client_id,
-                action="read.balances",
-                scope="balances",
-                purpose=purpose,
-                fields=sorted(fields),
-                outcome="allowed",
-                reason="ok",
-                at=now,
+            entries.append(
+                pending_entry(
+                    client,
+                    subject.subject_id,
+                    action="read.balances",
+                    scope="balances",
+                    purpose=purpose,
+                    fields=fields,
+                    outcome="allowed",
+                    reason="ok",
+                    at=now,
+                )
             )
-        await session.commit()
+        await broker.audit(entries)  # committed before anything is answered
     return views

@@ -22,9 +22,7 @@ from consent.domain.views import View
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
 from consent.service.linking import to_domain
-from consent.service.reads import _with_token, require_purpose
-from consent.store import audit
-from consent.store.locks import lock_subject
+from consent.service.reads import _with_token, pending_entry, require_purpose
 from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
 from consent.vault.envelope import open_sealed
 
@@ -85,8 +83,8 @@ async def transactions(
     """One page of minimized transactions for an account handle of the subject."""
     await require_purpose(broker, client, subject.subject_id, purpose, "read.transactions")
     now = broker.clock()
-    async with broker.sessions() as session:
-        await lock_subject(session, subject.subject_id)  # one read per subject at a time
+    async with broker.read_lock(subject.subject_id), broker.sessions() as session:
+        # one read per subject at a time; the access log goes through the audit writer
         handle = await session.get(AccountHandle, q.handle)
         row = await session.get(ConsentRow, handle.consent_id) if handle else None
         if handle is None or row is None or row.subject_id != subject.subject_id:
@@ -94,10 +92,9 @@ async def transactions(
         policy = broker.policy(row.bank_id)
         decision = can_read(to_domain(row), Scope.TRANSACTIONS, policy, now)
         if not decision.allowed:
-            await audit.record(
-                session,
-                subject_id=subject.subject_id,
-                client_id=client.client_id,
+            denied = pending_entry(
+                client,
+                subject.subject_id,
                 action="read.transactions",
                 scope="transactions",
                 purpose=purpose,
@@ -106,7 +103,7 @@ async def transactions(
                 reason=decision.reason,
                 at=now,
             )
-            await session.commit()
+            await broker.audit([denied])
             raise BrokerError(
                 403, decision.reason, "this consent does not allow reading transactions"
             )
@@ -160,17 +157,17 @@ async def transactions(
             page, offset = page + 1, 0
         else:  # walked as far as one call may: the rest is behind the cursor
             next_cursor = encode_cursor(page, 0)
-        await audit.record(
-            session,
-            subject_id=subject.subject_id,
-            client_id=client.client_id,
+        await session.commit()  # a refreshed bank token, if any
+        allowed = pending_entry(
+            client,
+            subject.subject_id,
             action="read.transactions",
             scope="transactions",
             purpose=purpose,
-            fields=sorted(fields),
+            fields=fields,
             outcome="allowed",
             reason="ok",
             at=now,
         )
-        await session.commit()
+        await broker.audit([allowed])  # committed before anything is answered
     return {"transactions": collected, "next_cursor": next_cursor, "totals": totals(collected)}

@@ -63,6 +63,13 @@ async def lock_subject(session: AsyncSession, subject_id: str) -> None:
         )
 
 
+def registry(factory: Any) -> SubjectLocks | None:
+    """The subject locks shared by every session of ``factory`` (made by ``session_factory``)."""
+    info: dict[str, Any] = factory.kw.get("info") or {}
+    found = info.get(_REGISTRY)
+    return found if isinstance(found, SubjectLocks) else None
+
+
 def session_info() -> dict[str, Any]:
     """The ``info`` every broker session starts with."""
     return {_REGISTRY: SubjectLocks()}

@@ -1,0 +1,70 @@
+"""The SQLite fast read gives exactly what the SQLAlchemy query gives (the PostgreSQL path)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, delete
+
+from consent.api.keys import BROKER
+from consent.service.reads import authorized_consents
+from consent.store.fastread import sqlite_path, utc
+from consent.store.tables import ConsentKey
+from tests.consent.broker_env import start, stop
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite+aiosqlite:////tmp/x/consent.db", "/tmp/x/consent.db"),
+        ("sqlite:///data/consent.db", "data/consent.db"),
+        ("sqlite+aiosqlite:///:memory:", None),
+        ("sqlite://", None),
+        ("postgresql://postgres@127.0.0.1/db", None),
+    ],
+)
+def test_sqlite_path(url: str, path: str | None) -> None:
+    assert sqlite_path(url) == path
+
+
+def test_stored_timestamps_read_back_as_aware_utc() -> None:
+    at = datetime(2026, 11, 20, 19, 0, 0, 123456, tzinfo=UTC)
+    assert utc("2026-11-20 19:00:00.123456") == at
+    assert utc("2026-11-20T21:00:00.123456+02:00") == at
+    assert utc(at) == at
+    assert utc(None) is None
+
+
+async def test_the_fast_read_matches_the_sqlalchemy_query(tmp_path: Path) -> None:
+    env = await start(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'consent.db'}")
+    try:
+        broker = env.broker.app[BROKER]
+        assert broker.reader is not None
+        subject = await env.subject()
+        kept = await env.link(subject)
+        shredded = await env.link(subject, "libertas")
+        revoked = await env.link(subject, "wisla", scopes=["balances"])
+        resp = await env.broker.delete(
+            f"/v1/subjects/{subject}/consents/{revoked}", headers=env.auth()
+        )
+        assert resp.status == 200
+        async with broker.sessions() as session:  # a key gone while the status still says so
+            await session.exec(delete(ConsentKey).where(col(ConsentKey.consent_id) == shredded))
+            await session.commit()
+
+        fast = await authorized_consents(broker, subject)
+        reader, broker.reader = broker.reader, None
+        try:
+            slow = await authorized_consents(broker, subject)
+        finally:
+            broker.reader = reader
+        assert fast == slow
+        assert sorted(c.consent_id for c in fast) == sorted([kept, shredded])  # same created_at
+        by_id = {c.consent_id: c for c in fast}
+        assert by_id[kept].wrapped_key is not None and by_id[kept].sealed_token is not None
+        assert by_id[shredded].wrapped_key is None
+        assert by_id[kept].consent.created_at.tzinfo is not None
+    finally:
+        await stop(env)
