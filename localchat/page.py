@@ -35,9 +35,10 @@ async def stream_changes(store: Store, request: web.Request) -> web.StreamRespon
     )
     await response.prepare(request)
     seen = -1
-    while True:
+    while not store.closing:
         if store.version != seen:
             seen = store.version
             await response.write(f"data: {seen}\n\n".encode())
         if not await store.wait_until(store.changed_since(seen), 15.0):
             await response.write(b": keep-alive\n\n")
+    return response

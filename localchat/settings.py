@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,3 +31,10 @@ class Settings(BaseSettings):
     bot_token: str = "123456:local-test-token"  # noqa: S105 - a local fake, not a secret
     bot_username: str = "chatbank_local_bot"
     users: list[DemoUser] = DEFAULT_USERS
+    # flood control as Telegram's: sends and edits per chat and for the whole bot per second
+    # (0 turns a limit off); generous defaults so only a runaway bot meets a 429
+    flood_per_chat_per_s: int = Field(default=30, ge=0)
+    flood_global_per_s: int = Field(default=1000, ge=0)
+    # a failed webhook delivery is kept and retried after this, doubling up to the maximum
+    webhook_retry_s: float = Field(default=1.0, gt=0)
+    webhook_max_retry_s: float = Field(default=60.0, gt=0)

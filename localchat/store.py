@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from localchat.flood import FloodControl
 from localchat.settings import DemoUser
 
 JSON = dict[str, Any]
@@ -41,6 +43,12 @@ class Store:
     commands: list[JSON] = field(default_factory=list)
     webhook_url: str = ""
     webhook_secret: str = ""
+    webhook_epoch: int = 0  # bumped by setWebhook/deleteWebhook: restarts delivery at once
+    webhook_last_error_date: int = 0
+    webhook_last_error_message: str = ""
+    poll_generation: int = 0  # bumped by each getUpdates; an older open poll sees a conflict
+    flood: FloodControl = field(default_factory=FloodControl)
+    closing: bool = False  # set at shutdown: every waiter returns at once
     next_update_id: int = 1
     next_message_id: int = 1
     next_callback_id: int = 1
@@ -100,14 +108,24 @@ class Store:
             self.version += 1
             self.changed.notify_all()
 
+    async def close(self) -> None:
+        """Release every long poll and event stream so the server can stop."""
+        self.closing = True
+        await self.wake()
+
+    async def wake(self) -> None:
+        """Wake the waiters without announcing a change (nothing the page shows moved)."""
+        async with self.changed:
+            self.changed.notify_all()
+
     def changed_since(self, version: int) -> Callable[[], bool]:
         """A predicate that holds once the version has moved past ``version``."""
         return lambda: self.version != version
 
     async def wait_until(self, predicate: Callable[[], bool], within: float) -> bool:
         async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(predicate), within)
-            except TimeoutError:
-                return bool(predicate())
-            return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.changed.wait_for(lambda: self.closing or predicate()), within
+                )
+            return bool(predicate())

@@ -52,6 +52,10 @@ class ChatDriver:
         result = await self._post("/api/press", body)
         return str(result["callback_query_id"])
 
+    async def flood(self, count: int, retry_after: int) -> None:
+        """Make the bot's next ``count`` sends or edits answer 429 (retry after ``retry_after``)."""
+        await self._post("/api/flood", {"count": count, "retry_after": retry_after})
+
     async def messages(self, user_id: int) -> list[Message]:
         result: list[Message] = await self._get(f"/api/messages/{user_id}")
         return result

@@ -9,6 +9,72 @@ function currentUser() {
   return users.find((u) => String(u.id) === userSelect.value);
 }
 
+// Bot HTML is parsed in an inert document (no scripts run, nothing loads) and rebuilt node by
+// node in the page: only Telegram's tags survive, with only the attributes Telegram knows;
+// anything else contributes its text only. User text is always plain text.
+const ALLOWED = new Set(["b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span",
+  "tg-spoiler", "a", "code", "pre", "blockquote", "tg-emoji"]);
+const SAFE_SCHEMES = new Set(["http:", "https:", "tg:"]);
+const DROPPED = new Set(["script", "style", "template", "noscript", "title"]);  // not even text
+
+function safeHref(value) {
+  try {
+    const url = new URL(value);
+    return SAFE_SCHEMES.has(url.protocol) ? url.href : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+function cleanElement(source) {
+  const tag = source.localName;
+  if (!ALLOWED.has(tag)) return null;
+  if (tag === "tg-spoiler" || (tag === "span" && source.getAttribute("class") === "tg-spoiler")) {
+    const el = document.createElement("span");
+    el.className = "tg-spoiler";
+    return el;
+  }
+  if (tag === "span" || tag === "tg-emoji") return document.createElement("span");
+  const el = document.createElement(tag);
+  if (tag === "a") {
+    const href = safeHref(source.getAttribute("href") || "");
+    if (href === null) return document.createElement("span");
+    el.href = href;
+    el.rel = "noopener noreferrer";
+    el.target = "_blank";
+  } else if (tag === "code") {
+    const cls = source.getAttribute("class") || "";
+    if (/^language-[\w+-]+$/.test(cls)) el.className = cls;
+  } else if (tag === "blockquote" && source.hasAttribute("expandable")) {
+    el.className = "expandable";
+  }
+  return el;
+}
+
+function cleanChildren(source, target) {
+  for (const node of source.childNodes) {
+    if (node.nodeType === Node.TEXT_NODE) {
+      target.appendChild(document.createTextNode(node.data));
+    } else if (node.nodeType === Node.ELEMENT_NODE) {
+      if (DROPPED.has(node.localName)) continue;
+      const el = cleanElement(node);
+      if (el === null) {
+        cleanChildren(node, target);  // an unknown tag: keep its text, drop the tag
+      } else {
+        cleanChildren(node, el);
+        target.appendChild(el);
+      }
+    }
+  }
+  return target;
+}
+
+function sanitize(html) {
+  const parsed = new DOMParser().parseFromString(html, "text/html");
+  return cleanChildren(parsed.body, document.createDocumentFragment());
+}
+window.localchatSanitize = sanitize;
+
 function keyboardFor(message) {
   const rows = (message.reply_markup && message.reply_markup.inline_keyboard) || [];
   const box = document.createElement("div");
@@ -18,9 +84,9 @@ function keyboardFor(message) {
     line.className = "row";
     for (const button of row) {
       let el;
-      if (button.url) {
+      if (button.url && safeHref(button.url)) {
         el = document.createElement("a");
-        el.href = button.url;
+        el.href = safeHref(button.url);
         el.target = "_blank";
         el.rel = "noopener noreferrer";
       } else {
@@ -43,10 +109,14 @@ function render(messages) {
     bubble.className = m.from_bot ? "bubble" : "bubble mine";
     bubble.id = "m" + m.message_id;
     const text = document.createElement("div");
-    if (m.parse_mode === "HTML") {
-      text.innerHTML = m.text;  // the bot's own HTML subset, as Telegram renders it
+    text.className = "text";
+    if (m.from_bot && m.parse_mode === "HTML") {
+      text.appendChild(sanitize(m.text));
     } else {
       text.textContent = m.text;
+      // what a person typed ("/start" on the Arabic page) takes its direction from its own
+      // first strong character, as Telegram's clients do; the bot's messages follow the page
+      text.dir = "auto";
     }
     bubble.appendChild(text);
     if (m.edit_count > 0) {
@@ -66,6 +136,7 @@ async function refresh() {
   if (!user) return;
   document.documentElement.dir = user.dir;
   document.documentElement.lang = user.language_code;
+  log.dir = user.dir;
   const response = await fetch("/api/messages/" + user.id);
   render(await response.json());
 }

@@ -14,6 +14,14 @@ from localchat.app import create_app
 from localchat.settings import Settings
 
 TOKEN = "42:abc"
+WEBHOOK = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+TERMINATED = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
 ALICE = 1001
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -90,7 +98,7 @@ async def test_editing_to_the_same_markup_is_not_modified(client: Client) -> Non
 async def test_get_updates_conflicts_while_a_webhook_is_set(client: Client) -> None:
     await call(client, "setWebhook", url="http://127.0.0.1:1/hook")
     status, body = await call(client, "getUpdates", timeout=0)
-    assert status == 409 and body["ok"] is False
+    assert (status, body) == (409, {"ok": False, "error_code": 409, "description": WEBHOOK})
     _, info = await call(client, "getWebhookInfo")
     assert info["result"]["url"] == "http://127.0.0.1:1/hook"
 
@@ -101,3 +109,66 @@ async def test_commands_set_are_returned_and_can_be_deleted(client: Client) -> N
     assert (await call(client, "getMyCommands"))[1]["result"] == commands
     await call(client, "deleteMyCommands")
     assert (await call(client, "getMyCommands"))[1]["result"] == []
+
+
+async def test_a_second_long_poll_terminates_the_open_one_with_409(client: Client) -> None:
+    first = asyncio.create_task(call(client, "getUpdates", timeout=10))
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    second = asyncio.create_task(call(client, "getUpdates", timeout=10))
+    status, body = await asyncio.wait_for(first, 2)
+    assert (status, body) == (409, {"ok": False, "error_code": 409, "description": TERMINATED})
+    assert not second.done()
+    await client.post("/api/send", json={"user_id": ALICE, "text": "for the newer poll"})
+    status, body = await asyncio.wait_for(second, 2)
+    assert status == 200 and body["result"][0]["message"]["text"] == "for the newer poll"
+
+
+async def test_setting_a_webhook_ends_an_open_long_poll_with_409(client: Client) -> None:
+    poll = asyncio.create_task(call(client, "getUpdates", timeout=10))
+    await asyncio.sleep(0.05)
+    await call(client, "setWebhook", url="http://127.0.0.1:1/hook")
+    status, body = await asyncio.wait_for(poll, 2)
+    assert status == 409 and body["description"] == WEBHOOK
+
+
+@pytest.mark.parametrize(
+    ("params", "description"),
+    [
+        (
+            {"text": "<div>hi</div>", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unsupported start tag "div" at byte offset 0',
+        ),
+        (
+            {"text": "<b>Total</b>: 5 &euro;", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unsupported HTML entity "&euro;"'
+            " at byte offset 16",
+        ),
+        ({"text": "x" * 4097}, "Bad Request: message is too long"),
+        ({"text": ""}, "Bad Request: message text is empty"),
+        (
+            {
+                "text": "pick",
+                "reply_markup": {"inline_keyboard": [[{"text": "a", "callback_data": "é" * 33}]]},
+            },
+            "Bad Request: BUTTON_DATA_INVALID",
+        ),
+    ],
+)
+async def test_send_and_edit_refuse_what_telegram_refuses(
+    client: Client, params: dict[str, Any], description: str
+) -> None:
+    status, body = await call(client, "sendMessage", chat_id=ALICE, **params)
+    assert (status, body) == (400, {"ok": False, "error_code": 400, "description": description})
+    _, sent = await call(client, "sendMessage", chat_id=ALICE, text="original")
+    mid = sent["result"]["message_id"]
+    status, body = await call(client, "editMessageText", chat_id=ALICE, message_id=mid, **params)
+    assert (status, body["description"]) == (400, description)
+    texts = [m["text"] for m in await (await client.get(f"/api/messages/{ALICE}")).json()]
+    assert texts == ["original"]
+
+
+async def test_html_within_the_limits_is_stored_as_sent(client: Client) -> None:
+    text = '<b>Total</b>: 5 &lt; 6 &amp; <a href="https://example.org">more</a>'
+    status, body = await call(client, "sendMessage", chat_id=ALICE, text=text, parse_mode="HTML")
+    assert status == 200 and body["result"]["text"] == text

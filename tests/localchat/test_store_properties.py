@@ -7,7 +7,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from localchat.app import get_updates
+from localchat.botapi import get_updates
 from localchat.settings import DEFAULT_USERS
 from localchat.store import Store
 

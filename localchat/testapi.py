@@ -1,0 +1,110 @@
+"""The test API under /api: what the chat page and test drivers do as the human side of a chat
+(send text, press buttons, read the chat, wait for changes) and the flood switch."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from localchat.keys import STORE
+from localchat.page import stream_changes, users_json
+from localchat.store import JSON, Store
+
+
+async def api_send(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    body = await request.json()
+    user_id, text = int(body["user_id"]), str(body["text"])
+    if user_id not in store.users:
+        raise web.HTTPNotFound(text="unknown user")
+    msg = store.add_message(user_id, text, from_bot=False)
+    if text.startswith("/"):
+        length = len(text.split()[0])
+        msg.entities = [{"type": "bot_command", "offset": 0, "length": length}]
+    store.add_update({"message": store.message_json(msg)})
+    await store.touch()
+    return web.json_response(store.message_json(msg))
+
+
+async def api_press(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    body = await request.json()
+    user_id, data = int(body["user_id"]), str(body["data"])
+    msg = store.find(user_id, int(body["message_id"]))
+    if msg is None:
+        raise web.HTTPNotFound(text="unknown message")
+    buttons = [b for row in (msg.reply_markup or {}).get("inline_keyboard", []) for b in row]
+    if not any(b.get("callback_data") == data for b in buttons):
+        raise web.HTTPBadRequest(text="no such button")
+    query_id = str(store.next_callback_id)
+    store.next_callback_id += 1
+    query = {
+        "id": query_id,
+        "from": store.user_json(user_id),
+        "message": store.message_json(msg),
+        "chat_instance": str(user_id),
+        "data": data,
+    }
+    store.add_update({"callback_query": query})
+    await store.touch()
+    return web.json_response({"callback_query_id": query_id})
+
+
+async def api_flood(request: web.Request) -> web.Response:
+    """``{"count": k, "retry_after": s}``: the next k sends or edits answer 429, retry after s."""
+    body = await request.json()
+    count, retry_after = int(body["count"]), int(body.get("retry_after", 1))
+    if count < 0 or retry_after < 1:
+        raise web.HTTPBadRequest(text="count must be >= 0 and retry_after >= 1")
+    request.app[STORE].flood.force(count, retry_after)
+    return web.json_response({"count": count, "retry_after": retry_after})
+
+
+def _snapshot(store: Store, user_id: int) -> list[JSON]:
+    return [
+        {
+            "message_id": m.message_id,
+            "from_bot": m.from_bot,
+            "text": m.text,
+            "parse_mode": m.parse_mode,
+            "edit_count": m.edit_count,
+            "reply_markup": m.reply_markup,
+        }
+        for m in store.messages.get(user_id, [])
+        if not m.deleted
+    ]
+
+
+async def api_messages(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    return web.json_response(_snapshot(store, int(request.match_info["user_id"])))
+
+
+async def api_answers(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STORE].callback_answers)
+
+
+async def api_changes(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    after = int(request.query.get("after", "0"))
+    timeout = min(float(request.query.get("timeout", "30")), 60.0)
+    await store.wait_until(lambda: store.version > after, timeout)
+    return web.json_response({"version": store.version})
+
+
+async def api_users(request: web.Request) -> web.Response:
+    return web.json_response(users_json(request.app[STORE]))
+
+
+async def api_events(request: web.Request) -> web.StreamResponse:
+    return await stream_changes(request.app[STORE], request)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/send", api_send)
+    app.router.add_post("/api/press", api_press)
+    app.router.add_post("/api/flood", api_flood)
+    app.router.add_get("/api/messages/{user_id}", api_messages)
+    app.router.add_get("/api/callback-answers", api_answers)
+    app.router.add_get("/api/changes", api_changes)
+    app.router.add_get("/api/users", api_users)
+    app.router.add_get("/api/events", api_events)

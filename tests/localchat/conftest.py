@@ -1,0 +1,5 @@
+"""Fixtures shared by the localchat tests."""
+
+from tests.localchat.browser import page, shots
+
+__all__ = ["page", "shots"]

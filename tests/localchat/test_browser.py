@@ -1,0 +1,145 @@
+"""The chat page in headless Chromium against a tiny real PTB bot: typing, the bot's bubble, an
+inline button editing in place, a pushed message arriving live, right-to-left Arabic, and bot
+HTML that never becomes anything but Telegram's own tags."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from aiohttp.test_utils import TestServer
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from localchat.app import create_app
+from localchat.keys import STORE
+from localchat.settings import Settings
+from tests.localchat.browser import requires_chromium
+from tests.localchat.ptb import running_bot
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+pytestmark = [pytest.mark.browser, requires_chromium]
+
+TOKEN = "4242:browser"
+ALICE, OMAR = 1001, 1002
+MakeServer = Callable[..., Awaitable[TestServer]]
+HOSTILE = (
+    '<img src=x onerror="window.pwned=1"><b onclick="window.pwned=2">bold</b>'
+    '<a href="javascript:window.pwned=3">js</a><a href="https://example.org/x">ok</a>'
+    "<script>window.pwned=4</script><div><i>kept</i></div>"
+)
+
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Edit me", callback_data="edit")]])
+    await message.reply_text(
+        f"echo: <b>{html.escape(message.text)}</b>", parse_mode="HTML", reply_markup=keyboard
+    )
+
+
+async def edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_text("edited: <i>done</i>", parse_mode="HTML")
+
+
+async def _send(page: Page, text: str) -> None:
+    await page.fill("#text", text)
+    await page.press("#text", "Enter")
+
+
+async def test_the_page_chats_edits_in_place_updates_live_and_sanitizes_bot_html(
+    page: Page, shots: Path, aiohttp_server: MakeServer
+) -> None:
+    from playwright.async_api import expect
+
+    server = await aiohttp_server(create_app(Settings(bot_token=TOKEN)), host="127.0.0.1")
+    base = str(server.make_url(""))
+    handlers = [MessageHandler(filters.TEXT, echo), CallbackQueryHandler(edit)]
+    async with running_bot(base, TOKEN, handlers) as bot_app:
+        await page.goto(base)
+        await page.select_option("#user", str(ALICE))
+        await page.evaluate("window.sameDocument = true")
+
+        typed = "hi <img src=x onerror=window.pwned=1>"
+        await _send(page, typed)
+        await expect(page.locator(".bubble.mine").last).to_have_text(typed)
+        bot_bubbles = page.locator(".bubble:not(.mine)")
+        await expect(bot_bubbles).to_have_count(1)
+        await expect(bot_bubbles.first.locator(".text")).to_have_text(f"echo: {typed}")
+        await expect(bot_bubbles.first.locator(".text b")).to_have_text(typed)
+        assert await page.locator("#log img").count() == 0
+        await page.screenshot(path=shots / "localchat-1-echo.png")
+
+        bubble_id = await bot_bubbles.first.get_attribute("id")
+        await bot_bubbles.first.get_by_role("button", name="Edit me").click()
+        edited = page.locator(f"#{bubble_id}")
+        await expect(edited.locator(".text")).to_have_text("edited: done")
+        await expect(edited.locator(".text i")).to_have_text("done")
+        await expect(edited.locator(".edited")).to_be_visible()
+        await expect(bot_bubbles).to_have_count(1)
+        await page.screenshot(path=shots / "localchat-2-edited.png")
+
+        await bot_app.bot.send_message(ALICE, "pushed <b>live</b>", parse_mode="HTML")
+        await expect(bot_bubbles.last).to_have_text("pushed live")
+        with pytest.raises(BadRequest, match=r'(?i)unsupported start tag "img" at byte offset 0'):
+            await bot_app.bot.send_message(ALICE, HOSTILE, parse_mode="HTML")
+
+        # markup that slipped past the server (here: written into the store directly) is
+        # still only text and Telegram's tags on the page
+        store = server.app[STORE]
+        store.add_message(ALICE, HOSTILE, from_bot=True).parse_mode = "HTML"
+        await store.touch()
+        hostile = bot_bubbles.last.locator(".text")
+        await expect(hostile).to_have_text("boldjsokkept")
+        inner = await hostile.inner_html()
+        for banned in ("<img", "<script", "<div", "onerror", "onclick", "javascript:"):
+            assert banned not in inner, inner
+        assert await hostile.locator("a").count() == 1
+        link = hostile.locator("a")
+        assert await link.get_attribute("href") == "https://example.org/x"
+        assert await link.get_attribute("rel") == "noopener noreferrer"
+        assert await link.get_attribute("target") == "_blank"
+        cleaned = await page.evaluate(
+            """html => { const box = document.createElement("div");
+                box.appendChild(window.localchatSanitize(html)); return box.innerHTML; }""",
+            '<span class="tg-spoiler">s</span><a href="tg://user?id=1">u</a><svg onload=x()>',
+        )
+        assert cleaned == '<span class="tg-spoiler">s</span><a href="tg://user?id=1" ' + (
+            'rel="noopener noreferrer" target="_blank">u</a>'
+        )
+        assert await page.evaluate("window.pwned") is None
+        assert await page.evaluate("window.sameDocument") is True  # all of it without a reload
+        await page.screenshot(path=shots / "localchat-3-pushed-and-sanitized.png")
+
+        await page.select_option("#user", str(OMAR))
+        await _send(page, "مرحبا")
+        await expect(bot_bubbles.last.locator(".text")).to_have_text("echo: مرحبا")
+        log = page.locator("#log")
+        assert await log.get_attribute("dir") == "rtl"
+        assert await log.evaluate("el => getComputedStyle(el).direction") == "rtl"
+        # a command typed on the Arabic page reads "/start", not "start/": the person's own
+        # bubble takes its direction from its text, the page stays right-to-left
+        await _send(page, "/start")
+        mine = page.locator(".bubble.mine .text").last
+        await expect(mine).to_have_text("/start")
+        assert await mine.evaluate("el => getComputedStyle(el).direction") == "ltr"
+        arabic = page.locator(".bubble.mine .text", has_text="مرحبا").last
+        assert await arabic.evaluate("el => getComputedStyle(el).direction") == "rtl"
+        await page.screenshot(path=shots / "localchat-4-arabic-rtl.png")
+    _check_shots(shots)
+
+
+def _check_shots(shots: Path) -> None:
+    names = {p.name for p in shots.glob("localchat-*.png")}
+    expected = ("1-echo", "2-edited", "3-pushed-and-sanitized", "4-arabic-rtl")
+    assert {f"localchat-{n}.png" for n in expected} <= names, names
