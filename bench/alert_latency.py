@@ -1,0 +1,258 @@
+"""Fraud-alert latency from the bank's event to the Bot API ``sendMessage``: suspicious card
+payments are booked at the mock bank at a steady rate; each one's alert travels bank (signed
+SET) → broker (verify, minimize, outbox, relay, signed webhook) → bot (verify, de-duplicate)
+→ localchat's ``sendMessage``. Prints p50/p95/p99/max and how many alerts were lost.
+
+Target: p99 under 250 ms at 50 alerts a second for 30 seconds, none lost.
+
+    python -m bench.alert_latency [--rate 50] [--seconds 30] [--users 20]
+
+The bank and the broker run in their own processes (as in production, on this 2-core
+machine); the bot and localchat share this one, which also books the payments and notes when
+each alert reaches ``sendMessage``. The bot's Telegram rate limit is raised to 1000 messages/s
+for the run (Telegram allows that with paid broadcasts; the default of 30/s would queue a
+50/s stream by design).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+from yarl import URL
+
+from bench.bank_transactions import _free_port, _wait_up
+
+ADMIN = "bench-admin"
+TOKEN = "4242:alert-latency"
+
+
+def serve_bank(port: int, customers: int) -> None:
+    from bank_mock.app import create_app
+    from bank_mock.settings import BankSettings
+
+    settings = BankSettings(port=port, customers_per_bank=customers, access_token_ttl_s=3600)
+    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def serve_broker(port: int, bank_port: int, db: str, ring: str) -> None:
+    from consent.app import create_app
+    from consent.settings import BrokerSettings
+
+    settings = BrokerSettings(
+        port=port,
+        database_url=db,
+        bank_directory_url=f"http://127.0.0.1:{bank_port}/banks",
+        keyring=ring,
+        admin_token=ADMIN,
+        relay_idle_s=0.5,
+    )
+    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def _link(
+    http: aiohttp.ClientSession,
+    broker: str,
+    bank: str,
+    auth: dict[str, str],
+    subject: str,
+    username: str,
+) -> None:
+    async with http.post(
+        f"{broker}/v1/subjects/{subject}/consents",
+        json={"bank_id": "northwind", "scopes": ["fraud_alerts", "card_controls"]},
+        headers=auth,
+    ) as resp:
+        url = URL((await resp.json())["authorization_url"])
+    body = {
+        "username": username,
+        "redirect_uri": url.query["redirect_uri"],
+        "code_challenge": url.query["code_challenge"],
+        "scopes": url.query["scope"].split(),
+    }
+    approve = f"{bank}/sandbox/banks/northwind/consents/{url.query['consent_id']}/approve"
+    async with http.post(approve, json=body) as resp:
+        code = (await resp.json())["code"]
+    async with http.get(
+        f"{broker}/callback/northwind", params={"state": url.query["state"], "code": code}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def main(rate: float, seconds: float, users: int) -> int:
+    from bot.runtime import BotRuntime
+    from bot.settings import BotSettings
+    from bot.store import repo
+    from bot.store.db import make_engine, session_factory
+    from bot.store.tables import ChatUser
+    from consent.vault.keyring import generate_kek
+    from localchat import store as chat_store
+    from localchat.app import create_app as create_localchat
+    from localchat.settings import DemoUser
+    from localchat.settings import Settings as LocalchatSettings
+
+    arrivals: dict[str, float] = {}
+    original = chat_store.Store.add_message
+
+    def timed(self: Any, chat_id: int, text: str, *, from_bot: bool) -> Any:
+        if from_bot and "Bench Shop " in text:
+            key = text.split("Bench Shop ", 1)[1][:6]
+            arrivals.setdefault(key, time.perf_counter())
+        return original(self, chat_id, text, from_bot=from_bot)
+
+    chat_store.Store.add_message = timed  # type: ignore[method-assign]
+
+    ctx = mp.get_context("spawn")
+    folder = Path(tempfile.mkdtemp(prefix="chatbank-alerts-"))
+    bank_port, broker_port, chat_port, bot_port = (_free_port() for _ in range(4))
+    ring = f"1:{base64.b64encode(generate_kek()).decode()}"
+    procs = [
+        ctx.Process(target=serve_bank, args=(bank_port, users), daemon=True),
+        ctx.Process(
+            target=serve_broker,
+            args=(broker_port, bank_port, f"sqlite+aiosqlite:///{folder / 'consent.db'}", ring),
+            daemon=True,
+        ),
+    ]
+    for p in procs:
+        p.start()
+    bank, broker = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{broker_port}"
+    chat_ids = [5000 + i for i in range(users)]
+    chat_settings = LocalchatSettings(
+        port=chat_port,
+        bot_token=TOKEN,
+        users=[DemoUser(id=c, first_name=f"U{c}", language_code="en") for c in chat_ids],
+    )
+    runner = web.AppRunner(create_localchat(chat_settings), access_log=None)
+    runtime: BotRuntime | None = None
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", chat_port).start()
+        await _wait_up(f"{bank}/banks")
+        await _wait_up(f"{broker}/openapi.json")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{broker}/admin/v1/platform-clients",
+                json={"name": "bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ) as resp:
+                client = await resp.json()
+            auth = {"Authorization": f"Bearer {client['credential']}", "X-Purpose": "chat-service"}
+            settings = BotSettings(
+                token=TOKEN,
+                api_base_url=f"http://127.0.0.1:{chat_port}/bot",
+                broker_url=broker,
+                broker_credential=SecretStr(client["credential"]),
+                broker_webhook_secret=SecretStr(client["webhook_secret"]),
+                database_url=f"sqlite+aiosqlite:///{folder / 'bot.db'}",
+                port=bot_port,
+                max_messages_per_s=1000,
+            )
+            runtime = BotRuntime(settings)
+            await runtime.start()
+            engine = make_engine(settings.database_url)
+            sessions = session_factory(engine)
+            accounts: list[str] = []
+            async with http.get(f"{bank}/sandbox/banks/northwind/customers") as resp:
+                customers = {c["username"]: c for c in (await resp.json())["customers"]}
+            print(f"linking {users} users …", flush=True)
+            for i, chat_id in enumerate(chat_ids):
+                async with http.post(f"{broker}/v1/subjects", headers=auth) as resp:
+                    subject = (await resp.json())["subject_id"]
+                username = f"demo{i + 1}"
+                await _link(http, broker, bank, auth, subject, username)
+                await repo.save_user(
+                    sessions,
+                    ChatUser(
+                        telegram_user_id=chat_id, chat_id=chat_id, subject_id=subject, language="en"
+                    ),
+                )
+                card = next(a for a in customers[username]["accounts"] if a["card_ids"])
+                accounts.append(card["account_id"])
+            await engine.dispose()
+
+            total = int(rate * seconds)
+            sent: dict[str, float] = {}
+            failures = 0
+            print(
+                f"booking {total} suspicious payments at {rate:g}/s for {seconds:g} s …", flush=True
+            )
+
+            async def book(k: int) -> None:
+                nonlocal failures
+                key = f"{k:06d}"
+                body = {
+                    "account_id": accounts[k % users],
+                    "amount": "2750.00",
+                    "currency": "EUR",
+                    "merchant_name": f"Bench Shop {key}",
+                    "country": "FR",
+                }
+                sent[key] = time.perf_counter()
+                async with http.post(
+                    f"{bank}/sandbox/banks/northwind/transactions", json=body
+                ) as resp:
+                    answer = await resp.json()
+                    if resp.status >= 400 or not answer.get("alerts"):
+                        failures += 1
+                        sent.pop(key, None)
+
+            started = time.perf_counter()
+            tasks = []
+            for k in range(total):
+                delay = started + k / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(book(k)))
+            await asyncio.gather(*tasks)
+            booked_in = time.perf_counter() - started
+            deadline = time.perf_counter() + 15
+            while time.perf_counter() < deadline and not set(sent) <= set(arrivals):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    finally:
+        if runtime is not None:
+            await runtime.stop()
+        await runner.cleanup()
+        for p in procs:
+            p.terminate()
+            p.join(5)
+    latencies = [(arrivals[k] - t) * 1000 for k, t in sent.items() if k in arrivals]
+    lost = len(sent) - len(latencies)
+    print(
+        f"\nbooked {len(sent)} flagged payments in {booked_in:.1f} s "
+        f"({len(sent) / booked_in:.1f}/s); {failures} not flagged or refused by the bank"
+    )
+    if latencies:
+        print(
+            f"bank event → sendMessage: p50 {statistics.median(latencies):.1f} ms · "
+            f"p95 {percentile(latencies, 95):.1f} ms · p99 {percentile(latencies, 99):.1f} ms · "
+            f"max {max(latencies):.1f} ms"
+        )
+    print(f"lost: {lost} (target 0) · p99 target < 250 ms")
+    ok = lost == 0 and bool(latencies) and percentile(latencies, 99) < 250
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--users", type=int, default=20)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.rate, args.seconds, args.users)))

@@ -1,0 +1,121 @@
+"""The Application: python-telegram-bot wired with chatbank's handlers, in one place."""
+
+from __future__ import annotations
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.context import SERVICES, ChatApp, ChatContext, Services, texts
+from bot.handlers import alerts, basics, consents, errors, link, privacy, reading, text
+from bot.handlers.common import answer_button, say
+from bot.i18n import LANGUAGES, tr
+from bot.store import repo
+from bot.store.persistence import SqlPersistence
+
+COMMANDS = ("link", "balance", "transactions", "consents", "privacy", "language", "help", "cancel")
+
+
+def command_descriptions(language: str) -> list[BotCommand]:
+    t = tr(language)
+    about = {
+        "link": t._("link a bank"),
+        "balance": t._("balances of your linked accounts"),
+        "transactions": t._("recent transactions, with filters"),
+        "consents": t._("what you shared, and revoke it"),
+        "privacy": t._("what I hold, the access log, export or delete"),
+        "language": t._("change language"),
+        "help": t._("what I can do"),
+        "cancel": t._("stop what we are doing"),
+    }
+    return [BotCommand(name, about[name]) for name in COMMANDS]
+
+
+async def _post_init(application: ChatApp) -> None:
+    """Publish the command menu in every language; schedule the hourly clean-up."""
+    for language in LANGUAGES:
+        code = None if language == "en" else language
+        await application.bot.set_my_commands(command_descriptions(language), language_code=code)
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(prune_seen, interval=3600, first=60, name="prune")
+
+
+KEEP_SEEN_S = 7 * 24 * 3600  # the broker retries for far less; then ids and nonces may go
+
+
+async def prune_seen(context: ChatContext) -> None:
+    """Forget de-duplication ids and nonces older than a week."""
+    services = context.services
+    await repo.prune_seen(services.sessions, int(services.clock().timestamp()) - KEEP_SEEN_S)
+
+
+async def stale_button(update: Update, context: ChatContext) -> None:
+    """A button from a flow that has ended (e.g. an old /link message)."""
+    await answer_button(update)
+    t = await texts(update, context)
+    await say(update, t.message(t._("This step is out of date. Start again with /link.")))
+
+
+async def unknown_command(update: Update, context: ChatContext) -> None:
+    """A command I don't know: list the ones I do."""
+    await basics.help_command(update, context)
+
+
+def file_base_url(api_base_url: str) -> str:
+    """``…/bot`` → ``…/file/bot``, as Telegram lays its URLs out."""
+    head, _, _ = api_base_url.rstrip("/").rpartition("/bot")
+    return f"{head}/file/bot"
+
+
+def build_application(services: Services) -> ChatApp:
+    settings = services.settings
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token.get_secret_value())
+        .base_url(settings.api_base_url)
+        .base_file_url(file_base_url(settings.api_base_url))
+        .context_types(ContextTypes(context=ChatContext))
+        .persistence(SqlPersistence(services.sessions))
+        .rate_limiter(AIORateLimiter(overall_max_rate=settings.max_messages_per_s, max_retries=3))
+        .post_init(_post_init)
+        # on stop, PTB asks getUpdates once more while the cancelled long poll may still hold
+        # the pool's only connection: wait for it rather than fail the clean-up
+        .get_updates_pool_timeout(settings.poll_timeout_s + 5.0)
+    )
+    if settings.mode == "webhook":
+        builder = builder.updater(None)
+    application: ChatApp = builder.build()
+    application.bot_data[SERVICES] = services
+    application.add_handler(link.conversation(text.IntentIs("link")))
+    for name, callback in (
+        ("start", basics.start),
+        ("help", basics.help_command),
+        ("language", basics.language),
+        ("balance", reading.balance),
+        ("transactions", reading.transactions),
+        ("consents", consents.show),
+        ("privacy", privacy.show),
+        ("cancel", basics.cancel),
+    ):
+        application.add_handler(CommandHandler(name, callback))
+    for pattern, callback in (
+        (r"^lang:", basics.choose_language),
+        (r"^tx:", reading.transactions_button),
+        (r"^al:", alerts.answer),
+        (r"^cs:", consents.button),
+        (r"^pv:", privacy.button),
+        (r"^cl:", text.clarified),
+        (r"^lk:", stale_button),
+    ):
+        application.add_handler(CallbackQueryHandler(callback, pattern=pattern))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text.free_text))
+    application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
+    application.add_error_handler(errors.on_error)
+    return application

@@ -1,0 +1,248 @@
+"""The bot's only way to the bank side: the consent broker's platform API over HTTP.
+
+Wire formats are pydantic models of the broker's published API (``consent/openapi.json``),
+defined here rather than imported, so the platform layer never imports the broker's code.
+Every failure becomes a :class:`BrokerError` with a code the handlers turn into a localized
+message; nothing here logs a payload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+PURPOSE = "chat-service"
+Observer = Callable[[str, bytes], Awaitable[None] | None]
+M = TypeVar("M", bound=BaseModel)
+
+
+class BrokerError(Exception):
+    """The broker refused or could not answer. ``code`` is the broker's error code, or
+    ``broker_unavailable`` / ``broker_timeout`` when it could not be reached in time."""
+
+    def __init__(
+        self, status: int, code: str, detail: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{status} {code}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Bank(_Wire):
+    bank_id: str
+    name: str
+    scopes: list[str]
+    max_duration_days: int
+
+
+class Consent(_Wire):
+    consent_id: str
+    bank_id: str
+    scopes: list[str]
+    status: str
+    expires_at: str
+    authorized_at: str | None = None
+
+
+class StartedLink(_Wire):
+    consent_id: str
+    authorization_url: str
+    expires_at: str
+    scopes: list[str]
+
+
+class Balance(_Wire):
+    bank_name: str | None = None
+    account_handle: str | None = None
+    nickname: str | None = None
+    account_type: str | None = None
+    last4: str | None = None
+    currency: str | None = None
+    available: Decimal | None = None
+    current: Decimal | None = None
+    as_of: str | None = None
+
+
+class Transaction(_Wire):
+    id: str | None = None
+    booking_date: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    merchant: str | None = None
+    category: str | None = None
+    card_last4: str | None = None
+    direction: Literal["in", "out"] = "out"
+    status: Literal["booked", "pending"] = "booked"
+
+
+class TransactionPage(_Wire):
+    transactions: list[Transaction]
+    next_cursor: str | None = None
+    totals: dict[str, dict[str, Decimal]] = {}
+
+
+class AlertResult(_Wire):
+    alert_id: str
+    answer: str
+    card_status: str | None = None
+
+
+class AccessEntry(_Wire):
+    seq: int
+    at: str
+    action: str
+    scope: str | None = None
+    purpose: str | None = None
+    outcome: str
+    reason: str | None = None
+
+
+class Integrity(_Wire):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+
+
+class AccessLog(_Wire):
+    entries: list[AccessEntry]
+    integrity: Integrity
+
+
+class BrokerClient:
+    """Typed calls to the broker, authenticated as this platform client, purpose chat-service.
+
+    ``observe`` (tests) sees every response body the bot receives, for the privacy scan."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: str,
+        *,
+        timeout_s: float = 4.0,
+        observe: Observer | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {credential}", "X-Purpose": PURPOSE}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._observe = observe
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.request(
+                method, f"{self._base}{path}", json=json, params=params, headers=self._headers
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+                retry = resp.headers.get("Retry-After")
+        except TimeoutError as e:
+            raise BrokerError(504, "broker_timeout") from e
+        except aiohttp.ClientError as e:
+            raise BrokerError(503, "broker_unavailable") from e
+        if self._observe is not None:
+            result = self._observe(path, body)
+            if result is not None:
+                await result
+        data = _json(body)
+        if status >= 400:
+            error = data.get("error", "broker_error") if isinstance(data, dict) else "broker_error"
+            detail = data.get("detail", "") if isinstance(data, dict) else ""
+            retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
+            raise BrokerError(status, str(error), str(detail), retry_after)
+        return data
+
+    async def _model(self, model: type[M], method: str, path: str, **kw: Any) -> M:
+        data = await self._call(method, path, **kw)
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            raise BrokerError(502, "broker_bad_answer") from e
+
+    async def new_subject(self) -> str:
+        data = await self._call("POST", "/v1/subjects")
+        return str(data["subject_id"])
+
+    async def banks(self) -> list[Bank]:
+        data = await self._call("GET", "/v1/banks")
+        return [Bank.model_validate(b) for b in data["banks"]]
+
+    async def start_link(
+        self, subject: str, bank_id: str, scopes: list[str], days: int
+    ) -> StartedLink:
+        body = {"bank_id": bank_id, "scopes": scopes, "duration_days": days}
+        return await self._model(StartedLink, "POST", f"/v1/subjects/{subject}/consents", json=body)
+
+    async def consents(self, subject: str) -> list[Consent]:
+        data = await self._call("GET", f"/v1/subjects/{subject}/consents")
+        return [Consent.model_validate(c) for c in data["consents"]]
+
+    async def revoke(self, subject: str, consent_id: str) -> Consent:
+        return await self._model(Consent, "DELETE", f"/v1/subjects/{subject}/consents/{consent_id}")
+
+    async def balances(self, subject: str) -> list[Balance]:
+        data = await self._call("GET", f"/v1/subjects/{subject}/balances")
+        return [Balance.model_validate(b) for b in data["balances"]]
+
+    async def transactions(
+        self,
+        subject: str,
+        handle: str,
+        *,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        merchant: str | None = None,
+        cursor: str | None = None,
+        limit: int = 5,
+    ) -> TransactionPage:
+        params = {"limit": str(limit)}
+        for name, value in (
+            ("from", date_from),
+            ("to", date_to),
+            ("merchant", merchant),
+            ("cursor", cursor),
+        ):
+            if value:
+                params[name] = value
+        path = f"/v1/subjects/{subject}/accounts/{handle}/transactions"
+        return await self._model(TransactionPage, "GET", path, params=params)
+
+    async def answer_alert(self, subject: str, alert_id: str, answer: str) -> AlertResult:
+        path = f"/v1/subjects/{subject}/alerts/{alert_id}/answer"
+        return await self._model(AlertResult, "POST", path, json={"answer": answer})
+
+    async def access_log(self, subject: str) -> AccessLog:
+        return await self._model(AccessLog, "GET", f"/v1/subjects/{subject}/access-log")
+
+    async def export(self, subject: str) -> dict[str, Any]:
+        data = await self._call("GET", f"/v1/subjects/{subject}/export")
+        return dict(data)
+
+    async def delete_subject(self, subject: str) -> None:
+        await self._call("DELETE", f"/v1/subjects/{subject}")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else {}
+    except ValueError:
+        return {}

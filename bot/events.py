@@ -1,0 +1,152 @@
+"""Alerts and consent notices pushed by the broker to the bot's webhook.
+
+Each delivery is verified before anything else: an HTTP Message Signature (RFC 9421, HMAC with
+the webhook secret the broker issued to this platform client, tag ``chatbank-webhook``) over
+the method, URL, content type and Content-Digest; a ``created`` time within the allowed age;
+a nonce never seen before. Deliveries and alerts are de-duplicated by id, so the broker's
+retries never show an alert twice. A delivery is acknowledged only once the user was told; on
+failure the de-duplication mark is dropped and the broker retries later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
+from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot import views
+from bot.context import Services
+from bot.i18n import tr
+from bot.store import repo
+
+log = logging.getLogger(__name__)
+TAG = "chatbank-webhook"
+MAX_BODY = 64 * 1024
+
+
+@dataclass
+class _Incoming:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Verifier(HTTPMessageVerifier):
+    """The library's verifier, with its time checks left to :meth:`BrokerEvents._verify`, which
+    reads the bot's own clock (injected, so tests can move time) for both directions."""
+
+    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
+        if "created" not in sig_input.params:
+            raise InvalidSignature('Signature is missing a required "created" parameter')
+
+
+class Refused(Exception):  # noqa: N818 - a refusal, not a failure of the bot
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+class BrokerEvents:
+    """The aiohttp view behind ``POST /broker/events``."""
+
+    def __init__(self, services: Services, bot: Bot) -> None:
+        self.services = services
+        self.bot = bot
+        self.shown = 0  # messages sent to users, for the benchmark and the health page
+
+    def _verify(self, request: web.Request, body: bytes) -> str:
+        """Check the signature and its age; returns the nonce."""
+        settings = self.services.settings
+        client_id = settings.broker_client_id
+        secret = settings.broker_webhook_secret.get_secret_value().encode()
+        if not client_id or not secret:
+            raise Refused(503, "not_configured")
+        verifier = _Verifier(
+            signature_algorithm=algorithms.HMAC_SHA256,
+            key_resolver=MappingKeyResolver(public_keys={client_id: secret}, private_keys={}),
+        )
+        url = settings.events_url() if settings.public_url else str(request.url)
+        message = _Incoming("POST", url, dict(request.headers))
+        try:
+            results = verifier.verify(message, expect_tag=TAG, body=body, max_age=None)
+        except (HTTPMessageSignaturesException, ValueError, KeyError) as e:
+            raise Refused(401, "bad_signature") from e
+        params = results[0].parameters
+        created, nonce = params.get("created"), params.get("nonce")
+        now = self.services.clock().timestamp()
+        if not isinstance(created, int) or abs(now - created) > settings.webhook_max_age_s:
+            raise Refused(401, "stale_signature")
+        if not isinstance(nonce, str) or not nonce:
+            raise Refused(401, "missing_nonce")
+        return nonce
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return _refuse(413, "too_large")
+        try:
+            nonce = self._verify(request, body)
+            now = int(self.services.clock().timestamp())
+            if not await repo.first_time(self.services.sessions, f"nonce:{nonce}", now):
+                raise Refused(409, "replayed")
+            message = json.loads(body)
+            delivery = str(message["id"])
+        except Refused as e:
+            log.warning("refused a broker delivery: %s", e.code)
+            return _refuse(e.status, e.code)
+        except (ValueError, KeyError, TypeError):
+            return _refuse(400, "bad_body")
+        sessions = self.services.sessions
+        if not await repo.first_time(sessions, f"delivery:{delivery}", now):
+            return web.json_response({"status": "duplicate"})
+        try:
+            outcome = await self._show(message)
+        except TelegramError as e:
+            await repo.forget_seen(sessions, f"delivery:{delivery}")
+            log.warning(
+                "could not show delivery to the user (%s); the broker will retry", type(e).__name__
+            )
+            return _refuse(503, "chat_unavailable")
+        return web.json_response({"status": outcome})
+
+    async def _show(self, message: dict[str, Any]) -> str:
+        kind, data = str(message.get("kind")), message.get("data") or {}
+        user = await repo.user_by_subject(self.services.sessions, str(message.get("subject_id")))
+        if user is None or not isinstance(data, dict):
+            return "no_such_user"
+        t = tr(user.language or "en")
+        if kind == "fraud_alert":
+            alert = data.get("alert") or {}
+            key = f"alert:{alert.get('alert_id')}"
+            now = int(self.services.clock().timestamp())
+            if not await repo.first_time(self.services.sessions, key, now):
+                return "duplicate_alert"
+            text, keyboard = views.alert(t, alert)
+            try:
+                await self.bot.send_message(
+                    user.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                )
+            except TelegramError:
+                await repo.forget_seen(self.services.sessions, key)
+                raise
+        else:
+            bank = await self.services.bank_name(str(data.get("bank_id", "")))
+            text, maybe_keyboard = views.notice(t, kind, data, bank)
+            await self.bot.send_message(
+                user.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=maybe_keyboard
+            )
+        self.shown += 1
+        return "shown"
+
+
+def _refuse(status: int, code: str) -> web.Response:
+    return web.json_response({"error": code, "detail": "delivery refused"}, status=status)

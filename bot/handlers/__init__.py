@@ -1,0 +1,1 @@
+"""Telegram handlers: flat async functions, one module per conversation."""

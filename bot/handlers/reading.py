@@ -1,0 +1,169 @@
+"""/balance and /transactions: fetched from the broker when asked, rendered, forgotten.
+
+Nothing read here is stored: the transactions view keeps only its position (account handle,
+period, merchant filter, cursors) in the user's flow state.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+from typing import Any
+
+from telegram import Update
+
+from bot import views
+from bot.broker import Balance, BrokerError
+from bot.context import ChatContext, subject_of, texts
+from bot.handlers.common import answer_button, report, say
+from bot.store import repo
+
+
+async def balance(update: Update, context: ChatContext) -> None:
+    """/balance: every linked account across banks, grouped by bank."""
+    t = await texts(update, context)
+    subject = await subject_of(update, context, create=False)
+    if subject is None:
+        await say(update, views.balances(t, []), edit=False)
+        return
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_action("typing")
+    try:
+        found = await context.services.broker.balances(subject)
+    except BrokerError as e:
+        await report(update, context, e)
+        return
+    await say(update, views.balances(t, found), edit=False)
+
+
+def period_range(period: str, today: date) -> tuple[date, date]:
+    """A named period → inclusive dates."""
+    if period == "7d":
+        return today - timedelta(days=6), today
+    if period == "month":
+        return today.replace(day=1), today
+    if period == "last_month":
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    return today - timedelta(days=29), today
+
+
+def month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+async def transactions(
+    update: Update,
+    context: ChatContext,
+    *,
+    merchant: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> None:
+    """/transactions [merchant] (or free text with a merchant and a period): recent first,
+    paged, with period buttons."""
+    if merchant is None and context.args:
+        merchant = " ".join(context.args)[:60] or None
+    subject = await subject_of(update, context, create=False)
+    t = await texts(update, context)
+    if subject is None:
+        await say(update, views.balances(t, []), edit=False)
+        return
+    try:
+        found = await context.services.broker.balances(subject)
+    except BrokerError as e:
+        await report(update, context, e)
+        return
+    accounts = [b for b in found if b.account_handle]
+    if not accounts:
+        await say(update, views.balances(t, []), edit=False)
+        return
+    state: dict[str, Any] = {
+        "handles": [b.account_handle for b in accounts],
+        "labels": [views.account_label(b) for b in accounts],
+        "account": 0,
+        "period": "30d",
+        "merchant": merchant,
+        "cursors": [None],
+    }
+    if date_from or date_to:
+        today = context.services.clock().date()
+        state["period"] = "custom"
+        state["from"] = (date_from or today - timedelta(days=365)).isoformat()
+        state["to"] = (date_to or today).isoformat()
+    await _show(update, context, state, accounts, edit=False)
+
+
+async def _show(
+    update: Update,
+    context: ChatContext,
+    state: dict[str, Any],
+    accounts: list[Balance] | None = None,
+    *,
+    edit: bool = True,
+) -> None:
+    user = update.effective_user
+    assert user is not None
+    subject = await subject_of(update, context, create=False)
+    t = await texts(update, context)
+    if subject is None:
+        return
+    today = context.services.clock().date()
+    if state["period"] == "custom":
+        start, end = date.fromisoformat(state["from"]), date.fromisoformat(state["to"])
+    else:
+        start, end = period_range(state["period"], today)
+    cursors: list[str | None] = state["cursors"]
+    try:
+        page = await context.services.broker.transactions(
+            subject,
+            state["handles"][state["account"]],
+            date_from=start.isoformat(),
+            date_to=end.isoformat(),
+            merchant=state.get("merchant"),
+            cursor=cursors[-1],
+        )
+    except BrokerError as e:
+        await report(update, context, e)
+        return
+    state["next"] = page.next_cursor
+    await repo.save_state(context.services.sessions, user.id, {"tx": state})
+    label = state["labels"][state["account"]]
+    period = f"{t.day(start)} – {t.day(end)}" if state["period"] == "custom" else state["period"]
+    text, keyboard = views.transactions(
+        t,
+        page,
+        account=label,
+        period=period,
+        merchant=state.get("merchant"),
+        page_no=len(cursors) - 1,
+        accounts=state["labels"],
+    )
+    await say(update, text, keyboard, edit=edit)
+
+
+async def transactions_button(update: Update, context: ChatContext) -> None:
+    """tx:next / tx:prev / tx:p:<period> / tx:a:<i> / tx:all: move the view, edit in place."""
+    await answer_button(update)
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and query.data and user is not None
+    state = (await repo.load_state(context.services.sessions, user.id)).get("tx")
+    if not state:
+        t = await texts(update, context)
+        await say(update, t.message(t._("This list is out of date; send /transactions again.")))
+        return
+    action = query.data.removeprefix("tx:")
+    if action == "next" and state.get("next"):
+        state["cursors"].append(state["next"])
+    elif action == "prev" and len(state["cursors"]) > 1:
+        state["cursors"].pop()
+    elif action.startswith("p:"):
+        state["period"], state["cursors"] = action.removeprefix("p:"), [None]
+    elif action.startswith("a:") and action[2:].isdigit():
+        index = int(action[2:])
+        if index < len(state["handles"]):
+            state["account"], state["cursors"] = index, [None]
+    elif action == "all":
+        state["merchant"], state["cursors"] = None, [None]
+    await _show(update, context, state)

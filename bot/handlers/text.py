@@ -1,0 +1,108 @@
+"""Free text in English, Arabic or Polish → the same intents as the commands.
+
+Unsure → a clarifying question with buttons (``cl:<intent>``); nothing matched → suggestions.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.ext import filters
+
+from bot.context import ChatContext, texts
+from bot.handlers import basics, consents, privacy, reading
+from bot.handlers.common import answer_button, say
+from bot.i18n import Tr, pick_language
+from bot.intents import Intent, classify
+
+
+def intent_label(t: Tr, name: str) -> str:
+    labels = {
+        "balance": t._("My balance"),
+        "transactions": t._("My transactions"),
+        "link": t._("Link a bank"),
+        "consents": t._("What I shared"),
+        "privacy": t._("Privacy"),
+        "help": t._("Help"),
+        "language": t._("Language"),
+    }
+    return labels.get(name, name)
+
+
+class IntentIs(filters.MessageFilter):
+    """Text that means ``intent`` (used to enter /link from "link my bank")."""
+
+    def __init__(self, intent: str) -> None:
+        super().__init__(name=f"IntentIs({intent})")
+        self.intent = intent
+
+    def filter(self, message: Message) -> bool:
+        if not message.text or message.text.startswith("/"):
+            return False
+        code = message.from_user.language_code if message.from_user else None
+        return classify(message.text, pick_language(code)).name == self.intent
+
+
+async def route(update: Update, context: ChatContext, intent: Intent) -> None:
+    name = intent.name
+    if name == "balance":
+        await reading.balance(update, context)
+    elif name == "transactions":
+        await reading.transactions(
+            update,
+            context,
+            merchant=intent.merchant,
+            date_from=intent.date_from,
+            date_to=intent.date_to,
+        )
+    elif name == "consents":
+        await consents.show(update, context)
+    elif name == "privacy":
+        await privacy.show(update, context)
+    elif name == "language":
+        await basics.language(update, context)
+    elif name == "cancel":
+        await basics.cancel(update, context)
+    elif name == "greeting":
+        await basics.start(update, context)
+    elif name == "link":
+        t = await texts(update, context)
+        await say(update, t.message(t._("To link a bank, send /link.")), edit=False)
+    else:
+        await basics.help_command(update, context)
+
+
+async def free_text(update: Update, context: ChatContext) -> None:
+    """Any text outside a flow: classify, then answer, ask, or suggest."""
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    t = await texts(update, context)
+    intent = classify(message.text, t.language, today=context.services.clock().date())
+    if intent.name != "unknown":
+        await route(update, context, intent)
+        return
+    candidates = [c for c in intent.candidates if c not in ("unknown", "greeting", "cancel")]
+    if candidates:
+        keyboard = InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(intent_label(t, c), callback_data=f"cl:{c}")]
+                for c in candidates
+            ]
+        )
+        await say(update, t.message(t._("Did you mean one of these?")), keyboard, edit=False)
+        return
+    suggestions = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(intent_label(t, c), callback_data=f"cl:{c}")]
+            for c in ("balance", "transactions", "help")
+        ]
+    )
+    text = t._("Sorry, I didn't get that. I can show balances and transactions, or link a bank.")
+    await say(update, t.message(text), suggestions, edit=False)
+
+
+async def clarified(update: Update, context: ChatContext) -> None:
+    """cl:<intent>: the user picked what they meant."""
+    await answer_button(update)
+    query = update.callback_query
+    assert query is not None and query.data
+    await route(update, context, Intent(name=query.data.removeprefix("cl:"), confidence=1.0))

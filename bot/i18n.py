@@ -1,0 +1,111 @@
+"""Languages: gettext catalogs (Babel ``.po`` files compiled in memory at first use), money,
+numbers and dates in the user's locale, and right-to-left layout for Arabic.
+
+English is the source language (the msgids); ``bot/locales/{ar,pl}/LC_MESSAGES/bot.po`` hold
+the translations with their plural rules (Arabic six forms, Polish three). In Arabic, numbers,
+amounts, dates and Latin names are wrapped in Unicode isolates (LRI … PDI) so they keep their
+left-to-right order inside right-to-left sentences.
+"""
+
+from __future__ import annotations
+
+import gettext
+import html
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+
+LANGUAGES = ("en", "ar", "pl")
+NAMES = {"en": "English", "ar": "العربية", "pl": "Polski"}
+LOCALES = {"en": "en_GB", "ar": "ar", "pl": "pl_PL"}
+RTL = frozenset({"ar"})
+CATALOGS = Path(__file__).with_name("locales")
+LRI, PDI, RLM = "\u2066", "\u2069", "\u200f"
+_COMMAND = re.compile(r"(?<![<\w/])/[a-z_]+")
+
+
+def pick_language(code: str | None, default: str = "en") -> str:
+    """Telegram's ``language_code`` ("ar-SA", "pl", "en-US", None) → one of LANGUAGES."""
+    base = (code or "").split("-")[0].split("_")[0].lower()
+    return base if base in LANGUAGES else default
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _catalog(language: str) -> gettext.NullTranslations:
+    po = CATALOGS / language / "LC_MESSAGES" / "bot.po"
+    if language == "en" or not po.exists():
+        return gettext.NullTranslations()
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+class Tr:
+    """One language's texts and formats. ``_`` and ``n_`` are the gettext keywords."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in LANGUAGES else "en"
+        self.locale = LOCALES[self.language]
+        self.rtl = self.language in RTL
+        self._t = _catalog(self.language)
+
+    def _(self, message: str, **values: Any) -> str:
+        text = self._t.gettext(message)
+        return text % values if values else text
+
+    def n_(self, singular: str, plural: str, n: int, **values: Any) -> str:
+        text = self._t.ngettext(singular, plural, n)
+        return text % {"n": self.number(n), **values}
+
+    def ltr(self, text: str) -> str:
+        """Keep a Latin name, number or code left-to-right inside Arabic text."""
+        return f"{LRI}{text}{PDI}" if self.rtl else text
+
+    def esc(self, text: str | None) -> str:
+        """A value from outside (a merchant or bank name) made safe for HTML and for RTL."""
+        return self.ltr(html.escape(text or "—", quote=False))
+
+    def number(self, n: int | Decimal) -> str:
+        return self.ltr(format_decimal(n, locale=self.locale))
+
+    def money(self, amount: Decimal | None, currency: str | None) -> str:
+        if amount is None or not currency:
+            return "—"
+        return self.ltr(format_currency(amount, currency, locale=self.locale))
+
+    def day(self, value: date | str | None) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value[:10])
+            except ValueError:
+                return "—"
+        return self.ltr(format_date(value, "medium", locale=self.locale))
+
+    def moment(self, value: datetime) -> str:
+        return self.ltr(format_datetime(value, "short", locale=self.locale))
+
+    def message(self, text: str) -> str:
+        """A whole message: Arabic ones open with a right-to-left mark, and their /commands
+        are isolated so they read "/link", not "link/"."""
+        if not self.rtl:
+            return text
+        return RLM + _COMMAND.sub(lambda m: f"{LRI}{m.group(0)}{PDI}", text)
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def tr(language: str) -> Tr:
+    return Tr(language)

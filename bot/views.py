@@ -1,0 +1,487 @@
+"""Pure rendering: views from the broker → message text (HTML) and inline keyboards.
+
+No I/O here; every string goes through the user's :class:`~bot.i18n.Tr`, and every value from
+outside is escaped. Callback data stays under Telegram's 64-byte limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import groupby
+
+from telegram import InlineKeyboardButton as Button
+from telegram import InlineKeyboardMarkup as Keyboard
+
+from bot.broker import AccessLog, Balance, Bank, BrokerError, Consent, TransactionPage
+from bot.i18n import NAMES, Tr
+
+DURATIONS = (30, 90, 180, 365)
+SCOPES = ("balances", "transactions", "fraud_alerts", "card_controls")
+
+
+def scope_name(tr: Tr, scope: str) -> str:
+    names = {
+        "balances": tr._("Balances"),
+        "transactions": tr._("Transactions"),
+        "fraud_alerts": tr._("Fraud alerts"),
+        "card_controls": tr._("Card freeze"),
+    }
+    return names.get(scope, scope)
+
+
+def welcome(tr: Tr) -> str:
+    return tr.message(
+        tr._("<b>Welcome to chatbank.</b>")
+        + "\n"
+        + tr._(
+            "I show balances and transactions from the banks you link, and warn you about "
+            "suspicious card payments."
+        )
+        + "\n\n🔒 "
+        + tr._(
+            "Your bank approves every link on its own page, and I receive only what you allowed, "
+            "never account numbers or passwords."
+        )
+        + "\n"
+        + tr._("Nothing is ever used for advertising. /privacy shows what I hold.")
+        + "\n\n"
+        + tr._("Start with /link, or ask me: “what's my balance?”")
+    )
+
+
+def help_text(tr: Tr) -> str:
+    lines = [
+        tr._("<b>What I can do</b>"),
+        "/link — " + tr._("link a bank"),
+        "/balance — " + tr._("balances of your linked accounts"),
+        "/transactions — " + tr._("recent transactions, with filters"),
+        "/consents — " + tr._("what you shared, and revoke it"),
+        "/privacy — " + tr._("what I hold, the access log, export or delete"),
+        "/language — " + tr._("change language"),
+        "/cancel — " + tr._("stop what we are doing"),
+        "",
+        tr._("You can also write, e.g. “what did I spend at Tesco last month?”"),
+    ]
+    return tr.message("\n".join(lines))
+
+
+def languages_keyboard() -> Keyboard:
+    return Keyboard([[Button(name, callback_data=f"lang:{code}")] for code, name in NAMES.items()])
+
+
+def bank_picker(tr: Tr, banks: Sequence[Bank]) -> tuple[str, Keyboard]:
+    rows = [[Button(b.name, callback_data=f"lk:bank:{b.bank_id}")] for b in banks]
+    rows.append([Button(tr._("Cancel"), callback_data="lk:cancel")])
+    return tr.message(tr._("Which bank would you like to link?")), Keyboard(rows)
+
+
+def scope_picker(tr: Tr, bank: Bank, chosen: Sequence[str]) -> tuple[str, Keyboard]:
+    rows = []
+    for scope in SCOPES:
+        if scope in bank.scopes:
+            mark = "✅" if scope in chosen else "⬜"
+            rows.append([Button(f"{mark} {scope_name(tr, scope)}", callback_data=f"lk:sc:{scope}")])
+    nav = [Button(tr._("Cancel"), callback_data="lk:cancel")]
+    if chosen:
+        nav.append(Button(tr._("Next"), callback_data="lk:next"))
+    rows.append(nav)
+    text = tr._("<b>%(bank)s</b>: what may I see? Tap to choose.", bank=tr.esc(bank.name))
+    missing = [s for s in SCOPES if s not in bank.scopes]
+    if missing:
+        names = ", ".join(scope_name(tr, s) for s in missing)
+        text += "\n" + tr._(
+            "%(bank)s does not share through chat: %(scopes)s.",
+            bank=tr.esc(bank.name),
+            scopes=names,
+        )
+    return tr.message(text), Keyboard(rows)
+
+
+def duration_options(bank: Bank) -> list[int]:
+    options = [d for d in DURATIONS if d <= bank.max_duration_days]
+    return options or [bank.max_duration_days]
+
+
+def duration_picker(tr: Tr, bank: Bank) -> tuple[str, Keyboard]:
+    row = [
+        Button(tr.n_("%(n)s day", "%(n)s days", d), callback_data=f"lk:days:{d}")
+        for d in duration_options(bank)
+    ]
+    text = tr._("For how long? %(bank)s allows at most:", bank=tr.esc(bank.name)) + " "
+    text += tr.n_("%(n)s day", "%(n)s days", bank.max_duration_days) + "."
+    return tr.message(text), Keyboard([row, [Button(tr._("Cancel"), callback_data="lk:cancel")]])
+
+
+def disclosure(
+    tr: Tr, bank: Bank, scopes: Sequence[str], days: int, now: datetime
+) -> tuple[str, Keyboard]:
+    """The authorization disclosure (12 CFR 1033 style): who, what, why, how long, how to stop."""
+    until = tr.day((now + timedelta(days=days)).date())
+    lines = [
+        tr._("<b>Before you approve</b>"),
+        "• "
+        + tr._(
+            "Who receives the data: chatbank, this chat service, through its consent "
+            "broker; %(bank)s sends it.",
+            bank=tr.esc(bank.name),
+        ),
+        "• " + tr._("What: %(scopes)s.", scopes=", ".join(scope_name(tr, s) for s in scopes)),
+        "• " + tr._("Why: to answer you in this chat and to warn you about fraud; nothing else."),
+        "• "
+        + tr._(
+            "How long: %(days)s, until %(date)s; then I ask again.",
+            days=tr.n_("%(n)s day", "%(n)s days", days),
+            date=until,
+        ),
+        "• " + tr._("Stop any time with /consents or at your bank: as easy as granting."),
+        "• " + tr._("Never used for advertising or cross-selling, never sold."),
+        "",
+        tr._(
+            "Next you approve at %(bank)s's own page. Never type a password in this chat.",
+            bank=tr.esc(bank.name),
+        ),
+    ]
+    keyboard = Keyboard(
+        [
+            [Button(tr._("I agree, continue"), callback_data="lk:ok")],
+            [Button(tr._("Cancel"), callback_data="lk:cancel")],
+        ]
+    )
+    return tr.message("\n".join(lines)), keyboard
+
+
+def approve_at_bank(tr: Tr, bank: Bank, url: str) -> tuple[str, Keyboard]:
+    text = tr._(
+        "Open %(bank)s to approve. I will tell you here when it is done.", bank=tr.esc(bank.name)
+    )
+    button = Button(tr._("Approve at %(bank)s", bank=bank.name), url=url)
+    return tr.message(text), Keyboard([[button]])
+
+
+def _kind(tr: Tr, kind: str | None) -> str:
+    names = {
+        "current": tr._("Current account"),
+        "savings": tr._("Savings"),
+        "credit_card": tr._("Credit card"),
+    }
+    return names.get(kind or "", kind or "")
+
+
+def balances(tr: Tr, views: Sequence[Balance]) -> str:
+    if not views:
+        return tr.message(tr._("No balances yet: link a bank with /link."))
+    lines = [tr._("<b>Your balances</b>")]
+    for bank_name, group in groupby(views, key=lambda b: b.bank_name or ""):
+        lines.append(f"\n🏦 <b>{tr.esc(bank_name)}</b>")
+        for b in group:
+            name = b.nickname or _kind(tr, b.account_type)
+            ending = tr._("ending %(last4)s", last4=tr.ltr(b.last4)) if b.last4 else ""
+            lines.append(f"• {tr.esc(name)} {ending}".rstrip())
+            lines.append(
+                "  " + tr._("Available: %(amount)s", amount=tr.money(b.available, b.currency))
+            )
+            if b.current is not None and b.current != b.available:
+                lines.append(
+                    "  " + tr._("Current: %(amount)s", amount=tr.money(b.current, b.currency))
+                )
+    return tr.message("\n".join(lines))
+
+
+PERIODS = ("7d", "30d", "month", "last_month")
+
+
+def period_name(tr: Tr, period: str) -> str:
+    names = {
+        "7d": tr._("7 days"),
+        "30d": tr._("30 days"),
+        "month": tr._("This month"),
+        "last_month": tr._("Last month"),
+    }
+    return names.get(period, period)
+
+
+def transactions(
+    tr: Tr,
+    page: TransactionPage,
+    *,
+    account: str,
+    period: str,
+    merchant: str | None,
+    page_no: int,
+    accounts: Sequence[str],
+) -> tuple[str, Keyboard]:
+    head = tr._(
+        "<b>Transactions</b> · %(account)s · %(period)s",
+        account=tr.esc(account),
+        period=period_name(tr, period),
+    )
+    if merchant:
+        head += " · " + tr._("at %(merchant)s", merchant=tr.esc(merchant))
+    lines = [head]
+    if not page.transactions:
+        lines.append(tr._("Nothing in this period."))
+    for t in page.transactions:
+        sign = "+" if t.direction == "in" else "−"
+        amount = tr.money(t.amount, t.currency)
+        pending = " ⏳" if t.status == "pending" else ""
+        who = tr.esc(t.merchant or t.category or "—")
+        lines.append(f"{tr.day(t.booking_date)} · {who} · {tr.ltr(sign)}{amount}{pending}")
+    if page.totals:
+        lines.append("")
+        for currency, sums in sorted(page.totals.items()):
+            lines.append(
+                tr._(
+                    "On this page, %(currency)s: in %(in)s, out %(out)s",
+                    currency=tr.ltr(currency),
+                    **{
+                        "in": tr.money(sums.get("in", Decimal(0)), currency),
+                        "out": tr.money(sums.get("out", Decimal(0)), currency),
+                    },
+                )
+            )
+    nav = []
+    if page_no > 0:
+        nav.append(Button("◀ " + tr._("Newer"), callback_data="tx:prev"))
+    if page.next_cursor:
+        nav.append(Button(tr._("Older") + " ▶", callback_data="tx:next"))
+    rows = [nav] if nav else []
+    rows.append(
+        [
+            Button(("• " if p == period else "") + period_name(tr, p), callback_data=f"tx:p:{p}")
+            for p in PERIODS
+        ]
+    )
+    if len(accounts) > 1:
+        rows.append(
+            [Button(name, callback_data=f"tx:a:{i}") for i, name in enumerate(accounts)][:4]
+        )
+    if merchant:
+        rows.append([Button(tr._("All merchants"), callback_data="tx:all")])
+    return tr.message("\n".join(lines)), Keyboard(rows)
+
+
+def account_label(b: Balance) -> str:
+    """A short account name for buttons; no digits, because it is kept in the flow state."""
+    return f"{b.bank_name or ''} · {b.nickname or b.account_type or ''}".strip(" ·")
+
+
+def alert(tr: Tr, view: Mapping[str, object]) -> tuple[str, Keyboard]:
+    amount = view.get("amount")
+    currency = view.get("currency")
+    money = tr.money(Decimal(str(amount)), str(currency)) if amount and currency else "—"
+    lines = [
+        "⚠️ " + tr._("<b>Was this you?</b>"),
+        tr._(
+            "A card payment of %(amount)s at %(merchant)s looks unusual.",
+            amount=money,
+            merchant=tr.esc(str(view.get("merchant") or "—")),
+        ),
+    ]
+    if view.get("card_last4"):
+        lines.append(tr._("Card ending %(last4)s", last4=tr.ltr(str(view["card_last4"]))))
+    alert_id = str(view.get("alert_id"))
+    actions = view.get("actions")
+    actions = actions if isinstance(actions, list) else []
+    row = [Button(tr._("It was me"), callback_data=f"al:me:{alert_id}")]
+    if "freeze_card" in actions:
+        row.append(Button(tr._("Not me: freeze card"), callback_data=f"al:fz:{alert_id}"))
+    return tr.message("\n".join(lines)), Keyboard([row])
+
+
+def alert_outcome(tr: Tr, answer: str, card_status: str | None) -> str:
+    if answer == "freeze_card":
+        text = "🧊 " + tr._("Your card is frozen. Contact your bank to get a new one.")
+        if card_status and card_status != "Frozen":
+            text = tr._(
+                "I asked the bank to freeze your card; it reports: %(status)s",
+                status=tr.esc(card_status),
+            )
+        return tr.message(text)
+    return tr.message("✅ " + tr._("Thanks, marked as yours. Nothing else to do."))
+
+
+def notice(tr: Tr, kind: str, data: Mapping[str, object], bank: str) -> tuple[str, Keyboard | None]:
+    b = tr.esc(bank)
+    if kind == "consent_authorized":
+        return tr.message("✅ " + tr._("%(bank)s is linked. Try /balance.", bank=b)), None
+    if kind == "consent_rejected":
+        return tr.message(
+            tr._("The link to %(bank)s was not approved. Nothing was shared.", bank=b)
+        ), None
+    if kind == "consent_revoked":
+        return tr.message(
+            tr._("Your link to %(bank)s has ended; I can no longer read it.", bank=b)
+        ), None
+    if kind == "consent_expired":
+        return tr.message(
+            tr._("Your link to %(bank)s expired. Link it again with /link.", bank=b)
+        ), None
+    if kind == "consent_expiring":
+        days = int(str(data.get("days_left", 7)))
+        text = tr._(
+            "Your link to %(bank)s ends in %(days)s.",
+            bank=b,
+            days=tr.n_("%(n)s day", "%(n)s days", days),
+        )
+        bank_id = str(data.get("bank_id", ""))
+        keyboard = Keyboard([[Button(tr._("Renew"), callback_data=f"rn:{bank_id}")]])
+        return tr.message(text), keyboard
+    return tr.message(tr._("A message from your bank link: %(kind)s", kind=tr.esc(kind))), None
+
+
+def status_name(tr: Tr, status: str) -> str:
+    names = {
+        "awaiting_authorization": tr._("waiting for approval"),
+        "authorized": tr._("active"),
+        "rejected": tr._("not approved"),
+        "revoked": tr._("revoked"),
+        "expired": tr._("expired"),
+    }
+    return names.get(status, status)
+
+
+def consents(tr: Tr, items: Sequence[Consent], names: dict[str, str]) -> tuple[str, Keyboard]:
+    live = [c for c in items if c.status in ("authorized", "awaiting_authorization")]
+    if not live:
+        return tr.message(tr._("You have no active links. Link a bank with /link.")), Keyboard([])
+    lines = [tr._("<b>What you shared</b>")]
+    rows = []
+    for c in live:
+        bank = names.get(c.bank_id, c.bank_id)
+        scopes = ", ".join(scope_name(tr, s) for s in c.scopes)
+        lines.append(f"\n🏦 <b>{tr.esc(bank)}</b> — {status_name(tr, c.status)}")
+        lines.append(tr._("Shares: %(scopes)s", scopes=scopes))
+        lines.append(tr._("Until %(date)s", date=tr.day(c.expires_at)))
+        rows.append(
+            [Button(tr._("Revoke %(bank)s", bank=bank), callback_data=f"cs:rv:{c.consent_id}")]
+        )
+    return tr.message("\n".join(lines)), Keyboard(rows)
+
+
+def revoke_confirm(tr: Tr, bank: str, consent_id: str) -> tuple[str, Keyboard]:
+    text = tr._(
+        "Revoke the link to %(bank)s? I will no longer see anything from it.", bank=tr.esc(bank)
+    )
+    keyboard = Keyboard(
+        [
+            [Button(tr._("Yes, revoke"), callback_data=f"cs:ok:{consent_id}")],
+            [Button(tr._("Keep it"), callback_data="cs:keep")],
+        ]
+    )
+    return tr.message(text), keyboard
+
+
+def privacy(tr: Tr, subject: str | None, language: str) -> tuple[str, Keyboard]:
+    lines = [
+        tr._("<b>What I hold about you</b>"),
+        "• "
+        + tr._(
+            "your Telegram id and the broker's handle for you: %(handle)s",
+            handle=f"<code>{tr.esc(subject or '—')}</code>",
+        ),
+        "• " + tr._("your language: %(language)s", language=NAMES.get(language, language)),
+        "• " + tr._("where you are in a conversation, and ids of alerts already shown"),
+        tr._(
+            "No balances, transactions or account numbers: I fetch them when you ask and "
+            "forget them."
+        ),
+    ]
+    keyboard = Keyboard(
+        [
+            [Button(tr._("Access log"), callback_data="pv:log")],
+            [Button(tr._("Export my data"), callback_data="pv:export")],
+            [Button(tr._("Delete my data"), callback_data="pv:del")],
+        ]
+    )
+    return tr.message("\n".join(lines)), keyboard
+
+
+def action_name(tr: Tr, action: str) -> str:
+    """The broker's audit action ("read.balances") in the user's words."""
+    names = {
+        "read.balances": tr._("balances read"),
+        "read.transactions": tr._("transactions read"),
+        "push.fraud_alert": tr._("fraud alert sent"),
+        "alert.it_was_me": tr._("alert answered: it was me"),
+        "alert.freeze_card": tr._("alert answered: card frozen"),
+        "alert.answer": tr._("alert answer"),
+        "consent.create": tr._("link started"),
+        "consent.authorize": tr._("link approved at the bank"),
+        "consent.revoke": tr._("link revoked"),
+        "consent.revoked_at_bank": tr._("link revoked at the bank"),
+        "consent.expire": tr._("link expired"),
+        "consent.list": tr._("links listed"),
+        "access_log.read": tr._("access log read"),
+        "subject.create": tr._("handle created"),
+        "subject.export": tr._("data exported"),
+    }
+    return names.get(action, tr.ltr(action))
+
+
+def access_log(tr: Tr, log: AccessLog, limit: int = 10) -> str:
+    lines = [tr._("<b>Access log</b> (newest first)")]
+    for e in sorted(log.entries, key=lambda e: e.seq, reverse=True)[:limit]:
+        when = tr.moment(datetime.fromisoformat(e.at).astimezone(UTC))
+        mark = "✅" if e.outcome == "allowed" else "⛔"
+        lines.append(f"{mark} {when} · {action_name(tr, e.action)}")
+    lines.append("")
+    if log.integrity.ok:
+        lines.append(
+            "🔗 "
+            + tr.n_(
+                "Integrity verified: %(n)s entry, unbroken chain.",
+                "Integrity verified: %(n)s entries, unbroken chain.",
+                log.integrity.checked,
+            )
+        )
+    else:
+        lines.append(
+            "❗ "
+            + tr._(
+                "The log's chain is broken at entry %(seq)s.",
+                seq=tr.number(log.integrity.first_bad_seq or 0),
+            )
+        )
+    return tr.message("\n".join(lines))
+
+
+def delete_confirm(tr: Tr) -> tuple[str, Keyboard]:
+    text = tr._(
+        "Delete everything? Every bank link is revoked and I forget you. This cannot be undone."
+    )
+    keyboard = Keyboard(
+        [
+            [Button(tr._("Yes, delete everything"), callback_data="pv:delok")],
+            [Button(tr._("Keep it"), callback_data="pv:keep")],
+        ]
+    )
+    return tr.message(text), keyboard
+
+
+def problem(tr: Tr, error: BrokerError) -> str:
+    """A broker failure as a clear, localized message."""
+    code = error.code
+    if code in ("broker_unavailable", "broker_timeout", "broker_bad_answer"):
+        text = tr._("I can't reach the bank link service right now. Please try again shortly.")
+    elif code in ("bank_unavailable", "bank_timeout", "bank_refused"):
+        text = tr._("Your bank is not answering right now. Please try again in a minute.")
+    elif code == "rate_limited":
+        seconds = int(error.retry_after or 60)
+        text = tr.n_(
+            "That's a lot of requests. Try again in %(n)s second.",
+            "That's a lot of requests. Try again in %(n)s seconds.",
+            seconds,
+        )
+    elif code == "consent_not_authorized":
+        text = tr._("That bank link has ended. Link it again with /link.")
+    elif code == "scope_not_consented":
+        text = tr._("You did not share that. Link again with /link to add it.")
+    elif code == "already_answered":
+        text = tr._("This alert was already answered.")
+    elif error.status == 404:
+        text = tr._("I couldn't find that any more.")
+    else:
+        text = tr._("Something went wrong on my side. Please try again.")
+    return tr.message("⚠️ " + text)

@@ -1,0 +1,175 @@
+"""The bot end to end: real Application, localchat as Telegram, a real broker and bank."""
+
+from __future__ import annotations
+
+from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, url_button
+
+
+async def link_bank(
+    system: System,
+    user: int,
+    bank: str = "northwind",
+    *,
+    drop: tuple[str, ...] = (),
+    days: int | None = None,
+) -> None:
+    """/link → bank → (untick ``drop``) → Next → days (the shortest offered when not given)
+    → I agree → approve at the bank."""
+    picker = await system.say(user, "/link", lambda t: "lk:bank" not in t)
+    assert button(picker, f"lk:bank:{bank}")
+    scopes = await system.press(user, picker, f"lk:bank:{bank}", lambda t: True)
+    for scope in drop:
+        scopes = await system.press(user, scopes, f"lk:sc:{scope}", lambda t: True)
+    durations = await system.press(user, scopes, "lk:next", lambda t: True)
+    choice = f"lk:days:{days}" if days else button(durations, "lk:days:")
+    disclosure = await system.press(user, durations, choice, lambda t: "<b>" in t)
+    approve = await system.press(user, disclosure, "lk:ok", lambda t: True)
+    url = url_button(approve)
+    before = {m["message_id"] for m in await system.chat.messages(user)}
+    await system.approve_at_bank(url)
+    await system.expect(user, lambda t: "/balance" in t, before)
+
+
+async def test_start_welcomes_in_the_users_language_with_the_privacy_promise(
+    system: System,
+) -> None:
+    en = await system.say(ALICE, "/start", lambda t: "Welcome" in t)
+    assert "advertising" in en["text"]
+    ar = await system.say(OMAR, "/start", lambda t: True)
+    assert "chatbank" in ar["text"] and "Welcome" not in ar["text"]
+    assert ar["text"].startswith("\u200f")
+    pl = await system.say(ZOFIA, "/start", lambda t: True)
+    assert "Witaj" in pl["text"] or "Witamy" in pl["text"]
+
+
+async def test_linking_a_bank_shows_the_disclosure_and_confirms_when_authorized(
+    system: System,
+) -> None:
+    picker = await system.say(ALICE, "/link", lambda t: "bank" in t.lower())
+    scopes = await system.press(ALICE, picker, "lk:bank:northwind", lambda t: "Northwind" in t)
+    durations = await system.press(ALICE, scopes, "lk:next", lambda t: "how long" in t.lower())
+    disclosure = await system.press(ALICE, durations, "lk:days:90", lambda t: "approve" in t)
+    text = disclosure["text"]
+    for promise in ("Who receives", "What:", "Why:", "90 days", "/consents", "advertising"):
+        assert promise in text
+    approve = await system.press(ALICE, disclosure, "lk:ok", lambda t: "Open" in t)
+    url = url_button(approve)
+    assert url.startswith(str(system.env.bank.make_url("/banks/northwind")))
+    before = {m["message_id"] for m in await system.chat.messages(ALICE)}
+    await system.approve_at_bank(url)
+    linked = await system.expect(ALICE, lambda t: "linked" in t, before)
+    assert "Northwind" in linked["text"]
+
+
+async def test_balance_lists_linked_accounts_grouped_by_bank_with_local_amounts(
+    system: System,
+) -> None:
+    await link_bank(system, ALICE, "northwind")
+    await link_bank(system, ALICE, "libertas")
+    reply = await system.say(ALICE, "/balance", lambda t: "balances" in t.lower())
+    text = reply["text"]
+    assert "Northwind" in text and "Libertas" in text
+    assert ("£" in text and "US$" in text) or "$" in text
+
+
+async def test_transactions_page_with_buttons_and_edit_in_place(system: System) -> None:
+    await link_bank(system, ALICE)
+    first = await system.say(ALICE, "/transactions", lambda t: "Transactions" in t)
+    assert button(first, "tx:p:7d") and button(first, "tx:next")
+    assert "On this page" in first["text"]
+    older = await system.press(ALICE, first, "tx:next", lambda t: "Transactions" in t)
+    assert older["message_id"] == first["message_id"] and older["edit_count"] == 1
+    assert older["text"] != first["text"]
+    assert button(older, "tx:prev")
+    newer = await system.press(ALICE, older, "tx:prev", lambda t: "Transactions" in t)
+    assert newer["text"] == first["text"]
+    week = await system.press(ALICE, newer, "tx:p:7d", lambda t: "7 days" in t)
+    assert week["message_id"] == first["message_id"]
+
+
+async def test_free_text_asks_for_spending_at_a_merchant(system: System) -> None:
+    await link_bank(system, ALICE)
+    reply = await system.say(
+        ALICE, "what did I spend at Tesco last month", lambda t: "Transactions" in t
+    )
+    assert "Tesco" in reply["text"]
+    assert button(reply, "tx:all")
+
+
+async def test_free_text_in_arabic_and_polish_reaches_the_same_intents(system: System) -> None:
+    await link_bank(system, OMAR, "nakheel")
+    ar = await system.say(OMAR, "كم رصيدي", lambda t: "Nakheel" in t or "نخيل" in t)
+    assert ar["text"].startswith("\u200f")
+    await link_bank(system, ZOFIA, "wisla")
+    pl = await system.say(ZOFIA, "jakie mam saldo", lambda t: "Wisła" in t)
+    assert "zł" in pl["text"]
+
+
+async def test_unknown_text_gets_suggestions(system: System) -> None:
+    reply = await system.say(ALICE, "qwertyuiop zxcvb", lambda t: "didn't get" in t)
+    assert button(reply, "cl:balance")
+
+
+async def test_a_digression_inside_link_is_answered_and_the_flow_resumes(
+    system: System,
+) -> None:
+    await link_bank(system, ALICE)
+    picker = await system.say(ALICE, "/link", lambda t: "Which bank" in t)
+    scopes = await system.press(ALICE, picker, "lk:bank:libertas", lambda t: "Libertas" in t)
+    await system.say(ALICE, "what's my balance", lambda t: "Your balances" in t)
+    resumed = await system.expect(
+        ALICE, lambda t: "Libertas" in t and "what may I see" in t, {scopes["message_id"]}
+    )
+    durations = await system.press(ALICE, resumed, "lk:next", lambda t: "how long" in t.lower())
+    assert button(durations, "lk:days:")
+
+
+async def test_cancel_anywhere_ends_the_flow(system: System) -> None:
+    picker = await system.say(ALICE, "/link", lambda t: "Which bank" in t)
+    await system.press(ALICE, picker, "lk:bank:northwind", lambda t: "Northwind" in t)
+    await system.say(ALICE, "/cancel", lambda t: "Cancelled" in t)
+    stale = await system.press(ALICE, picker, "lk:next", lambda t: "out of date" in t)
+    assert "/link" in stale["text"]
+
+
+async def test_language_command_switches_and_remembers(system: System) -> None:
+    menu = await system.say(ALICE, "/language", lambda t: "language" in t.lower())
+    done = await system.press(ALICE, menu, "lang:pl", lambda t: "polsku" in t)
+    assert done["message_id"] == menu["message_id"]
+    help_pl = await system.say(ALICE, "/help", lambda t: "/link" in t)
+    assert "bank" in help_pl["text"].lower() and "What I can do" not in help_pl["text"]
+
+
+async def test_transactions_with_a_merchant_argument_filters_and_can_be_cleared(
+    system: System,
+) -> None:
+    await link_bank(system, ALICE)
+    filtered = await system.say(ALICE, "/transactions tesco", lambda t: "Transactions" in t)
+    assert "at tesco" in filtered["text"]
+    cleared = await system.press(ALICE, filtered, "tx:all", lambda t: "at tesco" not in t)
+    assert cleared["message_id"] == filtered["message_id"]
+
+
+async def test_the_command_menu_is_published(system: System) -> None:
+    application = system.runtime.application
+    assert application is not None
+    commands = await application.bot.get_my_commands()
+    assert [c.command for c in commands][:3] == ["link", "balance", "transactions"]
+
+
+async def test_a_link_rejected_at_the_bank_is_reported(system: System) -> None:
+    from yarl import URL
+
+    picker = await system.say(ALICE, "/link", lambda t: "Which bank" in t)
+    scopes = await system.press(ALICE, picker, "lk:bank:libertas", lambda t: "Libertas" in t)
+    durations = await system.press(ALICE, scopes, "lk:next", lambda t: "how long" in t.lower())
+    disclosure = await system.press(ALICE, durations, "lk:days:30", lambda t: "approve" in t)
+    approve = await system.press(ALICE, disclosure, "lk:ok", lambda t: "Open" in t)
+    url = URL(url_button(approve))
+    before = {m["message_id"] for m in await system.chat.messages(ALICE)}
+    landing = await system.env.broker.get(
+        "/callback/libertas", params={"state": url.query["state"], "error": "access_denied"}
+    )
+    assert landing.status == 200
+    notice = await system.expect(ALICE, lambda t: "not approved" in t, before)
+    assert "Libertas" in notice["text"] and "Nothing was shared" in notice["text"]

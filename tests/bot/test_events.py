@@ -1,0 +1,212 @@
+"""The bot's broker webhook: signatures, age, replays, duplicates, and retry on failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from telegram import Bot
+
+from bot.broker import BrokerClient
+from bot.context import Services
+from bot.events import BrokerEvents
+from bot.settings import BotSettings
+from bot.store import repo
+from bot.store.db import make_engine, session_factory, upgrade_async
+from bot.store.tables import ChatUser
+from consent.outbox.signing import sign_webhook
+from localchat.app import create_app as create_localchat
+from localchat.settings import Settings as LocalchatSettings
+from localchat.testing import ChatDriver
+
+TOKEN = "4242:events-test"
+SECRET = "webhook-secret-for-tests"
+CLIENT = "pc_test"
+NOW = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)
+ALICE = 1001
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Hook:
+    def __init__(self, client: TestClient[Any, Any], events: BrokerEvents, chat: ChatDriver):
+        self.client, self.events, self.chat = client, events, chat
+        self.url = str(client.make_url("/broker/events"))
+
+    async def post(
+        self,
+        message: dict[str, Any],
+        *,
+        secret: str = SECRET,
+        key_id: str = CLIENT,
+        signed_at: datetime = NOW,
+        tamper: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        body = json.dumps(message).encode()
+        signed = headers or sign_webhook(
+            self.url, body, key_id=key_id, secret=secret.encode(), now=signed_at
+        )
+        if tamper:
+            body = body.replace(b"Luxe", b"Lux3")
+        resp = await self.client.post("/broker/events", data=body, headers=signed)
+        return resp.status, await resp.json(), signed
+
+
+def alert_message(n: int = 1, alert_id: str = "fa-1") -> dict[str, Any]:
+    return {
+        "id": f"msg_{n}",
+        "kind": "fraud_alert",
+        "subject_id": "sub_alice",
+        "data": {
+            "alert": {
+                "alert_id": alert_id,
+                "account_handle": "acc_x",
+                "card_last4": "4242",
+                "merchant": "Luxe Watches",
+                "amount": "2750.00",
+                "currency": "EUR",
+                "time": "2026-11-20T18:59:00+00:00",
+                "reason": "unusual_amount",
+                "actions": ["it_was_me", "freeze_card"],
+            }
+        },
+    }
+
+
+@pytest.fixture
+async def hook(
+    tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> AsyncIterator[Hook]:
+    chat_server = await aiohttp_server(create_localchat(LocalchatSettings(bot_token=TOKEN)))
+    base = str(chat_server.make_url("")).rstrip("/")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    settings = BotSettings(
+        token=TOKEN,
+        broker_credential=f"{CLIENT}.secret",
+        broker_webhook_secret=SECRET,
+        database_url=url,
+    )
+    sessions = session_factory(engine)
+    await repo.save_user(
+        sessions,
+        ChatUser(telegram_user_id=ALICE, chat_id=ALICE, subject_id="sub_alice", language="en"),
+    )
+    broker = BrokerClient("http://127.0.0.1:9", "x.y")
+    services = Services(settings, broker, sessions, Clock())
+    bot = Bot(TOKEN, base_url=f"{base}/bot")
+    await bot.initialize()
+    events = BrokerEvents(services, bot)
+    app = web.Application()
+    app.router.add_post("/broker/events", events.handle)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    chat = ChatDriver(base)
+    yield Hook(client, events, chat)
+    await chat.close()
+    await client.close()
+    await bot.shutdown()
+    await broker.close()
+    await engine.dispose()
+
+
+async def test_a_signed_alert_is_shown_once_with_its_buttons(hook: Hook) -> None:
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["status"]) == (200, "shown")
+    messages = await hook.chat.messages(ALICE)
+    assert len(messages) == 1 and "Luxe Watches" in messages[0]["text"]
+    data = [
+        b["callback_data"] for row in messages[0]["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    assert data == ["al:me:fa-1", "al:fz:fa-1"]
+    assert all(len(d.encode()) <= 64 for d in data)
+
+
+async def test_the_same_delivery_retried_is_acknowledged_but_not_shown_again(hook: Hook) -> None:
+    await hook.post(alert_message())
+    status, body, _ = await hook.post(alert_message())  # a new signature, the same message id
+    assert (status, body["status"]) == (200, "duplicate")
+    status, body, _ = await hook.post(alert_message(n=2))  # another message, the same alert
+    assert (status, body["status"]) == (200, "duplicate_alert")
+    assert len(await hook.chat.messages(ALICE)) == 1
+
+
+async def test_a_replayed_signature_is_refused(hook: Hook) -> None:
+    _, _, headers = await hook.post(alert_message())
+    status, body, _ = await hook.post(alert_message(), headers=headers)
+    assert (status, body["error"]) == (409, "replayed")
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"secret": "not-the-secret"}, "bad_signature"),
+        ({"key_id": "pc_other"}, "bad_signature"),
+        ({"tamper": True}, "bad_signature"),
+        ({"signed_at": NOW - timedelta(minutes=10)}, "stale_signature"),
+        ({"signed_at": NOW + timedelta(minutes=10)}, "stale_signature"),
+    ],
+)
+async def test_forged_tampered_or_stale_deliveries_are_refused(
+    hook: Hook, change: dict[str, Any], code: str
+) -> None:
+    status, body, _ = await hook.post(alert_message(), **change)
+    assert (status, body["error"]) == (401, code)
+    assert await hook.chat.messages(ALICE) == []
+
+
+async def test_unsigned_or_malformed_bodies_are_refused(hook: Hook) -> None:
+    resp = await hook.client.post("/broker/events", data=b"{}")
+    assert resp.status == 401
+    body = b"not json"
+    headers = sign_webhook(hook.url, body, key_id=CLIENT, secret=SECRET.encode(), now=NOW)
+    resp = await hook.client.post("/broker/events", data=body, headers=headers)
+    assert resp.status == 400
+
+
+async def test_when_the_chat_is_down_the_delivery_fails_so_the_broker_retries(
+    hook: Hook,
+) -> None:
+    hook.events.bot = Bot(TOKEN, base_url="http://127.0.0.1:9/bot")  # nothing listens there
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["error"]) == (503, "chat_unavailable")
+    # the de-duplication marks were dropped, so the retry is shown
+    services = hook.events.services
+    assert await repo.first_time(services.sessions, "delivery:msg_1", 0)
+    assert await repo.first_time(services.sessions, "alert:fa-1", 0)
+
+
+async def test_notices_are_shown_in_the_users_language(hook: Hook) -> None:
+    message = {
+        "id": "msg_9",
+        "kind": "consent_expiring",
+        "subject_id": "sub_alice",
+        "data": {"consent_id": "c1", "bank_id": "northwind", "days_left": 7},
+    }
+    status, body, _ = await hook.post(message)
+    assert (status, body["status"]) == (200, "shown")
+    shown = (await hook.chat.messages(ALICE))[0]
+    assert "7 days" in shown["text"]
+    renew = shown["reply_markup"]["inline_keyboard"][0][0]
+    assert renew["callback_data"] == "rn:northwind"
+
+
+async def test_a_delivery_for_a_forgotten_user_is_acknowledged_and_dropped(hook: Hook) -> None:
+    message = alert_message()
+    message["subject_id"] = "sub_nobody"
+    status, body, _ = await hook.post(message)
+    assert (status, body["status"]) == (200, "no_such_user")
