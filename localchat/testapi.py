@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from localchat.keys import STORE
@@ -99,12 +102,31 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     return await stream_changes(request.app[STORE], request)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _checked(handler: Handler) -> Handler:
+    """A body that is not JSON, a missing field or a non-number id is a 400 naming the problem,
+    not a 500: a test driver with a typo should learn what it got wrong."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except KeyError as e:
+            raise web.HTTPBadRequest(text=f"missing field {e}") from e
+        except (ValueError, TypeError) as e:
+            raise web.HTTPBadRequest(text=f"bad request: {e}") from e
+
+    return wrapper
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/send", api_send)
-    app.router.add_post("/api/press", api_press)
-    app.router.add_post("/api/flood", api_flood)
-    app.router.add_get("/api/messages/{user_id}", api_messages)
+    app.router.add_post("/api/send", _checked(api_send))
+    app.router.add_post("/api/press", _checked(api_press))
+    app.router.add_post("/api/flood", _checked(api_flood))
+    app.router.add_get("/api/messages/{user_id}", _checked(api_messages))
     app.router.add_get("/api/callback-answers", api_answers)
-    app.router.add_get("/api/changes", api_changes)
+    app.router.add_get("/api/changes", _checked(api_changes))
     app.router.add_get("/api/users", api_users)
     app.router.add_get("/api/events", api_events)

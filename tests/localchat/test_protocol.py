@@ -172,3 +172,26 @@ async def test_html_within_the_limits_is_stored_as_sent(client: Client) -> None:
     text = '<b>Total</b>: 5 &lt; 6 &amp; <a href="https://example.org">more</a>'
     status, body = await call(client, "sendMessage", chat_id=ALICE, text=text, parse_mode="HTML")
     assert status == 200 and body["result"]["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/api/send", b"not json", "bad request"),
+        ("/api/send", b'{"text": "hi"}', "missing field 'user_id'"),
+        ("/api/send", b'{"user_id": "alice", "text": "hi"}', "bad request"),
+        ("/api/press", b'{"user_id": 1001, "data": "x"}', "missing field 'message_id'"),
+        ("/api/flood", b"[]", "bad request"),
+    ],
+)
+async def test_the_test_api_answers_bad_input_with_a_400_naming_it(
+    client: Client, path: str, body: bytes, expected: str
+) -> None:
+    resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert expected in await resp.text()
+
+
+async def test_the_test_api_refuses_a_non_numeric_user_or_cursor(client: Client) -> None:
+    assert (await client.get("/api/messages/alice")).status == 400
+    assert (await client.get("/api/changes?after=x&timeout=0")).status == 400
