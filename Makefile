@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: up test lint typecheck pytest bench clean
+.PHONY: up test lint typecheck pytest browser-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,13 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy bank_mock consent bot localchat chatbank tests bench
 
-pytest: $(TEST_STAMP)
+# the browser test drives Debian's Chromium headless; install it when we can (root + apt-get)
+browser-deps:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: Chromium is not installed; the browser test will be skipped"
+
+pytest: $(TEST_STAMP) browser-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

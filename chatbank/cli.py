@@ -27,13 +27,53 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bot(args: argparse.Namespace) -> int:
+    from bot.__main__ import main as bot_main
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(bot_main())
+    return 0
+
+
+def _localchat(args: argparse.Namespace) -> int:
+    from localchat.__main__ import main as localchat_main
+
+    localchat_main()
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from bot.settings import BotSettings
+    from bot.store.db import upgrade as upgrade_bot
     from consent.settings import BrokerSettings
     from consent.store.migrate import upgrade
 
     settings = BrokerSettings()
     upgrade(settings.database_url)
     print(f"broker database is at the latest schema ({settings.database_url.split('@')[-1]})")
+    bot = BotSettings()
+    upgrade_bot(bot.database_url)
+    print(f"bot database is at the latest schema ({bot.database_url.split('@')[-1]})")
+    return 0
+
+
+def _demo_fraud(args: argparse.Namespace) -> int:
+    from bank_mock.settings import BankSettings
+    from chatbank.demo import DemoError, inject_fraud
+
+    url = args.bank_url or BankSettings().base_url()
+    try:
+        answer = asyncio.run(
+            inject_fraud(url, args.bank, args.customer, amount=args.amount, merchant=args.merchant)
+        )
+    except DemoError as e:
+        print(f"chatbank demo fraud: {e}", file=sys.stderr)
+        return 2
+    alerts = answer.get("alerts") or []
+    if alerts:
+        print(f"booked a suspicious payment at {args.merchant}; alert {alerts[0]} is on its way")
+    else:
+        print("booked the payment, but the fraud rules did not flag it; try a larger --amount")
     return 0
 
 
@@ -68,11 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
         "broker", help="run the consent broker alone (settings: CONSENT_* in .env)"
     )
     broker.set_defaults(func=_broker)
+    sub.add_parser("bot", help="run the bot alone (settings: BOT_* in .env)").set_defaults(
+        func=_bot
+    )
+    sub.add_parser(
+        "localchat", help="run the local Telegram stand-in and chat page alone (LOCALCHAT_*)"
+    ).set_defaults(func=_localchat)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser(
-        "upgrade", help="migrate the broker's database to the latest schema"
+        "upgrade", help="migrate the broker's and the bot's databases to the latest schema"
     ).set_defaults(func=_db_upgrade)
+    demo = sub.add_parser("demo", help="demonstrations against a running system")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    fraud = demo_sub.add_parser(
+        "fraud", help="book a suspicious card payment so a fraud alert shows up in the chat"
+    )
+    fraud.add_argument("--bank", default="northwind", help="bank id (default: northwind)")
+    fraud.add_argument("--customer", default="demo1", help="the bank's test customer")
+    fraud.add_argument("--amount", default="2750.00", help="in EUR (default: 2750.00)")
+    fraud.add_argument("--merchant", default="Luxe Watches")
+    fraud.add_argument("--bank-url", default="", help="default: the BANK_* settings")
+    fraud.set_defaults(func=_demo_fraud)
     keys = sub.add_parser("keys", help="key management")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser(

@@ -1,8 +1,10 @@
-"""``chatbank up``: every service that exists, in one process, on the embedded defaults.
+"""``chatbank up``: the whole system in one process, on the embedded defaults.
 
-Today that is the mock banks and the consent broker (SQLite under the data folder, its KEK in
-``data/keys``); the bot and the local chat join here as they land. Each service prints a progress
-line as it comes up; Ctrl-C (or SIGTERM) shuts all down cleanly.
+Mock banks, the consent broker (SQLite under the data folder, its KEK in ``data/keys``), the
+local chat (a Telegram Bot API stand-in with a web page) and the bot. With a real bot token in
+``.env`` the bot talks to Telegram instead, and with ``BOT_API_BASE_URL`` pointing at another
+Bot API server it uses that one; the built-in stand-in is then not started. Each service prints
+a progress line as it comes up; Ctrl-C (or SIGTERM) shuts everything down cleanly.
 """
 
 from __future__ import annotations
@@ -13,16 +15,42 @@ import time
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from bank_mock.app import create_app as create_bank
 from bank_mock.banks import BANKS, password, username
 from bank_mock.settings import BankSettings
+from bot.runtime import BotRuntime
+from bot.settings import LOCAL_TOKEN, TELEGRAM_API, BotSettings
+from chatbank import wiring
 from consent.app import create_app as create_broker
 from consent.settings import BrokerSettings
+from localchat.app import create_app as create_localchat
+from localchat.settings import Settings as LocalchatSettings
+
+LOCAL_API = BotSettings.model_fields["api_base_url"].default
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def chat_target(bot: BotSettings, chat: LocalchatSettings) -> tuple[BotSettings, bool]:
+    """Where the bot's Bot API is, and whether the built-in local chat must run."""
+    token = bot.token.get_secret_value()
+    if bot.api_base_url != LOCAL_API:
+        return bot, False  # another Bot API server was configured
+    if token != LOCAL_TOKEN:
+        return bot.model_copy(update={"api_base_url": TELEGRAM_API}), False  # real Telegram
+    local = f"http://{chat.host}:{chat.port}/bot"
+    return bot.model_copy(update={"api_base_url": local}), True
+
+
+async def _serve(app: web.Application, host: str, port: int, runners: list[web.AppRunner]) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # the broker migrates its database and opens the vault here
+    runners.append(runner)
+    await web.TCPSite(runner, host, port).start()
 
 
 async def run_up(
@@ -30,50 +58,85 @@ async def run_up(
     *,
     bank: BankSettings | None = None,
     broker: BrokerSettings | None = None,
+    bot: BotSettings | None = None,
+    chat: LocalchatSettings | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Start the services, print where to go, and wait until ``stop`` is set or a signal comes."""
     started = time.perf_counter()
-    settings = bank or BankSettings()
-    settings = settings.model_copy(update={"signing_key_dir": str(folder / "keys" / "banks")})
+    settings = (bank or BankSettings()).model_copy(
+        update={"signing_key_dir": str(folder / "keys" / "banks")}
+    )
     _say(f"chatbank: starting in {folder}")
     runners: list[web.AppRunner] = []
-    bank_runner = web.AppRunner(create_bank(settings), access_log=None)
-    await bank_runner.setup()
-    runners.append(bank_runner)
-    await web.TCPSite(bank_runner, settings.host, settings.port).start()
-    _say(f"  ✔ mock banks     {settings.base_url()}/banks  ({len(BANKS)} banks)")
-    broker_settings = (broker or BrokerSettings()).model_copy(
-        update={
-            "database_url": f"sqlite+aiosqlite:///{folder / 'consent.db'}",
-            "keyring_file": str(folder / "keys" / "consent-kek"),
-            "bank_directory_url": f"{settings.base_url()}/banks",
-        }
-    )
-    broker_runner = web.AppRunner(create_broker(broker_settings), access_log=None)
-    await broker_runner.setup()  # migrates the database and opens the vault
-    runners.append(broker_runner)
-    await web.TCPSite(broker_runner, broker_settings.host, broker_settings.port).start()
-    _say(f"  ✔ consent broker {broker_settings.base_url()}/openapi.json  (SQLite, migrated)")
-    _say(f"ready in {time.perf_counter() - started:.1f} s\n")
-    _say(
-        "Test customers (every bank): "
-        + ", ".join(f"{username(i)} / {password(i)}" for i in (1, 2, 3))
-    )
-    for profile in BANKS:
-        dashboard = f"{settings.base_url()}/banks/{profile.bank_id}/dashboard"
-        _say(f"  {profile.name:<18} dashboard: {dashboard}")
-    _say("\nPress Ctrl-C to stop.")
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    runtime: BotRuntime | None = None
     try:
-        await stop.wait()
-    finally:
+        await _serve(create_bank(settings), settings.host, settings.port, runners)
+        _say(f"  ✔ mock banks     {settings.base_url()}/banks  ({len(BANKS)} banks)")
+        broker_settings = (broker or BrokerSettings()).model_copy(
+            update={
+                "database_url": f"sqlite+aiosqlite:///{folder / 'consent.db'}",
+                "keyring_file": str(folder / "keys" / "consent-kek"),
+                "bank_directory_url": f"{settings.base_url()}/banks",
+                "admin_token": SecretStr(wiring.admin_token(folder)),
+                "handle_secret": SecretStr(wiring.handle_secret(folder)),
+            }
+        )
+        broker_app = create_broker(broker_settings)
+        await _serve(broker_app, broker_settings.host, broker_settings.port, runners)
+        broker_url = broker_settings.base_url()
+        _say(f"  ✔ consent broker {broker_url}/openapi.json  (SQLite, migrated)")
+
+        chat_settings = chat or LocalchatSettings()
+        bot_settings, local = chat_target(bot or BotSettings(), chat_settings)
+        if local:
+            chat_settings = chat_settings.model_copy(update={"bot_token": LOCAL_TOKEN})
+            await _serve(
+                create_localchat(chat_settings), chat_settings.host, chat_settings.port, runners
+            )
+            _say(f"  ✔ local chat     http://{chat_settings.host}:{chat_settings.port}/")
+        client = await wiring.bot_client(
+            folder, broker_url, wiring.admin_token(folder), bot_settings.events_url()
+        )
+        bot_settings = bot_settings.model_copy(
+            update={
+                "broker_url": broker_url,
+                "broker_credential": SecretStr(client["credential"]),
+                "broker_webhook_secret": SecretStr(client["webhook_secret"]),
+                "database_url": f"sqlite+aiosqlite:///{folder / 'bot.db'}",
+            }
+        )
+        runtime = BotRuntime(bot_settings)
+        await runtime.start()
+        where = "local chat" if local else bot_settings.api_base_url.split("/bot")[0]
+        _say(
+            f"  ✔ bot            {bot_settings.mode} via {where}; events at {runtime.events_url()}"
+        )
+        _say(f"ready in {time.perf_counter() - started:.1f} s\n")
+        if local:
+            _say(f"Open the chat:  http://{chat_settings.host}:{chat_settings.port}/")
+        _say(
+            "Test customers (every bank): "
+            + ", ".join(f"{username(i)} / {password(i)}" for i in (1, 2, 3))
+        )
+        for profile in BANKS:
+            dashboard = f"{settings.base_url()}/banks/{profile.bank_id}/dashboard"
+            _say(f"  {profile.name:<18} dashboard: {dashboard}")
+        _say("A fraud alert on demand:  chatbank demo fraud --bank northwind --customer demo1")
+        _say("\nPress Ctrl-C to stop.")
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    finally:
         _say("chatbank: shutting down …")
+        if runtime is not None:
+            await runtime.stop()
         for runner in reversed(runners):
             await runner.cleanup()
         _say("chatbank: stopped")

@@ -1,0 +1,53 @@
+"""``chatbank demo fraud``: book a suspicious card payment at a mock bank, so its fraud engine
+raises an alert that travels bank → broker → bot → chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+class DemoError(Exception):
+    """Something the person running the demo can fix (wrong bank, customer, or nothing running)."""
+
+
+async def inject_fraud(
+    bank_url: str,
+    bank_id: str,
+    customer: str,
+    *,
+    amount: str = "2750.00",
+    merchant: str = "Luxe Watches",
+    country: str = "FR",
+) -> dict[str, Any]:
+    """Find ``customer``'s first account with a card and book the payment; returns the bank's
+    answer (with the alert ids)."""
+    base = f"{bank_url.rstrip('/')}/sandbox/banks/{bank_id}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/customers") as resp:
+                if resp.status == 404:
+                    raise DemoError(f"no bank called {bank_id!r}")
+                customers = (await resp.json())["customers"]
+            found = next((c for c in customers if c["username"] == customer), None)
+            if found is None:
+                names = ", ".join(c["username"] for c in customers)
+                raise DemoError(f"{bank_id} has no customer {customer!r} (try: {names})")
+            account = next((a for a in found["accounts"] if a["card_ids"]), None)
+            if account is None:
+                raise DemoError(f"{customer} has no card at {bank_id}")
+            body = {
+                "account_id": account["account_id"],
+                "amount": amount,
+                "currency": "EUR",
+                "merchant_name": merchant,
+                "country": country,
+            }
+            async with session.post(f"{base}/transactions", json=body) as resp:
+                answer: dict[str, Any] = await resp.json()
+                if resp.status >= 400:
+                    raise DemoError(f"the bank refused: {answer}")
+                return answer
+    except aiohttp.ClientConnectionError as e:
+        raise DemoError(f"no bank answers at {bank_url}; is `chatbank up` running?") from e
