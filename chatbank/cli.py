@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatbank.run import run_up
+from chatbank.run import PortInUseError, run_up
 
 
 def _bank(args: argparse.Namespace) -> int:
@@ -143,7 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except PortInUseError as e:
+        print(f"chatbank: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a single service started with web.run_app
+        if e.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"chatbank: {e.strerror or e}. Is chatbank already running? Stop it, or set the "
+            "service's *_PORT in .env to another port.",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 

@@ -10,6 +10,7 @@ a progress line as it comes up; Ctrl-C (or SIGTERM) shuts everything down cleanl
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 import time
 from pathlib import Path
@@ -46,11 +47,34 @@ def chat_target(bot: BotSettings, chat: LocalchatSettings) -> tuple[BotSettings,
     return bot.model_copy(update={"api_base_url": local}), True
 
 
-async def _serve(app: web.Application, host: str, port: int, runners: list[web.AppRunner]) -> None:
+class PortInUseError(RuntimeError):
+    """A service's port is taken (often: chatbank is already running)."""
+
+    def __init__(self, service: str, host: str, port: int, setting: str) -> None:
+        super().__init__(
+            f"{service} cannot listen on {host}:{port}: the address is already in use. "
+            f"Is chatbank already running? Stop it, or set {setting} in .env to another port."
+        )
+
+
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    runners: list[web.AppRunner],
+    *,
+    service: str,
+    setting: str,
+) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()  # the broker migrates its database and opens the vault here
     runners.append(runner)
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUseError(service, host, port, setting) from e
+        raise
 
 
 async def run_up(
@@ -71,7 +95,14 @@ async def run_up(
     runners: list[web.AppRunner] = []
     runtime: BotRuntime | None = None
     try:
-        await _serve(create_bank(settings), settings.host, settings.port, runners)
+        await _serve(
+            create_bank(settings),
+            settings.host,
+            settings.port,
+            runners,
+            service="the mock banks",
+            setting="BANK_PORT",
+        )
         _say(f"  ✔ mock banks     {settings.base_url()}/banks  ({len(BANKS)} banks)")
         broker_settings = (broker or BrokerSettings()).model_copy(
             update={
@@ -83,7 +114,14 @@ async def run_up(
             }
         )
         broker_app = create_broker(broker_settings)
-        await _serve(broker_app, broker_settings.host, broker_settings.port, runners)
+        await _serve(
+            broker_app,
+            broker_settings.host,
+            broker_settings.port,
+            runners,
+            service="the consent broker",
+            setting="CONSENT_PORT",
+        )
         broker_url = broker_settings.base_url()
         _say(f"  ✔ consent broker {broker_url}/openapi.json  (SQLite, migrated)")
 
@@ -92,7 +130,12 @@ async def run_up(
         if local:
             chat_settings = chat_settings.model_copy(update={"bot_token": LOCAL_TOKEN})
             await _serve(
-                create_localchat(chat_settings), chat_settings.host, chat_settings.port, runners
+                create_localchat(chat_settings),
+                chat_settings.host,
+                chat_settings.port,
+                runners,
+                service="the local chat",
+                setting="LOCALCHAT_PORT",
             )
             _say(f"  ✔ local chat     http://{chat_settings.host}:{chat_settings.port}/")
         client = await wiring.bot_client(
@@ -107,7 +150,13 @@ async def run_up(
             }
         )
         runtime = BotRuntime(bot_settings)
-        await runtime.start()
+        try:
+            await runtime.start()
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                host, port = bot_settings.host, bot_settings.port
+                raise PortInUseError("the bot", host, port, "BOT_PORT") from e
+            raise
         where = "local chat" if local else bot_settings.api_base_url.split("/bot")[0]
         _say(
             f"  ✔ bot            {bot_settings.mode} via {where}; events at {runtime.events_url()}"

@@ -140,3 +140,45 @@ async def test_demo_fraud_says_clearly_what_is_wrong(aiohttp_server: Any) -> Non
         await inject_fraud(url, "northwind", "demo9")
     answer = await inject_fraud(url, "northwind", "demo1")
     assert answer["alerts"]
+
+
+def test_a_taken_port_is_a_clear_error_and_nothing_is_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbank.cli import main
+
+    bank_port, chat_port, bot_port = (_free_port() for _ in range(3))
+    with socket.socket() as taken:  # say, a chatbank up already running
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        broker_port = taken.getsockname()[1]
+        monkeypatch.setenv("BANK_PORT", str(bank_port))
+        monkeypatch.setenv("CONSENT_PORT", str(broker_port))
+        monkeypatch.setenv("LOCALCHAT_PORT", str(chat_port))
+        monkeypatch.setenv("BOT_PORT", str(bot_port))
+        monkeypatch.chdir(tmp_path)  # no stray .env
+        assert main(["up", "--data-dir", str(tmp_path / "data")]) == 1
+    captured = capsys.readouterr()
+    assert f"the consent broker cannot listen on 127.0.0.1:{broker_port}" in captured.err
+    assert "CONSENT_PORT" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert "chatbank: stopped" in captured.out
+    with socket.socket() as again:  # the banks, started first, were shut down
+        again.bind(("127.0.0.1", bank_port))
+
+
+def test_one_service_on_a_taken_port_says_so_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbank.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("BANK_PORT", str(taken.getsockname()[1]))
+        monkeypatch.setenv("BANK_SIGNING_KEY_DIR", str(tmp_path / "keys"))
+        monkeypatch.chdir(tmp_path)
+        assert main(["bank"]) == 1
+    err = capsys.readouterr().err
+    assert "Is chatbank already running?" in err
+    assert "Traceback" not in err
