@@ -1,5 +1,6 @@
 """Text normalization for matching: case, punctuation, Arabic letter forms and digits, and a
-diacritic-free form of Polish so "ile wydalem" matches "ile wydałem"."""
+diacritic-free form of Polish so "ile wydalem" matches "ile wydałem"; apostrophes are dropped so
+"what's" matches "whats"."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ _POLISH = str.maketrans("ąćęłńóśźż", "acelnoszz")
 _MARKS = re.compile(r"[\u064b-\u065f\u0670\u0640]")  # tashkeel and tatweel
 _PUNCT = re.compile(r"[^\w\s'&.-]|(?<!\w)[.'&-]|[.'&-](?!\w)")
 _SPACES = re.compile(r"\s+")
+_APOSTROPHES = re.compile(r"['’‘`]")
 
 
 def digits(text: str) -> str:
@@ -28,5 +30,6 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = digits(text).casefold()
     text = _MARKS.sub("", text).translate(_ARABIC).translate(_POLISH)
-    text = _PUNCT.sub(" ", text.replace("’", "'").replace("؟", " ").replace("،", " "))
+    text = _APOSTROPHES.sub("", text)  # "what's" and "whats", "don't" and "dont" read alike
+    text = _PUNCT.sub(" ", text.replace("؟", " ").replace("،", " "))
     return _SPACES.sub(" ", text).strip()

@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.intents_accuracy import entity_ok, load
-from bot.intents import NAMES, Intent, classify
+from bot.intents import _ALL, NAMES, Intent, classify
 from bot.intents.normalize import normalize
 
 TODAY = date(2026, 11, 25)
+_PHRASES_FOR_DIACRITICS = load()[1]
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 
@@ -146,6 +147,169 @@ def test_an_unknown_language_is_read_as_english_and_every_keyword_set() -> None:
     assert classify("what's my balance", "de", today=TODAY).name == "balance"
     assert classify("jakie mam saldo", "fr", today=TODAY).name == "balance"
     assert classify("كم رصيدي", "", today=TODAY).name == "balance"
+
+
+def test_a_merchant_after_for_or_to_in_a_spending_question() -> None:
+    netflix = classify("how much did I pay for Netflix in September", "en", today=TODAY)
+    assert (netflix.name, netflix.merchant, netflix.date_from, netflix.date_to) == (
+        "transactions",
+        "Netflix",
+        date(2026, 9, 1),
+        date(2026, 9, 30),
+    )
+    john = classify("payments to John in October", "en", today=TODAY)
+    assert (john.name, john.merchant) == ("transactions", "John")
+    assert classify("ile zapłaciłem za Netflixa", "pl", today=TODAY).merchant == "Netflixa"
+    assert classify("كم صرفت على نون", "ar", today=TODAY).merchant == "نون"
+    # without a spending word, "to"/"for" introduce no merchant
+    assert classify("switch to Polish", "en", today=TODAY).name == "language"
+    assert classify("book me a table for two", "en", today=TODAY).name == "unknown"
+
+
+def test_an_arabic_merchant_glued_to_its_preposition() -> None:
+    assert classify("قديش صرفت بكارفور", "ar", today=TODAY).merchant == "كارفور"
+    assert classify("كم دفعت لنتفليكس", "ar", today=TODAY).merchant == "نتفليكس"
+    card = classify("كم صرفت ببطاقتي الشهر الماضي", "ar", today=TODAY)
+    assert (card.name, card.merchant) == ("transactions", None)
+
+
+def test_savings_is_a_balance_word_not_a_merchant() -> None:
+    got = classify("what do I have in savings", "en", today=TODAY)
+    assert (got.name, got.merchant) == ("balance", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("stop sharing my data with Libertas", "en"),
+        ("cancel my consent", "en"),
+        ("przestań udostępniać moje dane", "pl"),
+        ("jakie banki są połączone", "pl"),
+        ("اوقف مشاركة بياناتي مع البنك", "ar"),
+        ("الغي الموافقة", "ar"),
+    ],
+)
+def test_a_match_inside_a_longer_one_of_another_intent_does_not_count(
+    text: str, language: str
+) -> None:
+    # "stop" (cancel) and "my data" (privacy) are inside "stop sharing … data" (consents);
+    # "połączone" matches the consents stem "połączon*", longer than the link stem "połącz*"
+    assert classify(text, language, today=TODAY).name == "consents"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "intent"),
+    [
+        ("jaki jest stan moich kont", "pl", "balance"),
+        ("stan mojego konta", "pl", "balance"),
+        ("add another bank please", "en", "link"),
+        ("احذف كل بياناتي", "ar", "privacy"),
+        ("اوقف المشاركة", "ar", "consents"),
+        ("اوقف مشاركة", "ar", "consents"),
+    ],
+)
+def test_phrases_allow_fillers_and_arabic_articles_between_their_words(
+    text: str, language: str, intent: str
+) -> None:
+    assert classify(text, language, today=TODAY).name == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "intent"),
+    [
+        ("switch to Polish", "en", "language"),
+        ("download everything you store about me", "en", "privacy"),
+        ("nah, forget about it", "en", "cancel"),
+        ("اعرض أرصدتي", "ar", "balance"),
+        ("افصل حسابي", "ar", "consents"),
+        ("kto miał dostęp do moich danych", "pl", "privacy"),
+        ("kto ma dostęp do mojego konta", "pl", "consents"),
+        ("who has access to my accounts", "en", "consents"),
+    ],
+)
+def test_general_vocabulary(text: str, language: str, intent: str) -> None:
+    assert classify(text, language, today=TODAY).name == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("how much money did I spend", "en"),
+        ("transactions in my account last month", "en"),
+        ("ile pieniędzy wydałem w marcu", "pl"),
+        ("كم فلوس صرفت", "ar"),
+        ("وين راحت فلوسي هالشهر", "ar"),
+    ],
+)
+def test_a_spending_word_outweighs_generic_money_words(text: str, language: str) -> None:
+    # "how much money", "in my account", "ile pieniędzy", "فلوسي" are balance words too, but
+    # without "balance" itself the spending word decides
+    assert classify(text, language, today=TODAY).name == "transactions"
+
+
+def test_weak_words_count_only_on_their_own() -> None:
+    assert classify("how do I link my bank", "en", today=TODAY).name == "link"
+    assert classify("how do I", "en", today=TODAY).name == "help"
+    assert classify("remove Libertas from my accounts", "en", today=TODAY).name == "consents"
+    assert classify("show me all my accounts", "en", today=TODAY).name == "balance"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("كيف الطقس اليوم في الرياض", "ar"),
+        ("what's the weather in London today", "en"),
+        ("jaka jest pogoda w Warszawie dzisiaj", "pl"),
+    ],
+)
+def test_a_period_and_a_place_in_an_off_topic_question_are_not_spending(
+    text: str, language: str
+) -> None:
+    got = classify(text, language, today=TODAY)
+    assert got.name == "unknown"
+
+
+def test_a_period_with_money_words_or_a_lone_name_is_still_spending() -> None:
+    assert classify("where did all my money go this month", "en", today=TODAY).name == (
+        "transactions"
+    )
+    assert classify("what about last week", "en", today=TODAY).name == "transactions"
+    tesco = classify("Tesco last week?", "en", today=TODAY)
+    assert (tesco.name, tesco.merchant) == ("transactions", "Tesco")
+
+
+def test_typos_are_read_as_the_word_that_explains_most_of_them() -> None:
+    assert classify("transactoins", "en", today=TODAY).name == "transactions"
+    assert classify("tranzakcje", "pl", today=TODAY).name == "transactions"
+    assert classify("whats my balence", "en", today=TODAY).name == "balance"
+    # a merchant is not a typo of a short stem ("Revolut" is not "revok*")
+    revolut = classify("what did I spend at Revolut", "en", today=TODAY)
+    assert (revolut.name, revolut.merchant) == ("transactions", "Revolut")
+    # one changed letter in a short Arabic word is another word: "الأخبار" is not "الادخار"
+    assert classify("شو الأخبار", "ar", today=TODAY).name == "unknown"
+
+
+def test_a_lone_no_cancels_and_apostrophes_do_not_matter() -> None:
+    for text, language in (("no", "en"), ("Nie", "pl"), ("لا", "ar")):
+        assert classify(text, language, today=TODAY).name == "cancel"
+    assert classify("whats my balance", "en", today=TODAY) == classify(
+        "what’s my balance", "en", today=TODAY
+    )
+
+
+def test_no_keyword_belongs_to_two_intents() -> None:
+    seen: dict[tuple[tuple[str, ...], tuple[bool, ...]], str] = {}
+    for keyword in _ALL:
+        key = (keyword.words, keyword.stems)
+        assert seen.setdefault(key, keyword.intent) == keyword.intent, keyword.text
+
+
+@given(st.sampled_from([p for p in _PHRASES_FOR_DIACRITICS if p["language"] == "pl"]))
+def test_polish_without_diacritics_reads_the_same(phrase: dict[str, str]) -> None:
+    plain = phrase["text"].translate(str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ", "acelnoszzACELNOSZZ"))
+    a = classify(phrase["text"], "pl", today=TODAY)
+    b = classify(plain, "pl", today=TODAY)
+    assert (a.name, a.date_from, a.date_to) == (b.name, b.date_from, b.date_to)
 
 
 @pytest.mark.parametrize("language", ["en", "ar", "pl"])
