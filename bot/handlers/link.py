@@ -39,7 +39,7 @@ from telegram.warnings import PTBUserWarning
 from bot import views
 from bot.broker import Bank, BrokerError
 from bot.context import ChatContext, subject_of, texts
-from bot.handlers import basics, reading
+from bot.handlers import basics, reading, text
 from bot.handlers.common import answer_button, report, say
 from bot.intents import classify
 from bot.store import repo
@@ -226,18 +226,8 @@ async def text_inside(update: Update, context: ChatContext) -> int | None:
     intent = classify(message.text, t.language, today=context.services.clock().date())
     if intent.name == "cancel":
         return await basics.cancel(update, context)
-    if intent.name == "balance":
-        await reading.balance(update, context)
-    elif intent.name == "transactions":
-        await reading.transactions(
-            update,
-            context,
-            merchant=intent.merchant,
-            date_from=intent.date_from,
-            date_to=intent.date_to,
-        )
-    elif intent.name == "help":
-        await basics.help_command(update, context)
+    if intent.name in text.DIGRESSIONS:
+        await text.route(update, context, intent)
     else:
         await say(update, t.message(t._("Please use the buttons, or /cancel.")), edit=False)
     await _resume(update, context)

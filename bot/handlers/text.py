@@ -42,7 +42,12 @@ class IntentIs(filters.MessageFilter):
         return classify(message.text, pick_language(code)).name == self.intent
 
 
+# what can be asked in the middle of /link and answered without leaving it
+DIGRESSIONS = frozenset({"balance", "transactions", "help"})
+
+
 async def route(update: Update, context: ChatContext, intent: Intent) -> None:
+    """Answer ``intent`` as if its command had been sent (the transactions filters included)."""
     name = intent.name
     if name == "balance":
         await reading.balance(update, context)
