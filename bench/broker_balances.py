@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import faulthandler
 import multiprocessing as mp
+import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -38,7 +41,13 @@ from bench.load import run_load
 ADMIN = "bench-admin"
 
 
+def _dump_stacks_on_sigusr1() -> None:
+    """Let :func:`_stop` ask a process that ignores SIGTERM where it is stuck."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def serve_bank(port: int) -> None:
+    _dump_stacks_on_sigusr1()
     from bank_mock.app import create_app
     from bank_mock.settings import BankSettings
 
@@ -47,6 +56,7 @@ def serve_bank(port: int) -> None:
 
 
 def serve_broker(port: int, bank_port: int, db: str, ring: str) -> None:
+    _dump_stacks_on_sigusr1()
     from consent.app import create_app
     from consent.settings import BrokerSettings
 
@@ -63,6 +73,7 @@ def serve_broker(port: int, bank_port: int, db: str, ring: str) -> None:
 
 def serve_proxy(port: int, aisp: str, token: str) -> None:
     """The same two bank calls per account as the broker makes, passed straight through."""
+    _dump_stacks_on_sigusr1()
 
     async def balances(request: web.Request) -> web.Response:
         session: aiohttp.ClientSession = request.app["session"]
@@ -210,7 +221,14 @@ def _stop(proc: Any) -> None:
     proc.terminate()
     proc.join(10)
     if proc.is_alive():
-        print(f"(process {proc.pid} ignored SIGTERM for 10 s; killed)", file=sys.stderr)
+        print(
+            f"({proc.name}, process {proc.pid}, ignored SIGTERM for 10 s; its stacks follow;"
+            " killed)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(proc.pid, signal.SIGUSR1)  # faulthandler prints every thread's stack
+        proc.join(1)
         proc.kill()
         proc.join()
 
@@ -256,12 +274,17 @@ async def _run(seconds: float, concurrency: int, consents: int, database_url: st
     ring = f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     bank_port, broker_port, proxy_port = _free_port(), _free_port(), _free_port()
     bank_url, broker_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{broker_port}"
-    procs = [ctx.Process(target=serve_bank, args=(bank_port,), daemon=True)]
+    procs = [ctx.Process(target=serve_bank, args=(bank_port,), name="bank", daemon=True)]
     procs[0].start()
     await _wait_up(f"{bank_url}/banks")
     db = database_url or f"sqlite+aiosqlite:///{tmp / 'consent.db'}"
     procs.append(
-        ctx.Process(target=serve_broker, args=(broker_port, bank_port, db, ring), daemon=True)
+        ctx.Process(
+            target=serve_broker,
+            args=(broker_port, bank_port, db, ring),
+            name="broker",
+            daemon=True,
+        )
     )
     procs[1].start()
     await _wait_up(f"{broker_url}/openapi.json")
@@ -281,7 +304,11 @@ async def _run(seconds: float, concurrency: int, consents: int, database_url: st
                 await _link(http, broker_url, bank_url, headers, subjects[-1])
             token = await _proxy_token(http, bank_url)
         aisp = f"{bank_url}/banks/northwind/open-banking/v3.1/aisp"
-        procs.append(ctx.Process(target=serve_proxy, args=(proxy_port, aisp, token), daemon=True))
+        procs.append(
+            ctx.Process(
+                target=serve_proxy, args=(proxy_port, aisp, token), name="proxy", daemon=True
+            )
+        )
         procs[2].start()
         proxy_url = f"http://127.0.0.1:{proxy_port}/balances"
         await _wait_up(proxy_url)
@@ -318,7 +345,9 @@ async def _run(seconds: float, concurrency: int, consents: int, database_url: st
     await asyncio.to_thread(fill_consents, mem_db, consents)
     print(f"\nwrote {consents:,} consents in {time.perf_counter() - started:.1f} s", flush=True)
     port = _free_port()
-    proc = ctx.Process(target=serve_broker, args=(port, bank_port, mem_db, ring), daemon=True)
+    proc = ctx.Process(
+        target=serve_broker, args=(port, bank_port, mem_db, ring), name="broker", daemon=True
+    )
     proc.start()
     try:
         await _wait_up(f"http://127.0.0.1:{port}/openapi.json")

@@ -19,11 +19,12 @@ from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
 from consent.service.ratelimit import RateLimiter
 from consent.settings import BrokerSettings
-from consent.store.audit_writer import AuditWriter, SqliteAppender
+from consent.store.audit_writer import AuditWriter, PostgresAppender, SqliteAppender
 from consent.store.db import make_engine, session_factory
-from consent.store.fastread import SqliteReader, sqlite_path
+from consent.store.fastread import PostgresReader, SqliteReader, sqlite_path
 from consent.store.locks import registry
 from consent.store.migrate import upgrade_async
+from consent.store.pgpool import postgres_dsn
 from consent.vault.source import KeySource
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
@@ -52,14 +53,25 @@ def create_app(
             await upgrade_async(settings.database_url)
         engine = make_engine(settings.database_url)
         path = sqlite_path(settings.database_url)
+        dsn = postgres_dsn(settings.database_url)
         async with aiohttp.ClientSession() as http:
             sessions = session_factory(engine)
             broker = Broker(settings, keys, engine, sessions, http, clock)
-            appender = SqliteAppender(path) if path is not None else None
-            broker.audit_writer = AuditWriter(engine, registry(sessions), sqlite=appender)
+            # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
+            # consent.store.audit_writer); SQLite in memory goes through the engine
+            sqlite = SqliteAppender(path) if path is not None else None
+            postgres = PostgresAppender(dsn) if dsn is not None else None
+            if postgres is not None:
+                await postgres.open()
+            broker.audit_writer = AuditWriter(
+                engine, registry(sessions), sqlite=sqlite, postgres=postgres
+            )
             broker.audit_writer.start()
             if path is not None:
                 broker.reader = SqliteReader(path)
+            elif dsn is not None:
+                broker.reader = PostgresReader(dsn)
+            if broker.reader is not None:
                 await broker.reader.open()
             app[BROKER] = broker
             app[JWKS] = JwksCache(http)

@@ -25,7 +25,7 @@ from consent.service.cache import TTLCache
 from consent.service.errors import BrokerError
 from consent.settings import BrokerSettings
 from consent.store.audit_writer import AuditNotRecordedError, AuditWriter, PendingEntry
-from consent.store.fastread import SqliteReader
+from consent.store.fastread import Reader
 from consent.store.locks import SubjectLocks
 from consent.store.secrets import data_key as sealed_data_key
 from consent.store.tables import BankRegistration, PlatformClient, Subject
@@ -55,8 +55,8 @@ class Broker:
     data_keys: TTLCache[bytes] | None = None  # consent id -> unwrapped data key
     # group commit of access-log entries (started with the app; see consent.store.audit_writer)
     audit_writer: AuditWriter | None = None
-    # SQLite only: the dedicated connection of the balances read (see consent.store.fastread)
-    reader: SqliteReader | None = None
+    # the balances read's query straight to the driver (see consent.store.fastread)
+    reader: Reader | None = None
     # one read per subject at a time in this process (handles are created on first sight)
     _read_locks: SubjectLocks = field(default_factory=SubjectLocks)
 

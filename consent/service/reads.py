@@ -7,7 +7,6 @@ denied, with the fields returned).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Table, and_, bindparam
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Row
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -298,7 +298,7 @@ _AUTHORIZED = (
 
 async def authorized_consents(broker: Broker, subject_id: str) -> list[AuthorizedConsent]:
     rows: Sequence[Any]
-    if broker.reader is not None:  # SQLite: one hop on the dedicated read connection
+    if broker.reader is not None:  # the query straight to the driver (consent.store.fastread)
         rows = await broker.reader.authorized(subject_id)
     else:
         async with broker.engine.connect() as conn:
@@ -325,7 +325,7 @@ async def authorized_consents(broker: Broker, subject_id: str) -> list[Authorize
             r["wrapped"],
             r["blob"],
         )
-        for r in (row if isinstance(row, sqlite3.Row) else row._mapping for row in rows)
+        for r in (row._mapping if isinstance(row, Row) else row for row in rows)
     ]
 
 

@@ -11,11 +11,14 @@ concurrent load (the last batch held more than one entry) the writer can also li
 request never waits.
 
 Chains stay linear: per subject, entries are appended in the order they were submitted, after the
-subject's current last entry, read in the same transaction. The writer takes the same subject
-locks as :func:`consent.store.audit.record` (an in-process lock, and on PostgreSQL a row lock on
-the subject, which also orders writers in other processes). A subject whose lock another
+subject's current last entry, read in the same transaction (on PostgreSQL, usually remembered
+from the writer's previous batch and checked in the same statement that inserts, see
+:class:`PostgresAppender`). The writer takes the same subject locks as
+:func:`consent.store.audit.record` (an in-process lock, and on PostgreSQL a row lock on the
+subject, which also orders writers in other processes). A subject whose in-process lock another
 transaction holds right now is not waited for: its entries stay queued for the next batch, so one
-slow transaction never stalls everyone else's audit.
+slow transaction never stalls everyone else's audit (a row lock held by another process is waited
+for).
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Table, and_, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from consent.domain.audit import AuditEntry, append_entry
 from consent.store.fastread import utc
 from consent.store.locks import SubjectLocks
+from consent.store.pgpool import PgConnections
 from consent.store.tables import AuditRow, Subject
 
 log = logging.getLogger(__name__)
@@ -228,6 +233,192 @@ class SqliteAppender:
         return entries
 
 
+_PG_LOCK_SQL = """
+SELECT subject_id FROM subject WHERE subject_id = ANY($1::text[]) ORDER BY subject_id FOR UPDATE
+"""
+# the last entry of each subject: one backward step on the (subject_id, seq) unique index each
+_PG_HEADS_SQL = """
+SELECT a.subject_id, a.seq, a.client_id, a.action, a.scope, a.purpose, a.fields, a.outcome,
+       a.reason, a.at, a.prev_hash, a.entry_hash
+FROM unnest($1::text[]) AS s (subject_id)
+CROSS JOIN LATERAL (
+    SELECT * FROM audit_entry AS e WHERE e.subject_id = s.subject_id ORDER BY e.seq DESC LIMIT 1
+) AS a
+"""
+_PG_INSERT_SQL = """
+INSERT INTO audit_entry (subject_id, seq, client_id, action, scope, purpose, fields, outcome,
+                         reason, at, prev_hash, entry_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+"""
+# The batch in one statement, chained after heads the writer remembers ($1 subjects, $2 and $3
+# their heads' seq and hash). It inserts nothing unless every subject still exists and is locked
+# (row locks in subject order, as above) and every chain still ends with the remembered head.
+# That check runs on the statement's snapshot, taken before any wait for a lock: if the holder
+# appended meanwhile, the insert collides with its entry on the (subject_id, seq) unique index
+# and fails instead, so a chain never forks. Commits on its own (no BEGIN / COMMIT round trips).
+_PG_APPEND_AFTER_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT subject_id FROM subject WHERE subject_id = ANY($1::text[])
+    ORDER BY subject_id FOR UPDATE
+), moved AS (
+    SELECT FROM unnest($1::text[], $2::int[], $3::text[]) AS h (subject_id, seq, entry_hash)
+    LEFT JOIN LATERAL (
+        SELECT e.seq, e.entry_hash FROM audit_entry AS e
+        WHERE e.subject_id = h.subject_id ORDER BY e.seq DESC LIMIT 1
+    ) AS a ON true
+    WHERE a.seq IS DISTINCT FROM h.seq OR a.entry_hash IS DISTINCT FROM h.entry_hash
+)
+INSERT INTO audit_entry (subject_id, seq, client_id, action, scope, purpose, fields, outcome,
+                         reason, at, prev_hash, entry_hash)
+SELECT * FROM unnest($4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
+                     $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[],
+                     $15::text[])
+WHERE (SELECT count(*) FROM locked) = cardinality($1::text[]) AND NOT EXISTS (SELECT FROM moved)
+"""
+
+
+async def postgres_chain_heads(conn: Any, subject_ids: Sequence[str]) -> dict[str, AuditEntry]:
+    """:func:`chain_heads` on a raw asyncpg connection."""
+    heads: dict[str, AuditEntry] = {}
+    for r in await conn.fetch(_PG_HEADS_SQL, subject_ids):
+        heads[r[0]] = AuditEntry(
+            seq=r[1],
+            subject_id=r[0],
+            client_id=r[2],
+            action=r[3],
+            scope=r[4],
+            purpose=r[5],
+            fields=tuple(f for f in r[6].split(",") if f),
+            outcome=r[7],
+            reason=r[8],
+            at=r[9].astimezone(UTC),
+            prev_hash=r[10],
+            entry_hash=r[11],
+        )
+    return heads
+
+
+def _pg_args(entry: AuditEntry) -> tuple[Any, ...]:
+    if entry.at.tzinfo is None:
+        raise ValueError("naive datetimes are not stored")
+    return (
+        entry.subject_id,
+        entry.seq,
+        entry.client_id,
+        entry.action,
+        entry.scope,
+        entry.purpose,
+        ",".join(entry.fields),
+        entry.outcome,
+        entry.reason,
+        entry.at.astimezone(UTC),
+        entry.prev_hash,
+        entry.entry_hash,
+    )
+
+
+class PostgresAppender:
+    """PostgreSQL: a whole batch on the writer's own asyncpg connection, without SQLAlchemy's
+    pool checkout (a ping), greenlet hops and statement compilation.
+
+    The writer remembers the head of every chain it extended. When it knows the heads of all the
+    batch's subjects, the batch is one statement, one round trip (``_PG_APPEND_AFTER_SQL``): it
+    locks the subjects, checks the heads are still current and inserts, or does nothing. Otherwise
+    (a subject not seen yet, or its chain moved: another process or another transaction of this
+    one appended) the batch goes the safe way: ``BEGIN``; a row lock on each subject, in subject
+    order (so writers in several processes never deadlock); the heads read after the locks are
+    held (a new statement, hence a snapshot with whatever the previous holder committed); one
+    pipelined ``executemany`` for the inserts; ``COMMIT``. Either way the caller returns only
+    after the commit, durable as the server is configured (``synchronous_commit``)."""
+
+    def __init__(self, dsn: str, *, remembered: int = 10_000) -> None:
+        self.connections = PgConnections(dsn, 1)
+        self.remembered = remembered  # at most this many chain heads are kept
+        self.one_statement = 0  # batches committed in one statement (for tests and metrics)
+        self._heads: dict[str, AuditEntry] = {}
+
+    async def open(self) -> None:
+        await self.connections.open()
+
+    async def close(self) -> None:
+        await self.connections.close()
+
+    async def append(self, pendings: dict[str, list[PendingEntry]]) -> dict[str, list[AuditEntry]]:
+        conns = self.connections
+        conn = await conns.take()
+        try:
+            entries = await self._append(conn, sorted(pendings), pendings)
+        except Exception:
+            self._forget(pendings)
+            if await _rolled_back(conn):
+                conns.give(conn)
+            else:
+                conns.discard(conn)
+            raise
+        except BaseException:  # cancelled mid-transaction: the server rolls back on disconnect
+            self._forget(pendings)
+            conns.discard(conn)
+            raise
+        conns.give(conn)
+        return entries
+
+    async def _append(
+        self, conn: Any, ids: list[str], pendings: dict[str, list[PendingEntry]]
+    ) -> dict[str, list[AuditEntry]]:
+        known = self._heads
+        if all(sid in known for sid in ids):
+            heads = [known[sid] for sid in ids]
+            entries = chained(dict(zip(ids, heads, strict=True)), pendings)
+            rows = [_pg_args(e) for sid in ids for e in entries[sid]]
+            try:
+                status = await conn.execute(
+                    _PG_APPEND_AFTER_SQL,
+                    ids,
+                    [h.seq for h in heads],
+                    [h.entry_hash for h in heads],
+                    *(list(column) for column in zip(*rows, strict=True)),
+                )
+            except asyncpg.UniqueViolationError:
+                status = None  # a chain moved while we waited for its lock: nothing written
+            if status == f"INSERT 0 {len(rows)}":
+                self.one_statement += 1
+                self._remember(entries, ids)
+                return entries
+            self._forget(pendings)
+        await conn.execute("BEGIN")
+        locked = [r[0] for r in await conn.fetch(_PG_LOCK_SQL, ids)]
+        entries = chained(await postgres_chain_heads(conn, ids), pendings)
+        await conn.executemany(_PG_INSERT_SQL, [_pg_args(e) for sid in ids for e in entries[sid]])
+        await conn.execute("COMMIT")
+        # a subject without a row (never created, or deleted) never takes the short way
+        self._remember(entries, locked)
+        return entries
+
+    def _remember(self, entries: dict[str, list[AuditEntry]], subject_ids: list[str]) -> None:
+        known = self._heads
+        for sid in subject_ids:
+            known.pop(sid, None)
+            known[sid] = entries[sid][-1]  # most recently used last
+        while len(known) > self.remembered:
+            del known[next(iter(known))]
+
+    def _forget(self, subject_ids: Iterable[str]) -> None:
+        for sid in subject_ids:
+            self._heads.pop(sid, None)
+
+
+async def _rolled_back(conn: Any) -> bool:
+    """Whether ``conn`` is usable again, out of any transaction (rolled back if need be)."""
+    if conn.is_closed():
+        return False
+    try:
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+    except Exception:
+        return False
+    return True
+
+
 async def chain_heads(conn: AsyncConnection, subject_ids: Sequence[str]) -> dict[str, AuditEntry]:
     """The last entry of each subject's chain (subjects without entries are absent)."""
     latest = (
@@ -246,7 +437,8 @@ async def chain_heads(conn: AsyncConnection, subject_ids: Sequence[str]) -> dict
 
 class AuditWriter:
     """The process's audit appender (see the module docstring). On a SQLite file, pass a
-    :class:`SqliteAppender`; otherwise the batch goes through ``engine``."""
+    :class:`SqliteAppender`, on PostgreSQL a :class:`PostgresAppender`; otherwise the batch goes
+    through ``engine``."""
 
     def __init__(
         self,
@@ -256,9 +448,11 @@ class AuditWriter:
         max_batch: int = 256,
         linger_s: float = 0.0,
         sqlite: SqliteAppender | None = None,
+        postgres: PostgresAppender | None = None,
     ) -> None:
         self.engine = engine
         self.sqlite = sqlite
+        self.postgres = postgres
         self.locks = locks
         self.max_batch = max_batch
         self.linger_s = linger_s
@@ -281,6 +475,8 @@ class AuditWriter:
             self._task = None
         if self.sqlite is not None:
             await asyncio.to_thread(self.sqlite.close)
+        if self.postgres is not None:
+            await self.postgres.close()
         self._fail(self._queue, AuditNotRecordedError("the audit writer stopped"))
         self._queue.clear()
 
@@ -361,6 +557,8 @@ class AuditWriter:
         try:
             if self.sqlite is not None:
                 entries = await self.sqlite.append(pendings)
+            elif self.postgres is not None:
+                entries = await self.postgres.append(pendings)
             else:
                 entries = await self._append(pendings)
         except BaseException as e:
@@ -378,7 +576,8 @@ class AuditWriter:
                     future.set_result(entry)
 
     async def _append(self, pendings: dict[str, list[PendingEntry]]) -> dict[str, list[AuditEntry]]:
-        """The batch through SQLAlchemy (PostgreSQL, or SQLite without a file)."""
+        """The batch through SQLAlchemy (SQLite without a file, or PostgreSQL without a
+        :class:`PostgresAppender`)."""
         async with self.engine.begin() as conn:
             ids = sorted(pendings)
             if conn.dialect.name == "postgresql":

@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import select
+from sqlmodel import col, delete, select
 
 from consent.api.keys import BROKER
 from consent.domain.audit import verify_chain
@@ -24,13 +26,15 @@ from consent.store.audit_writer import (
     AuditNotRecordedError,
     AuditWriter,
     PendingEntry,
+    PostgresAppender,
     SqliteAppender,
 )
 from consent.store.db import make_engine, session_factory
 from consent.store.fastread import sqlite_path
 from consent.store.locks import lock_subject, registry
 from consent.store.migrate import upgrade_async
-from consent.store.tables import AuditRow
+from consent.store.pgpool import postgres_dsn
+from consent.store.tables import AuditRow, PlatformClient, Subject
 from tests.consent.broker_env import start, stop
 
 T0 = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)
@@ -51,14 +55,21 @@ def pending(subject_id: str, n: int) -> PendingEntry:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    """A broker process's storage: its own engine, subject locks and audit writer. ``via``:
+    "driver" as the app runs it (the writer's own sqlite3 / asyncpg connection), "engine" for
+    the batch through SQLAlchemy (SQLite in memory, or no appender given)."""
+
+    def __init__(self, url: str, via: str = "driver") -> None:
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        path = sqlite_path(url)
+        path, dsn = sqlite_path(url), postgres_dsn(url)
+        direct = via == "driver"
+        self.postgres = PostgresAppender(dsn) if direct and dsn is not None else None
         self.writer = AuditWriter(
             self.engine,
             registry(self.sessions),
-            sqlite=SqliteAppender(path) if path is not None else None,
+            sqlite=SqliteAppender(path) if direct and path is not None else None,
+            postgres=self.postgres,
         )
 
     async def chain(self, subject_id: str) -> list[Any]:
@@ -70,10 +81,10 @@ class Store:
         await self.engine.dispose()
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
+@pytest.fixture(params=["driver", "engine"])
+async def store(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     await upgrade_async(database_url)
-    s = Store(database_url)
+    s = Store(database_url, request.param)
     s.writer.start()
     yield s
     await s.dispose()
@@ -113,6 +124,7 @@ async def test_a_failed_commit_fails_every_waiting_request_and_writes_nothing(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real, real_sqlite = audit_writer.chain_heads, audit_writer.sqlite_chain_heads
+    real_pg = audit_writer.postgres_chain_heads
     calls = 0
 
     def fail_first() -> None:
@@ -129,8 +141,13 @@ async def test_a_failed_commit_fails_every_waiting_request_and_writes_nothing(
         fail_first()
         return real_sqlite(conn, subject_ids)
 
+    async def failing_once_pg(conn: Any, subject_ids: Any) -> Any:
+        fail_first()
+        return await real_pg(conn, subject_ids)
+
     monkeypatch.setattr(audit_writer, "chain_heads", failing_once)
     monkeypatch.setattr(audit_writer, "sqlite_chain_heads", failing_once_sqlite)
+    monkeypatch.setattr(audit_writer, "postgres_chain_heads", failing_once_pg)
     results = await asyncio.gather(
         *(store.writer.append(pending(f"sub_{i % 2}", i)) for i in range(8)),
         return_exceptions=True,
@@ -238,14 +255,11 @@ async def test_a_read_whose_audit_fails_answers_an_error_not_data(
         url = f"/v1/subjects/{subject}/balances"
         assert (await env.broker.get(url, headers=env.auth())).status == 200
 
-        async def broken(conn: AsyncConnection, subject_ids: Any) -> Any:
+        def broken(heads: Any, pendings: Any) -> Any:
             raise RuntimeError("database gone")
 
-        def broken_sqlite(conn: Any, subject_ids: Any) -> Any:
-            raise RuntimeError("database gone")
-
-        monkeypatch.setattr(audit_writer, "chain_heads", broken)
-        monkeypatch.setattr(audit_writer, "sqlite_chain_heads", broken_sqlite)
+        # every path (including PostgreSQL's one-statement append) chains the batch here
+        monkeypatch.setattr(audit_writer, "chained", broken)
         resp = await env.broker.get(url, headers=env.auth())
         assert resp.status == 500
         body = await resp.json()
@@ -258,3 +272,210 @@ async def test_a_read_whose_audit_fails_answers_an_error_not_data(
         assert sum(r.action == "read.balances" for r in rows) == 1
     finally:
         await stop(env)
+
+
+# --- PostgreSQL: the writer's own connection, several processes on one database ---------------
+
+
+async def add_subjects(store: Store, *subject_ids: str) -> None:
+    """Subject rows (the writer row-locks them), under a platform client."""
+    async with store.sessions() as session:
+        session.add(
+            PlatformClient(
+                client_id="pc_test",
+                name="bot",
+                secret_hash="x",
+                webhook_secret=b"x",
+                kek_version=1,
+                wrapped_key=b"x",
+                created_at=T0,
+            )
+        )
+        for subject_id in subject_ids:
+            session.add(Subject(subject_id=subject_id, client_id="pc_test", created_at=T0))
+        await session.commit()
+
+
+@pytest.fixture
+async def pg_stores(postgres_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two broker processes' storage on one PostgreSQL database (nothing shared in memory)."""
+    await upgrade_async(postgres_url)
+    first, second = Store(postgres_url), Store(postgres_url)
+    for s in (first, second):
+        s.writer.start()
+    yield first, second
+    for s in (first, second):
+        await s.dispose()
+
+
+def numbers(chain: list[Any]) -> list[int]:
+    return [int(e.fields[1][1:]) for e in chain]
+
+
+@pytest.mark.postgres
+async def test_two_writers_appending_to_the_same_subjects_keep_one_chain_each(
+    pg_stores: tuple[Store, Store],
+) -> None:
+    """Like two broker processes, each with a few clients sending one request after another:
+    every chain is linear and complete, each client's entries are in its order, and no request
+    fails although the chains keep moving under each writer's remembered heads."""
+    first, second = pg_stores
+    subjects = [f"sub_{i}" for i in range(4)]
+    await add_subjects(first, *subjects)
+
+    async def client(store: Store, c: int) -> None:
+        for k in range(30):
+            await store.writer.append(pending(subjects[(c + k) % 4], 1000 * c + k))
+
+    await asyncio.gather(*(client(first if c < 5 else second, c) for c in range(10)))
+    total = 0
+    for subject_id in subjects:
+        chain = await first.chain(subject_id)
+        assert verify_chain(chain).ok
+        total += len(chain)
+        for c in range(10):
+            mine = [n for n in numbers(chain) if n // 1000 == c]
+            assert mine == sorted(mine)
+            assert len(mine) == sum(1 for k in range(30) if (c + k) % 4 == int(subject_id[4:]))
+    assert total == 300
+    assert first.writer.batches > 1 and second.writer.batches > 1
+
+
+@pytest.mark.postgres
+async def test_a_writer_waits_for_a_subject_another_process_is_appending_to(
+    pg_stores: tuple[Store, Store],
+) -> None:
+    """The other process holds the subject's row lock and appends while this writer's
+    one-statement append waits for the lock with a head that is no longer the last: the insert
+    collides, nothing of it is written, and the batch goes again after the other's entry."""
+    writer, other = pg_stores
+    await add_subjects(writer, "sub_x")
+    await writer.writer.append(pending("sub_x", 1))  # the writer now remembers the head
+    assert writer.postgres is not None
+    short_ways = writer.postgres.one_statement
+    async with other.sessions() as session:
+        await audit.record_action(  # takes the row lock, reads the head, appends
+            session, subject_id="sub_x", client_id="bot", action="consent.revoke", at=T0
+        )
+        waiting = asyncio.ensure_future(writer.writer.append(pending("sub_x", 2)))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # blocked on the row lock
+        await session.commit()
+    entry = await asyncio.wait_for(waiting, timeout=5)
+    chain = await writer.chain("sub_x")
+    assert [e.action for e in chain] == ["read.balances", "consent.revoke", "read.balances"]
+    assert entry.seq == 3 and chain[-1].entry_hash == entry.entry_hash
+    assert verify_chain(chain).ok
+    assert writer.postgres.one_statement == short_ways  # it went the locking way
+    await writer.writer.append(pending("sub_x", 3))
+    assert writer.postgres.one_statement == short_ways + 1  # and remembers the new head
+    assert verify_chain(await writer.chain("sub_x")).ok
+
+
+@pytest.mark.postgres
+async def test_a_chain_that_moved_or_was_deleted_is_read_again(
+    pg_stores: tuple[Store, Store],
+) -> None:
+    writer, other = pg_stores
+    await add_subjects(writer, "sub_m", "sub_d")
+    await writer.writer.append_all([pending("sub_m", 1), pending("sub_d", 2)])
+    await other.writer.append(pending("sub_m", 3))  # committed behind the writer's back
+    await writer.writer.append(pending("sub_m", 4))
+    assert numbers(await writer.chain("sub_m")) == [1, 3, 4]
+    assert verify_chain(await writer.chain("sub_m")).ok
+
+    async with other.sessions() as session:  # the subject is deleted with its access log
+        await session.exec(delete(AuditRow).where(col(AuditRow.subject_id) == "sub_d"))
+        await session.exec(delete(Subject).where(col(Subject.subject_id) == "sub_d"))
+        await session.commit()
+    entry = await writer.writer.append(pending("sub_d", 5))
+    assert entry.seq == 1  # a new chain, not a continuation of the deleted one
+    assert verify_chain(await writer.chain("sub_d")).ok
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("remembered", [False, True], ids=["locking-way", "one-statement"])
+async def test_a_batch_the_server_refuses_is_not_recorded_at_all(
+    pg_stores: tuple[Store, Store], remembered: bool
+) -> None:
+    """A failed commit fails every request of the batch, writes none of its entries (of any
+    subject) and leaves the writer's connection usable."""
+    store, _ = pg_stores
+    await add_subjects(store, "sub_1", "sub_2")
+    if remembered:
+        await store.writer.append_all([pending("sub_1", 0), pending("sub_2", 0)])
+    before = {s: await store.chain(s) for s in ("sub_1", "sub_2")}
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "ALTER TABLE audit_entry ADD CONSTRAINT no_boom CHECK (reason <> 'boom') NOT VALID"
+        )
+    refused = replace(pending("sub_2", 2), reason="boom")
+    results = await asyncio.gather(
+        store.writer.append(pending("sub_1", 1)),
+        store.writer.append(refused),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, AuditNotRecordedError) for r in results)
+    assert {s: await store.chain(s) for s in ("sub_1", "sub_2")} == before
+    entry = await store.writer.append(pending("sub_1", 3))
+    assert entry.seq == len(before["sub_1"]) + 1
+    assert verify_chain(await store.chain("sub_1")).ok
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("remembered", [False, True], ids=["locking-way", "one-statement"])
+async def test_an_append_cancelled_while_waiting_for_a_lock_leaves_nothing_behind(
+    pg_stores: tuple[Store, Store], remembered: bool
+) -> None:
+    store, other = pg_stores
+    await add_subjects(store, "sub_w")
+    appender = store.postgres
+    assert appender is not None
+    if remembered:
+        await appender.append({"sub_w": [pending("sub_w", 0)]})
+    before = numbers(await store.chain("sub_w"))
+    async with other.sessions() as session:
+        await lock_subject(session, "sub_w")  # another process holds the row lock
+        task = asyncio.ensure_future(appender.append({"sub_w": [pending("sub_w", 1)]}))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.1)
+        await session.commit()
+    await asyncio.sleep(0.3)  # the statement was cancelled on the server, not left to commit
+    assert numbers(await store.chain("sub_w")) == before
+    # the interrupted connection was dropped; the next append goes on a new one
+    entries = await asyncio.wait_for(appender.append({"sub_w": [pending("sub_w", 2)]}), 5)
+    assert entries["sub_w"][0].seq == len(before) + 1
+    assert numbers(await store.chain("sub_w")) == [*before, 2]
+
+
+@pytest.mark.postgres
+async def test_the_writer_reconnects_after_losing_its_connection(
+    pg_stores: tuple[Store, Store], postgres_url: str
+) -> None:
+    """The batch in flight when the server goes away is not recorded (its requests fail); the
+    next one is, on a new connection."""
+    store, _ = pg_stores
+    await add_subjects(store, "sub_r")
+    await store.writer.append(pending("sub_r", 1))
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE audit_entry IN ACCESS EXCLUSIVE MODE")
+            stuck = asyncio.ensure_future(store.writer.append(pending("sub_r", 2)))
+            await asyncio.sleep(0.1)
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND wait_event_type = 'Lock'"
+            )
+            with pytest.raises(AuditNotRecordedError):
+                await asyncio.wait_for(stuck, 5)
+    finally:
+        await admin.close()
+    entry = await asyncio.wait_for(store.writer.append(pending("sub_r", 3)), 5)
+    assert entry.seq == 2
+    chain = await store.chain("sub_r")
+    assert numbers(chain) == [1, 3] and verify_chain(chain).ok

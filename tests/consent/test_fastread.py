@@ -1,16 +1,19 @@
-"""The SQLite fast read gives exactly what the SQLAlchemy query gives (the PostgreSQL path)."""
+"""The fast reads (SQLite: a dedicated sqlite3 connection; PostgreSQL: raw asyncpg connections)
+give exactly what the SQLAlchemy query gives."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlmodel import col, delete
 
 from consent.api.keys import BROKER
 from consent.service.reads import authorized_consents
-from consent.store.fastread import sqlite_path, utc
+from consent.store.fastread import PostgresReader, SqliteReader, sqlite_path, utc
 from consent.store.tables import ConsentKey
 from tests.consent.broker_env import start, stop
 
@@ -37,11 +40,14 @@ def test_stored_timestamps_read_back_as_aware_utc() -> None:
     assert utc(None) is None
 
 
-async def test_the_fast_read_matches_the_sqlalchemy_query(tmp_path: Path) -> None:
-    env = await start(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'consent.db'}")
+async def test_the_fast_read_matches_the_sqlalchemy_query(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = await start(tmp_path, database_url)
     try:
         broker = env.broker.app[BROKER]
-        assert broker.reader is not None
+        kind = SqliteReader if database_url.startswith("sqlite") else PostgresReader
+        assert isinstance(broker.reader, kind)
         subject = await env.subject()
         kept = await env.link(subject)
         shredded = await env.link(subject, "libertas")
@@ -66,5 +72,36 @@ async def test_the_fast_read_matches_the_sqlalchemy_query(tmp_path: Path) -> Non
         assert by_id[kept].wrapped_key is not None and by_id[kept].sealed_token is not None
         assert by_id[shredded].wrapped_key is None
         assert by_id[kept].consent.created_at.tzinfo is not None
+    finally:
+        await stop(env)
+
+
+@pytest.mark.postgres
+async def test_a_read_cancelled_mid_query_does_not_spoil_the_connections(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    env = await start(tmp_path, postgres_url)
+    try:
+        broker = env.broker.app[BROKER]
+        subject = await env.subject()
+        await env.link(subject)
+        reader = broker.reader
+        assert isinstance(reader, PostgresReader)
+        blocker = await asyncpg.connect(postgres_url)
+        try:
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE consent IN ACCESS EXCLUSIVE MODE")
+                reads = [asyncio.ensure_future(reader.authorized(subject)) for _ in range(3)]
+                await asyncio.sleep(0.1)
+                assert not any(r.done() for r in reads)  # all waiting for the table lock
+                for r in reads:
+                    r.cancel()
+                await asyncio.gather(*reads, return_exceptions=True)
+        finally:
+            await blocker.close()
+        for _ in range(2 * reader.connections.size):  # every connection handed out works
+            assert len(await asyncio.wait_for(reader.authorized(subject), 5)) == 1
+        resp = await env.broker.get(f"/v1/subjects/{subject}/balances", headers=env.auth())
+        assert resp.status == 200
     finally:
         await stop(env)
