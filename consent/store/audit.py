@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,7 +15,8 @@ from consent.store.locks import lock_subject
 from consent.store.tables import AuditRow
 
 
-def _entry(row: AuditRow) -> AuditEntry:
+def entry_of(row: Any) -> AuditEntry:
+    """An :class:`AuditEntry` from an ``audit_entry`` row (ORM object or Core row)."""
     return AuditEntry(
         seq=row.seq,
         subject_id=row.subject_id,
@@ -56,7 +58,7 @@ async def record(
         )
     ).first()
     entry = append_entry(
-        _entry(last) if last else None,
+        entry_of(last) if last else None,
         subject_id=subject_id,
         client_id=client_id,
         action=action,
@@ -117,7 +119,7 @@ async def chain(session: AsyncSession, subject_id: str) -> list[AuditEntry]:
             select(AuditRow).where(AuditRow.subject_id == subject_id).order_by(col(AuditRow.seq))
         )
     ).all()
-    return [_entry(r) for r in rows]
+    return [entry_of(r) for r in rows]
 
 
 async def verify(session: AsyncSession, subject_id: str) -> tuple[list[AuditEntry], ChainReport]:

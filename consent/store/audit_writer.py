@@ -37,6 +37,7 @@ from sqlalchemy import Table, and_, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from consent.domain.audit import AuditEntry, append_entry
+from consent.store.audit import entry_of
 from consent.store.fastread import utc
 from consent.store.locks import SubjectLocks
 from consent.store.pgpool import PgConnections
@@ -68,24 +69,6 @@ class PendingEntry:
 
 
 _Item = tuple[PendingEntry, "asyncio.Future[AuditEntry]"]
-
-
-def entry_of(row: Any) -> AuditEntry:
-    """An :class:`AuditEntry` from an ``audit_entry`` row (ORM object or Core row)."""
-    return AuditEntry(
-        seq=row.seq,
-        subject_id=row.subject_id,
-        client_id=row.client_id,
-        action=row.action,
-        scope=row.scope,
-        purpose=row.purpose,
-        fields=tuple(f for f in row.fields.split(",") if f),
-        outcome=row.outcome,
-        reason=row.reason,
-        at=row.at,
-        prev_hash=row.prev_hash,
-        entry_hash=row.entry_hash,
-    )
 
 
 def _row(entry: AuditEntry) -> dict[str, Any]:
