@@ -30,64 +30,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
-from yarl import URL
 
 from bench.bank_transactions import _free_port, _wait_up
+from bench.services import ADMIN, link, serve_bank, serve_broker
 
-ADMIN = "bench-admin"
 TOKEN = "4242:alert-latency"
-
-
-def serve_bank(port: int, customers: int) -> None:
-    from bank_mock.app import create_app
-    from bank_mock.settings import BankSettings
-
-    settings = BankSettings(port=port, customers_per_bank=customers, access_token_ttl_s=3600)
-    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def serve_broker(port: int, bank_port: int, db: str, ring: str) -> None:
-    from consent.app import create_app
-    from consent.settings import BrokerSettings
-
-    settings = BrokerSettings(
-        port=port,
-        database_url=db,
-        bank_directory_url=f"http://127.0.0.1:{bank_port}/banks",
-        keyring=ring,
-        admin_token=ADMIN,
-        relay_idle_s=0.5,
-    )
-    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-async def _link(
-    http: aiohttp.ClientSession,
-    broker: str,
-    bank: str,
-    auth: dict[str, str],
-    subject: str,
-    username: str,
-) -> None:
-    async with http.post(
-        f"{broker}/v1/subjects/{subject}/consents",
-        json={"bank_id": "northwind", "scopes": ["fraud_alerts", "card_controls"]},
-        headers=auth,
-    ) as resp:
-        url = URL((await resp.json())["authorization_url"])
-    body = {
-        "username": username,
-        "redirect_uri": url.query["redirect_uri"],
-        "code_challenge": url.query["code_challenge"],
-        "scopes": url.query["scope"].split(),
-    }
-    approve = f"{bank}/sandbox/banks/northwind/consents/{url.query['consent_id']}/approve"
-    async with http.post(approve, json=body) as resp:
-        code = (await resp.json())["code"]
-    async with http.get(
-        f"{broker}/callback/northwind", params={"state": url.query["state"], "code": code}
-    ) as resp:
-        assert resp.status == 200, await resp.text()
+ALERT_SCOPES = ["fraud_alerts", "card_controls"]
+RELAY = {"relay_idle_s": 0.5}  # the outbox relay polls more often than its default
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -126,7 +75,13 @@ async def main(rate: float, seconds: float, users: int) -> int:
         ctx.Process(target=serve_bank, args=(bank_port, users), daemon=True),
         ctx.Process(
             target=serve_broker,
-            args=(broker_port, bank_port, f"sqlite+aiosqlite:///{folder / 'consent.db'}", ring),
+            args=(
+                broker_port,
+                bank_port,
+                f"sqlite+aiosqlite:///{folder / 'consent.db'}",
+                ring,
+                RELAY,
+            ),
             daemon=True,
         ),
     ]
@@ -176,7 +131,7 @@ async def main(rate: float, seconds: float, users: int) -> int:
                 async with http.post(f"{broker}/v1/subjects", headers=auth) as resp:
                     subject = (await resp.json())["subject_id"]
                 username = f"demo{i + 1}"
-                await _link(http, broker, bank, auth, subject, username)
+                await link(http, broker, bank, auth, subject, ALERT_SCOPES, username)
                 await repo.save_user(
                     sessions,
                     ChatUser(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import faulthandler
 import multiprocessing as mp
 import os
 import secrets
@@ -32,48 +31,18 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from bench.bank_memory import rss_mb
 from bench.bank_transactions import _free_port, _wait_up
 from bench.load import run_load
+from bench.services import ADMIN, dump_stacks_on_sigusr1, link, serve_bank, serve_broker
 
-ADMIN = "bench-admin"
-
-
-def _dump_stacks_on_sigusr1() -> None:
-    """Let :func:`_stop` ask a process that ignores SIGTERM where it is stuck."""
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
-
-
-def serve_bank(port: int) -> None:
-    _dump_stacks_on_sigusr1()
-    from bank_mock.app import create_app
-    from bank_mock.settings import BankSettings
-
-    settings = BankSettings(port=port, customers_per_bank=5, access_token_ttl_s=3600)
-    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def serve_broker(port: int, bank_port: int, db: str, ring: str) -> None:
-    _dump_stacks_on_sigusr1()
-    from consent.app import create_app
-    from consent.settings import BrokerSettings
-
-    settings = BrokerSettings(
-        port=port,
-        database_url=db,
-        bank_directory_url=f"http://127.0.0.1:{bank_port}/banks",
-        keyring=ring,
-        admin_token=ADMIN,
-        reads_per_minute=10_000_000,
-    )
-    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
+FAST = {"reads_per_minute": 10_000_000}  # the rate limit is for humans, not for this load
 
 
 def serve_proxy(port: int, aisp: str, token: str) -> None:
     """The same two bank calls per account as the broker makes, passed straight through."""
-    _dump_stacks_on_sigusr1()
+    dump_stacks_on_sigusr1()
 
     async def balances(request: web.Request) -> web.Response:
         session: aiohttp.ClientSession = request.app["session"]
@@ -97,31 +66,6 @@ def serve_proxy(port: int, aisp: str, token: str) -> None:
     app.cleanup_ctx.append(session_ctx)
     app.router.add_get("/balances", balances)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-async def _link(
-    http: aiohttp.ClientSession, broker: str, bank: str, headers: dict[str, str], subject: str
-) -> None:
-    async with http.post(
-        f"{broker}/v1/subjects/{subject}/consents",
-        json={"bank_id": "northwind", "scopes": ["balances"]},
-        headers=headers,
-    ) as resp:
-        url = URL((await resp.json())["authorization_url"])
-    body = {
-        "username": "demo1",
-        "redirect_uri": url.query["redirect_uri"],
-        "code_challenge": url.query["code_challenge"],
-        "scopes": url.query["scope"].split(),
-    }
-    async with http.post(
-        f"{bank}/sandbox/banks/northwind/consents/{url.query['consent_id']}/approve", json=body
-    ) as resp:
-        code = (await resp.json())["code"]
-    async with http.get(
-        f"{broker}/callback/northwind", params={"state": url.query["state"], "code": code}
-    ) as resp:
-        assert resp.status == 200, await resp.text()
 
 
 async def _proxy_token(http: aiohttp.ClientSession, bank: str) -> str:
@@ -274,14 +218,14 @@ async def _run(seconds: float, concurrency: int, consents: int, database_url: st
     ring = f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     bank_port, broker_port, proxy_port = _free_port(), _free_port(), _free_port()
     bank_url, broker_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{broker_port}"
-    procs = [ctx.Process(target=serve_bank, args=(bank_port,), name="bank", daemon=True)]
+    procs = [ctx.Process(target=serve_bank, args=(bank_port, 5), name="bank", daemon=True)]
     procs[0].start()
     await _wait_up(f"{bank_url}/banks")
     db = database_url or f"sqlite+aiosqlite:///{tmp / 'consent.db'}"
     procs.append(
         ctx.Process(
             target=serve_broker,
-            args=(broker_port, bank_port, db, ring),
+            args=(broker_port, bank_port, db, ring, FAST),
             name="broker",
             daemon=True,
         )
@@ -301,7 +245,7 @@ async def _run(seconds: float, concurrency: int, consents: int, database_url: st
             for _ in range(concurrency):  # one user per client, as in real traffic
                 async with http.post(f"{broker_url}/v1/subjects", headers=headers) as resp:
                     subjects.append((await resp.json())["subject_id"])
-                await _link(http, broker_url, bank_url, headers, subjects[-1])
+                await link(http, broker_url, bank_url, headers, subjects[-1], ["balances"])
             token = await _proxy_token(http, bank_url)
         aisp = f"{bank_url}/banks/northwind/open-banking/v3.1/aisp"
         procs.append(
@@ -346,7 +290,7 @@ async def _run(seconds: float, concurrency: int, consents: int, database_url: st
     print(f"\nwrote {consents:,} consents in {time.perf_counter() - started:.1f} s", flush=True)
     port = _free_port()
     proc = ctx.Process(
-        target=serve_broker, args=(port, bank_port, mem_db, ring), name="broker", daemon=True
+        target=serve_broker, args=(port, bank_port, mem_db, ring, FAST), name="broker", daemon=True
     )
     proc.start()
     try:

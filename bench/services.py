@@ -1,0 +1,78 @@
+"""The mock bank and the broker as benchmark processes, and linking a subject by the sandbox's
+approval shortcut: shared by the benchmarks that drive the broker."""
+
+from __future__ import annotations
+
+import faulthandler
+import signal
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+ADMIN = "bench-admin"
+
+
+def dump_stacks_on_sigusr1() -> None:
+    """Let a benchmark ask a process that ignores SIGTERM where it is stuck."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def serve_bank(port: int, customers: int) -> None:
+    """Run the mock banks on ``port`` (a process target)."""
+    dump_stacks_on_sigusr1()
+    from bank_mock.app import create_app
+    from bank_mock.settings import BankSettings
+
+    settings = BankSettings(port=port, customers_per_bank=customers, access_token_ttl_s=3600)
+    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def serve_broker(port: int, bank_port: int, db: str, ring: str, overrides: dict[str, Any]) -> None:
+    """Run the broker on ``port`` against the banks on ``bank_port`` (a process target);
+    ``overrides`` are further :class:`BrokerSettings` fields."""
+    dump_stacks_on_sigusr1()
+    from consent.app import create_app
+    from consent.settings import BrokerSettings
+
+    settings = BrokerSettings(
+        port=port,
+        database_url=db,
+        bank_directory_url=f"http://127.0.0.1:{bank_port}/banks",
+        keyring=ring,
+        admin_token=ADMIN,
+        **overrides,
+    )
+    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def link(
+    http: aiohttp.ClientSession,
+    broker: str,
+    bank: str,
+    headers: dict[str, str],
+    subject: str,
+    scopes: list[str],
+    username: str = "demo1",
+) -> None:
+    """Create a Northwind consent for ``subject`` and approve it as ``username`` at the bank."""
+    async with http.post(
+        f"{broker}/v1/subjects/{subject}/consents",
+        json={"bank_id": "northwind", "scopes": scopes},
+        headers=headers,
+    ) as resp:
+        url = URL((await resp.json())["authorization_url"])
+    body = {
+        "username": username,
+        "redirect_uri": url.query["redirect_uri"],
+        "code_challenge": url.query["code_challenge"],
+        "scopes": url.query["scope"].split(),
+    }
+    approve = f"{bank}/sandbox/banks/northwind/consents/{url.query['consent_id']}/approve"
+    async with http.post(approve, json=body) as resp:
+        code = (await resp.json())["code"]
+    async with http.get(
+        f"{broker}/callback/northwind", params={"state": url.query["state"], "code": code}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
