@@ -132,9 +132,11 @@ async def test_the_page_chats_edits_in_place_updates_live_and_sanitizes_bot_html
         await _send(page, "/start")
         mine = page.locator(".bubble.mine .text").last
         await expect(mine).to_have_text("/start")
-        assert await mine.evaluate("el => getComputedStyle(el).direction") == "ltr"
+        # to_have_css retries: the page re-renders the log on every change, so an element
+        # handle taken a moment earlier may already be detached
+        await expect(mine).to_have_css("direction", "ltr")
         arabic = page.locator(".bubble.mine .text", has_text="مرحبا").last
-        assert await arabic.evaluate("el => getComputedStyle(el).direction") == "rtl"
+        await expect(arabic).to_have_css("direction", "rtl")
         await page.screenshot(path=shots / "localchat-4-arabic-rtl.png")
     _check_shots(shots)
 
