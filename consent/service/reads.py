@@ -124,17 +124,14 @@ async def require_purpose(
     raise BrokerError(403, "purpose_not_permitted", "only the chat-service purpose is served")
 
 
-async def _with_token(
-    broker: Broker,
-    session: AsyncSession,
-    row: ConsentRow,
-    call: Callable[[BankClient, str], Awaitable[Any]],
+_UNSET = object()
+
+
+async def _call_unless_401(
+    bank: BankClient, token: str, call: Callable[[BankClient, str], Awaitable[Any]]
 ) -> Any:
-    key = await broker.data_key(session, row.consent_id)
-    token = await sealed.get_secret(session, key, row.consent_id, "access_token") if key else None
-    if key is None or token is None:
-        raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
-    bank = await broker.bank(row.bank_id)
+    """``call``'s result, or ``_UNSET`` if the bank refused the token with a 401 (time to
+    refresh it); any other bank failure becomes the broker's 502/504."""
     try:
         return await call(bank, token)
     except BankRefusedError as e:
@@ -142,22 +139,54 @@ async def _with_token(
             raise bank_error(e) from e
     except BankCallError as e:
         raise bank_error(e) from e
+    return _UNSET
+
+
+async def _refreshed_token(
+    broker: Broker, session: AsyncSession, bank: BankClient, row: ConsentRef, key: bytes
+) -> str:
+    """A new access token from the consent's refresh token, sealed in ``session`` (the caller
+    commits)."""
+    gone = BrokerError(409, "consent_not_authorized", "the bank no longer accepts this consent")
     refresh = await sealed.get_secret(session, key, row.consent_id, "refresh_token")
     if refresh is None:
-        raise BrokerError(409, "consent_not_authorized", "the bank no longer accepts this consent")
+        raise gone
     try:
         tokens = await bank.refresh(await broker.credentials(row.bank_id), refresh)
     except BankCallError as e:
-        raise BrokerError(
-            409, "consent_not_authorized", "the bank no longer accepts this consent"
-        ) from e
+        raise gone from e
     await sealed.put_secret(session, key, row.consent_id, "access_token", tokens.access_token)
     if tokens.refresh_token:
         await sealed.put_secret(session, key, row.consent_id, "refresh_token", tokens.refresh_token)
+    return tokens.access_token
+
+
+async def _retry(
+    bank: BankClient, token: str, call: Callable[[BankClient, str], Awaitable[Any]]
+) -> Any:
     try:
-        return await call(bank, tokens.access_token)
+        return await call(bank, token)
     except BankCallError as e:
         raise bank_error(e) from e
+
+
+async def _with_token(
+    broker: Broker,
+    session: AsyncSession,
+    row: ConsentRow,
+    call: Callable[[BankClient, str], Awaitable[Any]],
+) -> Any:
+    """``call`` with the consent's access token, read in ``session``; on a 401, refresh the
+    token once (the new tokens are sealed in ``session``, which the caller commits)."""
+    key = await broker.data_key(session, row.consent_id)
+    token = await sealed.get_secret(session, key, row.consent_id, "access_token") if key else None
+    if key is None or token is None:
+        raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
+    bank = await broker.bank(row.bank_id)
+    result = await _call_unless_401(bank, token, call)
+    if result is not _UNSET:
+        return result
+    return await _retry(bank, await _refreshed_token(broker, session, bank, row, key), call)
 
 
 async def _bank_call(
@@ -172,35 +201,13 @@ async def _bank_call(
     if key is None or token is None:
         raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
     bank = await broker.bank(row.bank_id)
-    try:
-        return await call(bank, token)
-    except BankRefusedError as e:
-        if e.status != 401:
-            raise bank_error(e) from e
-    except BankCallError as e:
-        raise bank_error(e) from e
+    result = await _call_unless_401(bank, token, call)
+    if result is not _UNSET:
+        return result
     async with broker.sessions() as session:
-        refresh = await sealed.get_secret(session, key, row.consent_id, "refresh_token")
-        if refresh is None:
-            raise BrokerError(
-                409, "consent_not_authorized", "the bank no longer accepts this consent"
-            )
-        try:
-            tokens = await bank.refresh(await broker.credentials(row.bank_id), refresh)
-        except BankCallError as e:
-            raise BrokerError(
-                409, "consent_not_authorized", "the bank no longer accepts this consent"
-            ) from e
-        await sealed.put_secret(session, key, row.consent_id, "access_token", tokens.access_token)
-        if tokens.refresh_token:
-            await sealed.put_secret(
-                session, key, row.consent_id, "refresh_token", tokens.refresh_token
-            )
+        fresh = await _refreshed_token(broker, session, bank, row, key)
         await session.commit()
-    try:
-        return await call(bank, tokens.access_token)
-    except BankCallError as e:
-        raise bank_error(e) from e
+    return await _retry(bank, fresh, call)
 
 
 async def _known_handles(broker: Broker, session: AsyncSession, row: ConsentRef) -> dict[str, str]:

@@ -114,6 +114,24 @@ def chained(
     return out
 
 
+def _head(r: Sequence[Any], at: datetime) -> AuditEntry:
+    """An entry from a row of ``_HEADS_SQL``'s columns, its time already made aware."""
+    return AuditEntry(
+        seq=r[1],
+        subject_id=r[0],
+        client_id=r[2],
+        action=r[3],
+        scope=r[4],
+        purpose=r[5],
+        fields=tuple(f for f in r[6].split(",") if f),
+        outcome=r[7],
+        reason=r[8],
+        at=at,
+        prev_hash=r[10],
+        entry_hash=r[11],
+    )
+
+
 _HEADS_SQL = """
 SELECT a.subject_id, a.seq, a.client_id, a.action, a.scope, a.purpose, a.fields, a.outcome,
        a.reason, a.at, a.prev_hash, a.entry_hash
@@ -138,20 +156,7 @@ def sqlite_chain_heads(
     for r in conn.execute(sql, list(subject_ids)):
         at = utc(r[9])
         assert at is not None
-        heads[r[0]] = AuditEntry(
-            seq=r[1],
-            subject_id=r[0],
-            client_id=r[2],
-            action=r[3],
-            scope=r[4],
-            purpose=r[5],
-            fields=tuple(f for f in r[6].split(",") if f),
-            outcome=r[7],
-            reason=r[8],
-            at=at,
-            prev_hash=r[10],
-            entry_hash=r[11],
-        )
+        heads[r[0]] = _head(r, at)
     return heads
 
 
@@ -264,20 +269,7 @@ async def postgres_chain_heads(conn: Any, subject_ids: Sequence[str]) -> dict[st
     """:func:`chain_heads` on a raw asyncpg connection."""
     heads: dict[str, AuditEntry] = {}
     for r in await conn.fetch(_PG_HEADS_SQL, subject_ids):
-        heads[r[0]] = AuditEntry(
-            seq=r[1],
-            subject_id=r[0],
-            client_id=r[2],
-            action=r[3],
-            scope=r[4],
-            purpose=r[5],
-            fields=tuple(f for f in r[6].split(",") if f),
-            outcome=r[7],
-            reason=r[8],
-            at=r[9].astimezone(UTC),
-            prev_hash=r[10],
-            entry_hash=r[11],
-        )
+        heads[r[0]] = _head(r, r[9].astimezone(UTC))
     return heads
 
 

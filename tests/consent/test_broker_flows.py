@@ -217,7 +217,16 @@ async def test_an_expired_bank_token_is_refreshed_transparently(env: Env) -> Non
     env.clock.now += timedelta(minutes=10)  # the bank's 5-minute access token has expired
     resp = await env.broker.get(f"/v1/subjects/{subject}/balances", headers=env.auth())
     assert resp.status == 200, await resp.text()
-    assert (await resp.json())["balances"]
+    balances = (await resp.json())["balances"]
+    assert balances
+    # the transactions view opens its token in its own session: the same refresh applies
+    env.clock.now += timedelta(minutes=10)
+    handle = balances[0]["account_handle"]
+    resp = await env.broker.get(
+        f"/v1/subjects/{subject}/accounts/{handle}/transactions", headers=env.auth()
+    )
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["transactions"]
 
 
 async def test_bad_input_gets_typed_4xx_errors(env: Env) -> None:
