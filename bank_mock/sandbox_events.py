@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from aiohttp import web
@@ -12,8 +13,9 @@ from bank_mock import catalog
 from bank_mock.errors import BankError
 from bank_mock.fraud import engine
 from bank_mock.keys import CLOCK, EVENTS, bank_of
-from bank_mock.models import Direction, Transaction, TxStatus
+from bank_mock.models import ConsentStatus, Direction, Transaction, TxStatus
 from bank_mock.sandbox import parse_body
+from bank_mock.state import BankState
 
 routes = web.RouteTableDef()
 MAX_AMOUNT = Decimal("1000000")
@@ -42,6 +44,20 @@ def parse_amount(raw: str) -> int:
     if not isinstance(exponent, int) or exponent < -2:
         raise BankError(400, "amount has more than two decimal places", path="amount")
     return int(value * 100)
+
+
+def notified_apps(bank: BankState, account_id: str, now: datetime) -> list[str]:
+    """The apps told about an alert on ``account_id``: those with a live consent covering it
+    and an event address (the demo says whether anyone will see the alert)."""
+    names = set()
+    for consent in bank.consents.values():
+        live = consent.status == ConsentStatus.AUTHORISED and (
+            consent.expires_at is None or consent.expires_at > now
+        )
+        client = bank.clients.get(consent.client_id)
+        if live and account_id in consent.account_ids and client and client.event_notification_url:
+            names.add(client.client_name)
+    return sorted(names)
 
 
 @routes.post("/sandbox/banks/{bank_id}/transactions")
@@ -99,6 +115,7 @@ async def inject(request: web.Request) -> web.Response:
         "transaction_id": tx.transaction_id,
         "alerts": [alert.alert_id] if alert else [],
         "reason": alert.reason if alert else None,
+        "notified_apps": notified_apps(bank, account.account_id, now) if alert else [],
     }
     return web.json_response(body_out, status=201)
 

@@ -9,8 +9,11 @@ import errno
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+from chatbank.reach import UnreachableError, probe, start_bot
 from chatbank.run import PortInUseError, run_up
 
 
@@ -21,18 +24,31 @@ def _bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_if_unreachable(command: str, service: str, url: str, setting: str) -> None:
+    """A service this one needs later is not answering yet: say so in one line, start anyway."""
+    problem = asyncio.run(probe(service, url, setting))
+    if problem is not None:
+        print(f"chatbank {command}: warning: {problem}", file=sys.stderr, flush=True)
+
+
 def _broker(args: argparse.Namespace) -> int:
     from consent.__main__ import main as broker_main
+    from consent.settings import BrokerSettings
 
+    directory = BrokerSettings().bank_directory_url
+    _warn_if_unreachable("broker", "the bank directory", directory, "CONSENT_BANK_DIRECTORY_URL")
     broker_main()
     return 0
 
 
 def _bot(args: argparse.Namespace) -> int:
     from bot.__main__ import main as bot_main
+    from bot.settings import BotSettings
 
+    broker = f"{BotSettings().broker_url.rstrip('/')}/openapi.json"
+    _warn_if_unreachable("bot", "the consent broker", broker, "BOT_BROKER_URL")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(bot_main())
+        asyncio.run(bot_main(start_bot))
     return 0
 
 
@@ -70,12 +86,28 @@ def _demo_fraud(args: argparse.Namespace) -> int:
     except DemoError as e:
         print(f"chatbank demo fraud: {e}", file=sys.stderr)
         return 2
-    alerts = answer.get("alerts") or []
-    if alerts:
-        print(f"booked a suspicious payment at {args.merchant}; alert {alerts[0]} is on its way")
-    else:
-        print("booked the payment, but the fraud rules did not flag it; try a larger --amount")
+    print(fraud_outcome(answer, args))
     return 0
+
+
+def fraud_outcome(answer: dict[str, Any], args: argparse.Namespace) -> str:
+    """What the demo did, and whether anyone will see the alert."""
+    alerts = answer.get("alerts") or []
+    if not alerts:
+        return "booked the payment, but the fraud rules did not flag it; try a larger --amount"
+    apps = answer.get("notified_apps") or []
+    if not apps:
+        return (
+            f"booked a suspicious payment at {args.merchant} and {args.bank} raised alert "
+            f"{alerts[0]}, but nobody will see it: no app is linked to {args.customer}'s "
+            f"account at {args.bank}. Link it in the chat first (/link, log in as "
+            f"{args.customer}, keep fraud alerts ticked), then run this again."
+        )
+    return (
+        f"booked a suspicious payment at {args.merchant}; alert {alerts[0]} went to "
+        f"{', '.join(apps)} and shows in the chat of whoever linked {args.customer} "
+        "with fraud alerts"
+    )
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
@@ -95,8 +127,16 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return metadata.version("chatbank")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbank", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole system on its embedded default (Ctrl-C stops it)")
     up.add_argument(
@@ -146,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except PortInUseError as e:
+    except (PortInUseError, UnreachableError) as e:
         print(f"chatbank: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a single service started with web.run_app

@@ -50,4 +50,7 @@ async def inject_fraud(
                     raise DemoError(f"the bank refused: {answer}")
                 return answer
     except aiohttp.ClientConnectionError as e:
-        raise DemoError(f"no bank answers at {bank_url}; is `chatbank up` running?") from e
+        raise DemoError(
+            f"no bank answers at {bank_url}; is `chatbank up` running? "
+            "(check BANK_PORT and BANK_PUBLIC_URL in .env, or pass --bank-url)"
+        ) from e

@@ -1,9 +1,10 @@
 """``chatbank up``: the whole system in one process, on the embedded defaults.
 
 Mock banks, the consent broker (SQLite under the data folder, its KEK in ``data/keys``), the
-local chat (a Telegram Bot API stand-in with a web page) and the bot. With a real bot token in
-``.env`` the bot talks to Telegram instead, and with ``BOT_API_BASE_URL`` pointing at another
-Bot API server it uses that one; the built-in stand-in is then not started. Each service prints
+local chat (a Telegram Bot API stand-in with a web page, on ``LOCALCHAT_PORT``) and the bot.
+With a real bot token in ``.env`` the bot talks to Telegram instead, and with
+``BOT_API_BASE_URL`` pointing at another Bot API server (not loopback on ``LOCALCHAT_PORT``) it
+uses that one; the built-in stand-in is then not started. Each service prints
 a progress line as it comes up; Ctrl-C (or SIGTERM) shuts everything down cleanly.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 from pydantic import SecretStr
+from yarl import URL
 
 from bank_mock.app import create_app as create_bank
 from bank_mock.banks import BANKS, password, username
@@ -24,6 +26,7 @@ from bank_mock.settings import BankSettings
 from bot.runtime import BotRuntime
 from bot.settings import LOCAL_TOKEN, TELEGRAM_API, BotSettings
 from chatbank import wiring
+from chatbank.reach import start_bot
 from consent.app import create_app as create_broker
 from consent.settings import BrokerSettings
 from localchat.app import create_app as create_localchat
@@ -36,14 +39,26 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_local_chat(url: str, chat: LocalchatSettings) -> bool:
+    """Whether ``url`` is the built-in local chat's Bot API: the default, or loopback (or the
+    local chat's own host) on ``LOCALCHAT_PORT``. Its value decides, not whether it was set."""
+    if url.rstrip("/") == LOCAL_API:
+        return True
+    parsed = URL(url)
+    return parsed.host in LOOPBACK | {chat.host} and parsed.port == chat.port
+
+
 def chat_target(bot: BotSettings, chat: LocalchatSettings) -> tuple[BotSettings, bool]:
     """Where the bot's Bot API is, and whether the built-in local chat must run."""
     token = bot.token.get_secret_value()
-    if bot.api_base_url != LOCAL_API:
+    if not is_local_chat(bot.api_base_url, chat):
         return bot, False  # another Bot API server was configured
-    if token != LOCAL_TOKEN:
+    if token != LOCAL_TOKEN and bot.api_base_url.rstrip("/") == LOCAL_API:
         return bot.model_copy(update={"api_base_url": TELEGRAM_API}), False  # real Telegram
-    local = f"http://{chat.host}:{chat.port}/bot"
+    local = f"http://{chat.host}:{chat.port}/bot"  # follows LOCALCHAT_HOST and LOCALCHAT_PORT
     return bot.model_copy(update={"api_base_url": local}), True
 
 
@@ -128,7 +143,8 @@ async def run_up(
         chat_settings = chat or LocalchatSettings()
         bot_settings, local = chat_target(bot or BotSettings(), chat_settings)
         if local:
-            chat_settings = chat_settings.model_copy(update={"bot_token": LOCAL_TOKEN})
+            token = bot_settings.token.get_secret_value()
+            chat_settings = chat_settings.model_copy(update={"bot_token": token})
             await _serve(
                 create_localchat(chat_settings),
                 chat_settings.host,
@@ -151,7 +167,7 @@ async def run_up(
         )
         runtime = BotRuntime(bot_settings)
         try:
-            await runtime.start()
+            await start_bot(runtime)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 host, port = bot_settings.host, bot_settings.port

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from aiohttp import web
 
 from localchat.store import Store
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur"})
@@ -35,10 +38,13 @@ async def stream_changes(store: Store, request: web.Request) -> web.StreamRespon
     )
     await response.prepare(request)
     seen = -1
-    while not store.closing:
-        if store.version != seen:
-            seen = store.version
-            await response.write(f"data: {seen}\n\n".encode())
-        if not await store.wait_until(store.changed_since(seen), 15.0):
-            await response.write(b": keep-alive\n\n")
+    try:
+        while not store.closing:
+            if store.version != seen:
+                seen = store.version
+                await response.write(f"data: {seen}\n\n".encode())
+            if not await store.wait_until(store.changed_since(seen), 15.0):
+                await response.write(b": keep-alive\n\n")
+    except ConnectionResetError:  # the tab was closed: the stream simply ends, nothing to log
+        log.debug("an event stream's browser went away")
     return response

@@ -1,4 +1,4 @@
-"""Settings for the local Bot API stand-in, read from LOCALCHAT_* environment variables."""
+"""Settings of the local Bot API stand-in, from the environment (``LOCALCHAT_*``) or ``.env``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ DEFAULT_USERS = [
 class Settings(BaseSettings):
     """Where localchat listens and which bot token it accepts."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCALCHAT_")
+    model_config = SettingsConfigDict(env_prefix="LOCALCHAT_", env_file=".env", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = 8003

@@ -18,7 +18,7 @@ def alice_account(system: System, bank: str = "northwind", username: str = "demo
 
 async def inject_fraud(
     system: System, bank: str = "northwind", amount: str = "2750.00", merchant: str = "Luxe Watches"
-) -> None:
+) -> dict[str, Any]:
     resp = await system.env.bank.post(
         f"/sandbox/banks/{bank}/transactions",
         json={
@@ -31,12 +31,14 @@ async def inject_fraud(
     )
     body: dict[str, Any] = await resp.json()
     assert resp.status in (200, 201) and body["alerts"], body
+    return body
 
 
 async def test_fraud_alert_arrives_and_freezing_the_card_edits_it_once(system: System) -> None:
     await link_bank(system, ALICE)
     before = {m["message_id"] for m in await system.chat.messages(ALICE)}
-    await inject_fraud(system)
+    answer = await inject_fraud(system)
+    assert answer["notified_apps"]  # `chatbank demo fraud` can say someone will see it
     alert = await system.expect(ALICE, lambda t: "Was this you?" in t, before)
     assert "Luxe Watches" in alert["text"] and "£" in alert["text"]  # in the card's currency
     freeze = button(alert, "al:fz:")
