@@ -7,12 +7,35 @@ code runs against Telegram, against the local stand-in (``localchat``) and in te
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 LOCAL_TOKEN = "4242:localchat-development-token"  # noqa: S105 - localchat only, refused in production
+
+
+PLACEHOLDER_HOSTS = ("example.com", "example.org", "example.net", "localhost")
+
+
+def public_https_problem(name: str, url: str) -> str | None:
+    """Why ``url`` cannot be the public address people and Telegram use, or None."""
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    if not url:
+        return f"{name} must be set outside development: the https address others reach"
+    if parsed.scheme != "https" or not host:
+        return f"{name} must be an https:// address outside development (got {url!r})"
+    if (
+        host in PLACEHOLDER_HOSTS
+        or host.endswith((".example", ".invalid", ".localhost", *PLACEHOLDER_HOSTS))
+        or "change-me" in host
+    ):
+        return f"{name} is a placeholder ({host}); set the real public address"
+    if host.startswith("127.") or host in ("::1", "0.0.0.0"):  # noqa: S104 - a check, not a bind
+        return f"{name} points at this machine ({host}); phones and Telegram cannot reach it"
+    return None
 
 
 class BotSettings(BaseSettings):
@@ -47,6 +70,10 @@ class BotSettings(BaseSettings):
                 raise ValueError("BOT_TOKEN must be a real bot token outside development")
             if not self.broker_webhook_secret.get_secret_value():
                 raise ValueError("BOT_BROKER_WEBHOOK_SECRET must be set outside development")
+            if self.mode == "webhook":  # Telegram calls BOT_PUBLIC_URL; it only calls https
+                problem = public_https_problem("BOT_PUBLIC_URL", self.public_url)
+                if problem:
+                    raise ValueError(problem)
         if self.mode == "webhook" and not self.telegram_secret_token.get_secret_value():
             raise ValueError("webhook mode needs BOT_TELEGRAM_SECRET_TOKEN")
         return self

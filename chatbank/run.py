@@ -62,6 +62,14 @@ def chat_target(bot: BotSettings, chat: LocalchatSettings) -> tuple[BotSettings,
     return bot.model_copy(update={"api_base_url": local}), True
 
 
+def local_url(host: str, port: int) -> str:
+    """How one service reaches another in the same process (the public URLs are for browsers,
+    phones and Telegram)."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - listening everywhere: loopback reaches it
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class PortInUseError(RuntimeError):
     """A service's port is taken (often: chatbank is already running)."""
 
@@ -123,7 +131,8 @@ async def run_up(
             update={
                 "database_url": f"sqlite+aiosqlite:///{folder / 'consent.db'}",
                 "keyring_file": str(folder / "keys" / "consent-kek"),
-                "bank_directory_url": f"{settings.base_url()}/banks",
+                # the broker calls the banks next door; browsers get BANK_PUBLIC_URL links
+                "bank_directory_url": f"{local_url(settings.host, settings.port)}/banks",
                 "admin_token": SecretStr(wiring.admin_token(folder)),
                 "handle_secret": SecretStr(wiring.handle_secret(folder)),
             }
@@ -137,7 +146,7 @@ async def run_up(
             service="the consent broker",
             setting="CONSENT_PORT",
         )
-        broker_url = broker_settings.base_url()
+        broker_url = local_url(broker_settings.host, broker_settings.port)
         _say(f"  ✔ consent broker {broker_url}/openapi.json  (SQLite, migrated)")
 
         chat_settings = chat or LocalchatSettings()
@@ -155,7 +164,10 @@ async def run_up(
             )
             _say(f"  ✔ local chat     http://{chat_settings.host}:{chat_settings.port}/")
         client = await wiring.bot_client(
-            folder, broker_url, wiring.admin_token(folder), bot_settings.events_url()
+            folder,
+            broker_url,
+            wiring.admin_token(folder),
+            bot_settings.events_url(),  # signed for this URL: the bot checks it is its own
         )
         bot_settings = bot_settings.model_copy(
             update={

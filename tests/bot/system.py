@@ -147,15 +147,25 @@ async def start_system(
     bot_database_url: str | None = None,
     *,
     webhook_secret: str | None = None,
+    public_urls: dict[str, str] | None = None,
 ) -> System:
-    """Everything up; with ``webhook_secret`` the bot runs in webhook mode (Telegram calls it)."""
-    env = await start(tmp_path, database_url)
+    """Everything up; with ``webhook_secret`` the bot runs in webhook mode (Telegram calls it);
+    ``public_urls`` ({"bank", "broker", "bot"}; "{port}" in the bot's is its port) are the
+    addresses people and Telegram see."""
+    public = public_urls or {}
+    env = await start(
+        tmp_path,
+        database_url,
+        bank_public_url=public.get("bank", ""),
+        broker_public_url=public.get("broker", ""),
+    )
     localchat = TestServer(create_localchat(LocalchatSettings(bot_token=TOKEN)), host="127.0.0.1")
     await localchat.start_server()
     bot_port = free_port()
+    bot_url = public.get("bot", "http://127.0.0.1:{port}").format(port=bot_port)
     resp = await env.broker.post(
         "/admin/v1/platform-clients",
-        json={"name": "chatbank-bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
+        json={"name": "chatbank-bot", "webhook_url": f"{bot_url}/broker/events"},
         headers={"Authorization": f"Bearer {ADMIN}"},
     )
     registered = await resp.json()
@@ -177,6 +187,7 @@ async def start_system(
         poll_timeout_s=1,
         mode="webhook" if webhook_secret else "polling",
         telegram_secret_token=webhook_secret or "",
+        public_url=public.get("bot", "").format(port=bot_port),
     )
     runtime = BotRuntime(settings, clock=env.clock, observe=observe)
     await runtime.start()

@@ -100,11 +100,18 @@ class Env:
         return str(started["consent_id"])
 
 
-async def start(tmp_path: Path, database_url: str) -> Env:
+async def start(
+    tmp_path: Path, database_url: str, *, bank_public_url: str = "", broker_public_url: str = ""
+) -> Env:
+    """The bank and the broker; the public URLs are what browsers see (the broker still calls
+    the bank on 127.0.0.1, as a broker next to the bank would)."""
     clock = Clock()
     bank_port = free_port()
     bank_settings = BankSettings(
-        port=bank_port, customers_per_bank=3, anchor_date=date(2026, 11, 20)
+        port=bank_port,
+        customers_per_bank=3,
+        anchor_date=date(2026, 11, 20),
+        public_url=bank_public_url,
     )
     bank_app = create_bank(bank_settings, clock=clock)
     bank = TestClient(TestServer(bank_app, port=bank_port))
@@ -119,6 +126,7 @@ async def start(tmp_path: Path, database_url: str) -> Env:
         admin_token=ADMIN,
         handle_secret="test-handle-secret",
         keyring_file=str(tmp_path / "unused-kek"),
+        public_url=broker_public_url,
     )
     broker = TestClient(TestServer(create_broker(settings, clock=clock), port=broker_port))
     await broker.start_server()
