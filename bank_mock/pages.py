@@ -1,4 +1,5 @@
-"""HTML rendering for the bank's own pages (Jinja2, autoescaped, no external assets)."""
+"""HTML rendering for the bank's own pages (Jinja2, autoescaped, no external assets), in the
+customer's language (``bank_mock.i18n``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from bank_mock.i18n import choose, page_text
 from bank_mock.models import Customer
 from bank_mock.state import BankState
 
@@ -33,16 +35,32 @@ def environment() -> jinja2.Environment:
     )
 
 
+def language_of(request: web.Request) -> str:
+    """The page language when no authorization request says it: ``?ui_locales=``, then the
+    browser's Accept-Language, then English."""
+    return choose(request.query.get("ui_locales"), request.headers.get("Accept-Language"))
+
+
 def render(
-    request: web.Request, bank: BankState, template: str, *, status: int = 200, **context: Any
+    request: web.Request,
+    bank: BankState,
+    template: str,
+    *,
+    status: int = 200,
+    language: str | None = None,
+    **context: Any,
 ) -> web.Response:
-    """A bank-branded HTML page."""
+    """A bank-branded HTML page in ``language`` (or the one the request asks for)."""
+    t = page_text(language or language_of(request))
     html = (
         request.app[TEMPLATES]
         .get_template(template)
-        .render(bank=bank.profile, brand=_BRANDS.get(bank.profile.bank_id, "#374151"), **context)
+        .render(
+            bank=bank.profile, brand=_BRANDS.get(bank.profile.bank_id, "#374151"), t=t, **context
+        )
     )
-    return web.Response(text=html, status=status, content_type="text/html", headers=_HEADERS)
+    headers = {**_HEADERS, "Content-Language": t.language, "Vary": "Accept-Language"}
+    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
 
 
 def check_login(bank: BankState, username: str, password: str) -> Customer | None:

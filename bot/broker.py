@@ -187,9 +187,10 @@ class BrokerClient:
         return [Bank.model_validate(b) for b in data["banks"]]
 
     async def start_link(
-        self, subject: str, bank_id: str, scopes: list[str], days: int
+        self, subject: str, bank_id: str, scopes: list[str], days: int, language: str = "en"
     ) -> StartedLink:
-        body = {"bank_id": bank_id, "scopes": scopes, "duration_days": days}
+        """Create the consent; the bank's approval page is shown in ``language``."""
+        body = {"bank_id": bank_id, "scopes": scopes, "duration_days": days, "language": language}
         return await self._model(StartedLink, "POST", f"/v1/subjects/{subject}/consents", json=body)
 
     async def consents(self, subject: str) -> list[Consent]:

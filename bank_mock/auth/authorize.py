@@ -8,12 +8,13 @@ from aiohttp import web
 from yarl import URL
 
 from bank_mock.auth import approval, pkce
-from bank_mock.auth.permissions import describe
+from bank_mock.auth.permissions import KINDS, describe, platform_sees
 from bank_mock.auth.store import AUTH, AuthRequest
 from bank_mock.errors import BankError, read_form
+from bank_mock.i18n import page_text
 from bank_mock.keys import CLOCK, EVENTS, SETTINGS, bank_of
 from bank_mock.models import ConsentStatus
-from bank_mock.pages import check_login, render
+from bank_mock.pages import check_login, language_of, render
 from bank_mock.state import BankState
 
 routes = web.RouteTableDef()
@@ -41,7 +42,7 @@ def _validate(bank: BankState, query: dict[str, str]) -> dict[str, str]:
     if consent is None or consent.client_id != client.client_id:
         raise PageError("This consent request is unknown.")
     if consent.status != ConsentStatus.AWAITING_AUTHORISATION:
-        raise PageError(f"This consent request is already {consent.status.value.lower()}.")
+        raise PageError("This consent request is no longer waiting for approval.")
     scopes = set(query.get("scope", "openid accounts").split())
     if not scopes <= approval.ALLOWED_SCOPES or "accounts" not in scopes:
         raise PageError("The app asked for an unknown scope.")
@@ -55,10 +56,12 @@ async def authorize(request: web.Request) -> web.Response:
     """Start: validate the request and show the login page."""
     bank = bank_of(request)
     query = {k: request.query.get(k, "") for k in request.query}
+    language = language_of(request)  # ui_locales from the client, else the browser's
     try:
         _validate(bank, query)
     except PageError as e:
-        return render(request, bank, "error.html", status=400, message=str(e))
+        t = page_text(language)
+        return render(request, bank, "error.html", status=400, message=t._(str(e)))
     req = request.app[AUTH].new_request(
         bank_id=bank.profile.bank_id,
         client_id=query["client_id"],
@@ -69,6 +72,7 @@ async def authorize(request: web.Request) -> web.Response:
         scopes=frozenset(query.get("scope", "openid accounts").split()),
         now=request.app[CLOCK](),
     )
+    req.language = language
     return _login_page(request, bank, req, error=None, status=200)
 
 
@@ -76,16 +80,18 @@ def _login_page(
     request: web.Request, bank: BankState, req: AuthRequest, error: str | None, status: int
 ) -> web.Response:
     client = bank.clients[req.client_id]
+    t = page_text(req.language)
     return render(
         request,
         bank,
         "login.html",
         status=status,
+        language=req.language,
         action=f"/banks/{bank.profile.bank_id}/authorize/login",
         hidden_name="request_id",
         hidden_value=req.request_id,
-        purpose=f"{client.client_name} wants to connect to your accounts.",
-        error=error,
+        purpose=t._("%(client)s wants to connect to your accounts.", client=client.client_name),
+        error=t._(error) if error else None,
     )
 
 
@@ -95,6 +101,7 @@ def _consent_page(
     assert req.customer_id is not None
     customer = bank.customers[req.customer_id]
     consent = bank.consents[req.consent_id]
+    t = page_text(req.language)
     accounts = []
     for account_id in customer.account_ids:
         a = bank.accounts[account_id]
@@ -102,7 +109,7 @@ def _consent_page(
             {
                 "account_id": a.account_id,
                 "nickname": a.nickname,
-                "kind": a.kind.value,
+                "kind": t._(KINDS.get(a.kind.value, a.kind.value)),
                 "last4": a.account_number[-4:],
             }
         )
@@ -111,17 +118,17 @@ def _consent_page(
         bank,
         "consent.html",
         status=400 if error else 200,
+        language=req.language,
         client_name=bank.clients[req.client_id].client_name,
         customer_name=customer.full_name,
-        permissions=[describe(p) for p in consent.permissions],
+        permissions=[t._(describe(p)) for p in consent.permissions],
+        platform_sees=[t._(line) for line in platform_sees(consent.permissions, req.scopes)],
         cards="cards" in req.scopes,
-        expires=consent.expires_at.strftime("%d %B %Y")
-        if consent.expires_at
-        else "you withdraw it",
+        expires=t.date(consent.expires_at) if consent.expires_at else None,
         accounts=accounts,
         request_id=req.request_id,
         action=f"/banks/{bank.profile.bank_id}/authorize/decision",
-        error=error,
+        error=t._(error) if error else None,
     )
 
 
@@ -149,13 +156,7 @@ async def login(request: web.Request) -> web.Response:
     form = await _form(request)
     req = _pending(request, bank, form)
     if req is None:
-        return render(
-            request,
-            bank,
-            "error.html",
-            status=400,
-            message="This sign-in has expired. Start again from the app.",
-        )
+        return _expired(request, bank)
     customer = check_login(
         bank, (form.get("username") or [""])[0], (form.get("password") or [""])[0]
     )
@@ -163,12 +164,20 @@ async def login(request: web.Request) -> web.Response:
         req.failed_logins += 1
         if req.failed_logins >= MAX_LOGIN_ATTEMPTS:
             request.app[AUTH].requests.pop(req.request_id, None)
+            message = page_text(req.language)._("Too many failed attempts.")
             return render(
-                request, bank, "error.html", status=403, message="Too many failed attempts."
+                request, bank, "error.html", status=403, language=req.language, message=message
             )
         return _login_page(request, bank, req, error="Wrong username or password.", status=401)
     req.customer_id = customer.customer_id
     return _consent_page(request, bank, req, error=None)
+
+
+def _expired(request: web.Request, bank: BankState) -> web.Response:
+    message = page_text(language_of(request))._(
+        "This sign-in has expired. Start again from the app."
+    )
+    return render(request, bank, "error.html", status=400, message=message)
 
 
 def _back_to_client(req: AuthRequest, **params: str) -> web.HTTPFound:
@@ -183,13 +192,7 @@ async def decision(request: web.Request) -> web.Response:
     form = await _form(request)
     req = _pending(request, bank, form)
     if req is None or req.customer_id is None:
-        return render(
-            request,
-            bank,
-            "error.html",
-            status=400,
-            message="This sign-in has expired. Start again from the app.",
-        )
+        return _expired(request, bank)
     consent = bank.consents[req.consent_id]
     now = request.app[CLOCK]()
     if (form.get("decision") or [""])[0] != "approve":
@@ -209,7 +212,10 @@ async def decision(request: web.Request) -> web.Response:
     except BankError as e:
         if e.path == "account_ids":
             return _consent_page(request, bank, req, error="Choose at least one of your accounts.")
-        return render(request, bank, "error.html", status=400, message=e.message)
+        message = page_text(req.language)._(e.message)
+        return render(
+            request, bank, "error.html", status=400, language=req.language, message=message
+        )
     code = request.app[AUTH].issue_code(req, now, request.app[SETTINGS].auth_code_ttl_s)
     raise _back_to_client(req, code=code.code)
 

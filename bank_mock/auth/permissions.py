@@ -71,3 +71,29 @@ PLAIN_WORDS: dict[str, str] = {
 def describe(permission: str) -> str:
     """A customer-facing description of an OBIE permission."""
     return PLAIN_WORDS.get(permission, permission)
+
+
+# the account kinds as the approval page names them (msgids of bank_mock/locales)
+KINDS: dict[str, str] = {
+    "current": "current account",
+    "savings": "savings account",
+    "credit_card": "credit card",
+}
+
+_BALANCES = "Balances, with only the last 4 digits of each account number"
+_TRANSACTIONS = "Transactions: date, amount, merchant name and spending category"
+_CARDS = "Fraud alerts and card freezes: the card's last 4 digits, the merchant and the amount"
+
+
+def platform_sees(permissions: Sequence[str], scopes: frozenset[str]) -> list[str]:
+    """What the chat platform sees of what the broker receives (the design's minimized views):
+    English msgids, in the order the page lists them."""
+    granted = set(permissions)
+    lines = ["Account names and types"]
+    if "ReadBalances" in granted:
+        lines.append(_BALANCES)
+    if granted & (_TX_SHAPE | _TX_DIRECTION):
+        lines.append(_TRANSACTIONS)
+    if "cards" in scopes:
+        lines.append(_CARDS)
+    return lines

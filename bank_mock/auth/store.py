@@ -24,6 +24,7 @@ class AuthRequest:
     expires_at: datetime
     customer_id: str | None = None
     failed_logins: int = 0
+    language: str = "en"  # of the pages: the client's ui_locales, else the browser's
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,19 +168,18 @@ async def confirm(update: Update, context: ChatContext) -> int:
     bank = await _bank(context, draft.get("bank", ""))
     if bank is None:
         return END
+    tr = await texts(update, context)
     try:
         subject = await subject_of(update, context, create=True)
         assert subject is not None
         started = await context.services.broker.start_link(
-            subject, bank.bank_id, draft["scopes"], draft["days"]
+            subject, bank.bank_id, draft["scopes"], draft["days"], tr.language
         )
     except BrokerError as e:
         await report(update, context, e)
         return END
     await _keep(update, context, {})
-    text, keyboard = views.approve_at_bank(
-        await texts(update, context), bank, started.authorization_url
-    )
+    text, keyboard = views.approve_at_bank(tr, bank, started.authorization_url)
     await say(update, text, keyboard)
     return END
 

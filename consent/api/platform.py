@@ -135,6 +135,8 @@ class NewConsent(BaseModel):
     bank_id: str = Field(min_length=1, max_length=40)
     scopes: list[str] = Field(min_length=1, max_length=4)
     duration_days: int | None = Field(default=None, ge=1, le=3650)
+    # the user's language (BCP 47); the bank shows its pages in it (OIDC ui_locales)
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
 
 
 @routes.post("/v1/subjects/{subject_id}/consents")
@@ -147,7 +149,7 @@ async def new_consent(request: web.Request) -> web.Response:
     except ValueError as e:
         raise bad_request(str(e), "invalid_scope") from e
     started = await linking.start_link(
-        broker, client, subject, body.bank_id, scopes, body.duration_days
+        broker, client, subject, body.bank_id, scopes, body.duration_days, language=body.language
     )
     return web.json_response(
         {

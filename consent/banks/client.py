@@ -184,6 +184,7 @@ class BankClient:
         state: str,
         challenge: str,
         scopes: list[str],
+        ui_locales: str | None = None,
     ) -> str:
         query = {
             "response_type": "code",
@@ -194,6 +195,7 @@ class BankClient:
             "code_challenge_method": "S256",
             "consent_id": bank_consent_id,
             "scope": " ".join(scopes),
+            **({"ui_locales": ui_locales} if ui_locales else {}),  # OIDC Core §3.1.2.1
         }
         return str(URL(self.info.authorization_endpoint).with_query(query))
 

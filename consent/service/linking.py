@@ -77,8 +77,11 @@ async def start_link(
     bank_id: str,
     scopes: frozenset[Scope],
     days: int | None,
+    *,
+    language: str | None = None,
 ) -> LinkStarted:
-    """Create the consent at the bank and return the bank's own approval URL."""
+    """Create the consent at the bank and return the bank's own approval URL (its pages in
+    ``language`` when the bank has it)."""
     policy = broker.policy(bank_id)
     granted = scopes & policy.allowed_scopes & broker.contract.allowed_scopes
     if granted != scopes:
@@ -110,6 +113,7 @@ async def start_link(
         state=state,
         challenge=challenge,
         scopes=oauth_scopes(scopes),
+        ui_locales=language,
     )
     consent_id = f"con_{uuid.uuid4().hex}"
     async with broker.sessions() as session:
