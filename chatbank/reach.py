@@ -18,29 +18,33 @@ class UnreachableError(RuntimeError):
     """Another service does not answer (or refuses us); the message is the whole story."""
 
     def __init__(self, service: str, url: str, setting: str, problem: str = "is not reachable"):
-        super().__init__(f"{service} at {url} {problem}; check {setting} in .env")
+        super().__init__(f"{service} at {url} {problem}; check {setting}")
 
 
-async def start_bot(runtime: BotRuntime) -> None:
-    """Start the bot; a Bot API that is not there or refuses the token is one clear error."""
+async def start_bot(runtime: BotRuntime, *, api_setting: str = "BOT_API_BASE_URL in .env") -> None:
+    """Start the bot; a Bot API that is not there or refuses the token is one clear error
+    (``api_setting``: what to tell the person to check)."""
     url = runtime.settings.api_base_url
     try:
         await runtime.start()
     except InvalidToken as e:
-        raise UnreachableError("the Bot API", url, "BOT_TOKEN", "refused the bot token") from e
+        raise UnreachableError(
+            "the Bot API", url, "BOT_TOKEN in .env", "refused the bot token"
+        ) from e
     except EndPointNotFound as e:
         raise UnreachableError(
-            "the Bot API", url, "BOT_API_BASE_URL", "does not answer as a Telegram Bot API"
+            "the Bot API", url, api_setting, "does not answer as a Telegram Bot API"
         ) from e
     except BadRequest:
         raise  # the server is there and answered: a bug of ours, keep the traceback
     except NetworkError as e:  # refused, reset, timed out, name not found
-        raise UnreachableError("the Bot API", url, "BOT_API_BASE_URL") from e
+        raise UnreachableError("the Bot API", url, api_setting) from e
 
 
 async def probe(service: str, url: str, setting: str) -> UnreachableError | None:
     """``None`` if anything answers HTTP at ``url`` (any status), else the one-line problem."""
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+    setting = f"{setting} in .env"
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
             await resp.read()

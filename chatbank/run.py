@@ -70,6 +70,18 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def api_setting(url: str, local: bool) -> str:
+    """What to check when the Bot API does not answer; a loopback URL on another port is most
+    likely a local chat someone meant to move."""
+    parsed = URL(url)
+    if not local and parsed.host in LOOPBACK:
+        return (
+            f"BOT_API_BASE_URL in .env (to move the built-in local chat, set "
+            f"LOCALCHAT_PORT={parsed.port} instead)"
+        )
+    return "BOT_API_BASE_URL in .env"
+
+
 class PortInUseError(RuntimeError):
     """A service's port is taken (often: chatbank is already running)."""
 
@@ -179,7 +191,7 @@ async def run_up(
         )
         runtime = BotRuntime(bot_settings)
         try:
-            await start_bot(runtime)
+            await start_bot(runtime, api_setting=api_setting(bot_settings.api_base_url, local))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 host, port = bot_settings.host, bot_settings.port

@@ -75,8 +75,10 @@ def test_up_with_an_unreachable_bot_api_is_one_line_naming_the_setting(
     assert main(["up", "--data-dir", str(tmp_path / "data")]) == 1
     captured = capsys.readouterr()
     line = _one_line(captured.err)
+    port = nobody.split(":")[2].split("/")[0]
     assert line == (
-        f"chatbank: the Bot API at {nobody} is not reachable; check BOT_API_BASE_URL in .env"
+        f"chatbank: the Bot API at {nobody} is not reachable; check BOT_API_BASE_URL in .env "
+        f"(to move the built-in local chat, set LOCALCHAT_PORT={port} instead)"
     )
     assert "local chat" not in captured.out  # someone else's server: ours was not started
     assert "chatbank: stopped" in captured.out
@@ -152,3 +154,13 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_.value.code == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith("chatbank ") and out.split()[1][0].isdigit()
+
+
+def test_an_unreachable_remote_bot_api_names_only_its_url_setting() -> None:
+    from chatbank.run import api_setting
+
+    assert api_setting("https://botapi.internal:8081/bot", local=False) == (
+        "BOT_API_BASE_URL in .env"
+    )
+    assert "LOCALCHAT_PORT=9003" in api_setting("http://127.0.0.1:9003/bot", local=False)
+    assert api_setting("http://127.0.0.1:8003/bot", local=True) == "BOT_API_BASE_URL in .env"
