@@ -1,4 +1,4 @@
-"""Where the bank sends the user's browser after the approval page."""
+"""Where the bank sends the user's browser after the approval page; in the user's language."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import html
 from aiohttp import web
 
 from consent.api.keys import BROKER, RELAY
+from consent.api.page_language import RTL, from_accept_language, language_of_state, translations
 from consent.service import linking
 from consent.service.errors import BrokerError
 
 routes = web.RouteTableDef()
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+_PAGE = """<!doctype html><html lang="{lang}" dir="{dir}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>
 body{{font-family:system-ui,sans-serif;background:#f3f4f6;display:grid;place-items:center}}
@@ -21,11 +22,23 @@ main{{background:#fff;border-radius:12px;padding:28px 32px;max-width:420px}}
 </head><body><main><h1>{title}</h1><p>{text}</p></main></body></html>"""
 
 
-def _page(title: str, text: str, status: int) -> web.Response:
-    body = _PAGE.format(title=html.escape(title), text=html.escape(text))
-    return web.Response(
-        text=body, status=status, content_type="text/html", headers={"Cache-Control": "no-store"}
+def _page(request: web.Request, title: str, text: str, status: int) -> web.Response:
+    """A page in the language the link was started in, else the browser's, else English."""
+    state = request.query.get("state", "")
+    language = (
+        language_of_state(state)
+        or from_accept_language(request.headers.get("Accept-Language"))
+        or "en"
     )
+    t = translations(language)
+    body = _PAGE.format(
+        lang=language,
+        dir="rtl" if language in RTL else "ltr",
+        title=html.escape(t.gettext(title)),
+        text=html.escape(t.gettext(text)),
+    )
+    headers = {"Cache-Control": "no-store", "Content-Language": language}
+    return web.Response(text=body, status=status, content_type="text/html", headers=headers)
 
 
 @routes.get("/callback/{bank_id}")
@@ -33,7 +46,9 @@ async def callback(request: web.Request) -> web.Response:
     """Finish the link: exchange the code, then tell the user to go back to the chat."""
     state = request.query.get("state", "")
     if not state:
-        return _page("Link not found", "This link is incomplete. Start again from the chat.", 400)
+        return _page(
+            request, "Link not found", "This link is incomplete. Start again from the chat.", 400
+        )
     try:
         row = await linking.complete_link(
             request.app[BROKER],
@@ -45,16 +60,25 @@ async def callback(request: web.Request) -> web.Response:
     except BrokerError as e:
         if e.status == 404:
             return _page(
+                request,
                 "Link not found",
                 "This link was already used or has expired. Start again from the chat.",
                 404,
             )
         return _page(
-            "The bank did not answer", "Nothing was linked. Please try again in a minute.", e.status
+            request,
+            "The bank did not answer",
+            "Nothing was linked. Please try again in a minute.",
+            e.status,
         )
     request.app[RELAY].wake.set()  # tell the platform now, not at the next poll
     if row.status == "rejected":
         return _page(
-            "Nothing was shared", "You declined at your bank. You can close this page.", 200
+            request,
+            "Nothing was shared",
+            "You declined at your bank. You can close this page.",
+            200,
         )
-    return _page("Your bank is linked", "You can close this page and return to the chat.", 200)
+    return _page(
+        request, "Your bank is linked", "You can close this page and return to the chat.", 200
+    )

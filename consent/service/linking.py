@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from consent.banks.client import BankCallError, BankUnavailableError
 from consent.domain import consent as rules
+from consent.domain.language import state_with_language
 from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
@@ -101,7 +102,7 @@ async def start_link(
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
-    state = secrets.token_urlsafe(24)
+    state = state_with_language(secrets.token_urlsafe(24), language)  # the return page's language
     try:
         bank_consent_id = await bank.create_consent(cred, obie_permissions(scopes), expires)
     except BankCallError as e:
