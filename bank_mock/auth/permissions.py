@@ -73,11 +73,11 @@ def describe(permission: str) -> str:
     return PLAIN_WORDS.get(permission, permission)
 
 
-# the account kinds as the approval page names them (msgids of bank_mock/locales)
+# the account kinds (OBIE AccountSubType) as the approval page names them (msgids)
 KINDS: dict[str, str] = {
-    "current": "current account",
-    "savings": "savings account",
-    "credit_card": "credit card",
+    "CurrentAccount": "current account",
+    "Savings": "savings account",
+    "CreditCard": "credit card",
 }
 
 _BALANCES = "Balances, with only the last 4 digits of each account number"

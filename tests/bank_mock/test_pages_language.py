@@ -76,6 +76,7 @@ async def test_arabic_from_the_consent_request_is_right_to_left_on_every_page(
     assert "أرصدة حساباتك" in approval  # a permission, translated
     assert "موافقة" in approval and ">Approve<" not in approval
     assert 'dir="ltr">••' in approval  # account endings stay left to right
+    assert "(حساب جارٍ)" in approval and "CurrentAccount" not in approval  # the account kind
 
 
 async def test_polish_from_the_browser_when_the_request_names_no_language(
@@ -104,6 +105,7 @@ async def test_english_says_what_the_broker_receives_and_what_the_platform_sees(
     assert "Balances, with only the last 4 digits of each account number" in approval
     assert "Never: full account or card numbers" in approval
     assert "Fraud alerts and card freezes" in approval  # the cards scope was asked
+    assert "(current account)" in approval
 
 
 async def test_a_wrong_sign_in_is_answered_in_the_request_language(bank_client: Client) -> None:

@@ -175,4 +175,4 @@ async def test_the_demo_works_in_a_browser_from_link_to_frozen_card(
         await page.screenshot(path=shots / "08-arabic-rtl.png")
         await browser.close()
     taken = await asyncio.to_thread(lambda: sorted(p.name for p in shots.glob("*.png")))
-    assert len(taken) == 8, taken
+    assert {f"0{i}" for i in range(1, 9)} <= {name[:2] for name in taken}, taken  # and others
