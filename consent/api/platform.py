@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -11,10 +11,12 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from consent.api.keys import BROKER, LIMITER
+from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
-from consent.service import alerts, lifecycle, linking, platform, reads
+from consent.service import accounts, alerts, lifecycle, linking, platform, reads
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request
+from consent.service.spending import SpendingQuery, spending
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit
 from consent.store.tables import ConsentRow, PlatformClient, Subject
@@ -184,6 +186,46 @@ async def balances(request: web.Request) -> web.Response:
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     views = await reads.balances(broker, client, subject, _purpose(request))
     return web.Response(body=orjson.dumps({"balances": views}), content_type="application/json")
+
+
+@routes.get("/v1/subjects/{subject_id}/accounts")
+async def subject_accounts(request: web.Request) -> web.Response:
+    """The subject's accounts across banks, each with the actions its consent and bank allow."""
+    broker, client, subject = await _caller(request, None)
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    views = await accounts.accounts(broker, client, subject, _purpose(request))
+    return web.json_response({"accounts": views})
+
+
+SPENDING_DEFAULT_DAYS = 30
+SPENDING_MAX_DAYS = 366
+
+
+@routes.get("/v1/subjects/{subject_id}/spending")
+async def subject_spending(request: web.Request) -> web.Response:
+    """Money out over a period: ?from=&to= (dates), merchant=, category=, account= (a handle)."""
+    broker, client, subject = await _caller(request, None)
+    today = broker.clock().date()
+    end = _date(request, "to") or today
+    start = _date(request, "from") or end - timedelta(days=SPENDING_DEFAULT_DAYS - 1)
+    if start > end:
+        raise bad_request("from is after to", "invalid_date")
+    if (end - start).days >= SPENDING_MAX_DAYS:
+        raise bad_request(f"a period is at most {SPENDING_MAX_DAYS} days", "invalid_date")
+    category = request.query.get("category", "").strip() or None
+    if category is not None and category not in CATEGORIES:
+        raise bad_request(
+            f"category must be one of {', '.join(sorted(CATEGORIES))}", "invalid_category"
+        )
+    query = SpendingQuery(
+        start,
+        end,
+        request.query.get("merchant", "").strip()[:60] or None,
+        category,
+        request.query.get("account", "").strip()[:80] or None,
+    )
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    return web.json_response(await spending(broker, client, subject, query, _purpose(request)))
 
 
 @routes.get("/v1/subjects/{subject_id}/access-log")
