@@ -203,7 +203,8 @@ SPENDING_MAX_DAYS = 366
 
 @routes.get("/v1/subjects/{subject_id}/spending")
 async def subject_spending(request: web.Request) -> web.Response:
-    """Money out over a period: ?from=&to= (dates), merchant=, category=, account= (a handle)."""
+    """Money out over a period: ?from=&to= (dates), merchant=, category=, account= (a handle),
+    bank= (a bank id)."""
     broker, client, subject = await _caller(request, None)
     today = broker.clock().date()
     end = _date(request, "to") or today
@@ -223,6 +224,7 @@ async def subject_spending(request: web.Request) -> web.Response:
         request.query.get("merchant", "").strip()[:60] or None,
         category,
         request.query.get("account", "").strip()[:80] or None,
+        request.query.get("bank", "").strip()[:40] or None,
     )
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     return web.json_response(await spending(broker, client, subject, query, _purpose(request)))

@@ -45,6 +45,7 @@ class SpendingQuery:
     merchant: str | None = None
     category: str | None = None
     handle: str | None = None
+    bank_id: str | None = None
 
 
 @dataclass
@@ -76,7 +77,7 @@ def _add(views: list[View], q: SpendingQuery, into: dict[tuple[str, str | None],
 
 
 def _answer(
-    q: SpendingQuery, sums: dict[tuple[str, str | None], _Sum], complete: bool
+    q: SpendingQuery, sums: dict[tuple[str, str | None], _Sum], complete: bool, accounts: int
 ) -> dict[str, Any]:
     per_currency: dict[str, _Sum] = defaultdict(_Sum)
     for (currency, _), s in sums.items():
@@ -97,6 +98,7 @@ def _answer(
             if cat is not None
         ],
         "complete": complete,
+        "accounts": accounts,
     }
 
 
@@ -110,12 +112,15 @@ async def spending(
     entries: list[PendingEntry] = []
     complete = True
     found_handle = q.handle is None
+    walked = 0  # accounts whose transactions were summed
     params = {
         "fromBookingDateTime": datetime.combine(q.start, time.min, UTC).isoformat(),
         "toBookingDateTime": datetime.combine(q.end, time.max, UTC).isoformat(timespec="seconds"),
     }
     async with broker.read_lock(subject.subject_id):
         for row in await authorized_consents(broker, subject.subject_id):
+            if q.bank_id is not None and row.bank_id != q.bank_id:
+                continue
             policy = broker.policy(row.bank_id)
             decision = can_read(row.consent, Scope.TRANSACTIONS, policy, now)
             if not decision.allowed:
@@ -147,6 +152,7 @@ async def spending(
                 if q.handle is not None and handle != q.handle:
                     continue
                 found_handle = True
+                walked += 1
                 for page in range(1, BANK_PAGES_PER_CALL + 1):
 
                     async def fetch(
@@ -193,4 +199,4 @@ async def spending(
         await broker.audit(entries)  # committed before anything is answered
     if not found_handle:
         raise not_found("account")
-    return _answer(q, sums, complete)
+    return _answer(q, sums, complete, walked)

@@ -10,11 +10,10 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from rapidfuzz import fuzz
-
 from consent.banks.client import BankClient
 from consent.domain.consent import can_read
 from consent.domain.handles import opaque_id
+from consent.domain.merchant_match import merchant_matches as match_merchant
 from consent.domain.minimize import transaction_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
@@ -58,11 +57,10 @@ def decode_cursor(cursor: str | None) -> tuple[int, int]:
 
 
 def merchant_matches(view: View, wanted: str) -> bool:
-    """Forgiving merchant filter: "tesco" finds "Tesco", "sainsburys" finds "Sainsbury's"."""
+    """Forgiving merchant filter: "tesco" finds "Tesco", "sainsburys" finds "Sainsbury's",
+    "كارفور" finds "Carrefour", "Biedronce" finds "Biedronka"."""
     name = view.get("merchant")
-    if not isinstance(name, str):
-        return False
-    return fuzz.partial_ratio(wanted.casefold(), name.casefold()) >= 85
+    return isinstance(name, str) and match_merchant(name, wanted)
 
 
 def totals(views: list[View]) -> dict[str, dict[str, str]]:

@@ -189,6 +189,10 @@ async def test_spending_skips_a_bank_that_never_shares_transactions(env: Env) ->
     assert [t["currency"] for t in spent["totals"]] in ([], ["USD"])
     everything = await _get(env, subject, "spending")
     assert [t["currency"] for t in everything["totals"]] == ["USD"]
+    wisla = await _get(env, subject, "spending", params={"bank": "wisla"})
+    assert (wisla["accounts"], wisla["totals"]) == (0, [])
+    libertas = await _get(env, subject, "spending", params={"bank": "libertas"})
+    assert libertas["accounts"] >= 1 and libertas["totals"] == everything["totals"]
 
 
 async def test_spending_for_one_account_and_bad_queries(env: Env) -> None:
