@@ -18,16 +18,25 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Indel
 
 from bot.intents.dates import find_period
+from bot.intents.entities import (
+    find_amounts,
+    find_bank,
+    find_category,
+    find_limit,
+    is_category_word,
+)
 from bot.intents.lexicon import ALIASES, BALANCE_CORE, FILLERS, INTENTS, LEXICON, MONEY, WHOLE
 from bot.intents.normalize import digits, normalize
+from bot.intents.refine import refine
 
-NAMES = (*INTENTS, "unknown")
+NAMES = (*INTENTS, "spending", "unknown")
 _NUMBER = re.compile(r"[\d./-]+")
 SURE = 1.0  # an exact keyword or phrase
 FUZZY_MIN = 84  # rapidfuzz ratio for a typo to count
@@ -110,7 +119,10 @@ FUZZY_MIN_ARABIC = 90  # one letter changed in a short Arabic word is often anot
 
 @dataclass(frozen=True)
 class Intent:
-    """What the person wants, how sure we are, and what they said about it."""
+    """What the person wants, how sure we are, and what they said about it.
+
+    ``category`` is one of the broker's spending categories, ``bank`` a bank id; ``topic`` says
+    more about a ``smalltalk`` (thanks, bye, greeting) or an ``unknown`` (transfer) message."""
 
     name: str
     confidence: float = 1.0
@@ -118,6 +130,12 @@ class Intent:
     date_from: date | None = None
     date_to: date | None = None
     candidates: tuple[str, ...] = ()
+    category: str | None = None
+    bank: str | None = None
+    limit: int | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -415,21 +433,67 @@ def _surface(original: str, normalized: str) -> str:
 
 
 def classify(text: str, language: str, *, today: date | None = None) -> Intent:
-    """The intent of ``text`` written by someone whose language is ``language``."""
+    """The intent of ``text`` written by someone whose language is ``language``, with its
+    entities: merchant, category, bank, period, how many, amount bounds."""
     today = today or date.today()
     language = language if language in ("en", "ar", "pl") else "en"
     normalized = normalize(text[:500])
     if not normalized:
-        return Intent("unknown", 0.0)
+        return refine(text, "", language, Intent("unknown", 0.0))
     if normalized in _WHOLE:  # "no", "nie", "لا"
-        return Intent(_WHOLE[normalized], 1.0)
+        return refine(text, normalized, language, Intent(_WHOLE[normalized], 1.0))
     start, end, rest = find_period(normalized, language, today)
+    low, high, rest = find_amounts(rest)
+    bank, rest = find_bank(rest)
+    category, _ = find_category(rest)
+    core = _classify(text, rest, language, start, end, category is not None)
+    merchant = core.merchant
+    if merchant is not None and (
+        is_category_word(normalize(merchant)) or find_bank(normalize(merchant))[0] is not None
+    ):
+        merchant = None  # "spend on groceries" names a category, "at libertas" a bank
+    limit = None
+    if core.name == "transactions":
+        limit, _ = find_limit(rest)
+    return refine(
+        text,
+        rest,
+        language,
+        Intent(
+            core.name,
+            core.confidence,
+            merchant,
+            core.date_from,
+            core.date_to,
+            core.candidates,
+            category=category,
+            bank=bank,
+            limit=limit,
+            amount_min=low,
+            amount_max=high,
+        ),
+    )
+
+
+def _classify(
+    text: str,
+    rest: str,
+    language: str,
+    start: date | None,
+    end: date | None,
+    named_category: bool,
+) -> Intent:
+    """The intent and merchant of ``rest`` (normalized, the period taken out)."""
     found = _scores(rest, language)
     scores = found.scores
     spending = "transactions" in scores
     merchant = (
         _merchant(text, rest, language, spending) if spending or start or not scores else None
     )
+    if merchant is not None and is_category_word(normalize(merchant)):
+        merchant, named_category = None, True
+    if named_category and not scores:
+        scores["transactions"] = 0.9  # "groceries last month?"
     if spending and (start or merchant):
         scores["transactions"] += 0.5  # a merchant or a period backs up the spending words
     elif (start or merchant) and "balance" not in scores:
@@ -458,7 +522,7 @@ def classify(text: str, language: str, *, today: date | None = None) -> Intent:
     ):
         del scores["balance"]
     if len(scores) > 1:
-        scores.pop("greeting", None)  # "hi, what's my balance?": answer the question
+        scores.pop("smalltalk", None)  # "hi, what's my balance?": answer the question
     if not scores:
         return Intent("unknown", 0.0, merchant, start, end)
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
