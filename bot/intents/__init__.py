@@ -445,8 +445,8 @@ def classify(text: str, language: str, *, today: date | None = None) -> Intent:
     start, end, rest = find_period(normalized, language, today)
     low, high, rest = find_amounts(rest)
     bank, rest = find_bank(rest)
-    category, _ = find_category(rest)
-    core = _classify(text, rest, language, start, end, category is not None)
+    category, without_category = find_category(rest)
+    core = _classify(text, rest, language, start, end, category, without_category)
     merchant = core.merchant
     if merchant is not None and (
         is_category_word(normalize(merchant)) or find_bank(normalize(merchant))[0] is not None
@@ -481,18 +481,20 @@ def _classify(
     language: str,
     start: date | None,
     end: date | None,
-    named_category: bool,
+    category: str | None,
+    without_category: str,
 ) -> Intent:
-    """The intent and merchant of ``rest`` (normalized, the period taken out)."""
+    """The intent and merchant of ``rest`` (normalized, the period taken out); the merchant is
+    looked for in ``without_category`` (no "eating out" in it to read "eating" from)."""
     found = _scores(rest, language)
     scores = found.scores
     spending = "transactions" in scores
     merchant = (
-        _merchant(text, rest, language, spending) if spending or start or not scores else None
+        _merchant(text, without_category, language, spending)
+        if spending or start or not scores
+        else None
     )
-    if merchant is not None and is_category_word(normalize(merchant)):
-        merchant, named_category = None, True
-    if named_category and not scores:
+    if category is not None and not scores:
         scores["transactions"] = 0.9  # "groceries last month?"
     if spending and (start or merchant):
         scores["transactions"] += 0.5  # a merchant or a period backs up the spending words

@@ -998,7 +998,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             "infolini*",
             "kontakt z bankiem",
             "skontaktować się z bankiem",
-            "skontaktuj*",
+            "skontakt*",
             "kontakt*",
             "zadzwoni* do banku",
             "zadzwonić",

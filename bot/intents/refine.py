@@ -118,6 +118,7 @@ TRANSFER_WORDS: dict[str, tuple[str, ...]] = {
         "zaplac",
         "oddaj",
         "حول فلوس",
+        *(f"حول {d}*" for d in "123456789"),
         "احول",
         "حول ل*",
         "حولي",
