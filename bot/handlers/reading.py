@@ -56,6 +56,10 @@ def _transaction_accounts(found: list[Account], bank: str | None) -> list[Accoun
     return sorted(eligible, key=lambda a: a.account_type != "current")
 
 
+PAGE = 5  # transactions per message unless asked ("my last 10 payments")
+MAX_PAGE = 20
+
+
 def period_range(period: str, today: date) -> tuple[date, date]:
     """A named period → inclusive dates."""
     if period == "7d":
@@ -80,6 +84,7 @@ async def transactions(
     date_from: date | None = None,
     date_to: date | None = None,
     bank: str | None = None,
+    limit: int | None = None,
 ) -> None:
     """/transactions [merchant] (or free text with a merchant, a period, a bank): recent first,
     paged, with period buttons; only accounts that allow transactions are offered."""
@@ -112,6 +117,7 @@ async def transactions(
         "period": "30d",
         "merchant": merchant,
         "cursors": [None],
+        "limit": max(1, min(limit or PAGE, MAX_PAGE)),
     }
     if date_from or date_to:
         today = context.services.clock().date()
@@ -149,6 +155,7 @@ async def _show(
             date_to=end.isoformat(),
             merchant=state.get("merchant"),
             cursor=cursors[-1],
+            limit=int(state.get("limit") or PAGE),
         )
     except BrokerError as e:
         await report(update, context, e)
