@@ -19,16 +19,16 @@ async def link_bank(
     assert button(picker, f"lk:bank:{bank}")
     scopes = await system.press(user, picker, f"lk:bank:{bank}", lambda t: True)
     for scope in drop:  # unticking edits only the keyboard: wait for the edit itself
-        edits = scopes["edit_count"]
-        await system.chat.press(user, scopes["message_id"], f"lk:sc:{scope}")
+        edits, picker_id = scopes["edit_count"], scopes["message_id"]
+        await system.chat.press(user, picker_id, f"lk:sc:{scope}")
         messages = await system.chat.wait_for(
             user,
-            lambda ms, e=edits: any(  # type: ignore[misc]
-                m["message_id"] == scopes["message_id"] and m["edit_count"] > e for m in ms
+            lambda ms, e=edits, i=picker_id: any(  # type: ignore[misc]
+                m["message_id"] == i and m["edit_count"] > e for m in ms
             ),
             timeout=10,
         )
-        scopes = next(m for m in messages if m["message_id"] == scopes["message_id"])
+        scopes = next(m for m in messages if m["message_id"] == picker_id)
     durations = await system.press(user, scopes, "lk:next", lambda t: True)
     choice = f"lk:days:{days}" if days else button(durations, "lk:days:")
     disclosure = await system.press(user, durations, choice, lambda t: "<b>" in t)
