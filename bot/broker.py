@@ -270,6 +270,9 @@ class BrokerClient:
         merchant: str | None = None,
         cursor: str | None = None,
         limit: int = 5,
+        category: str | None = None,
+        amount_min: str | None = None,
+        amount_max: str | None = None,
     ) -> TransactionPage:
         params = {"limit": str(limit)}
         for name, value in (
@@ -277,6 +280,9 @@ class BrokerClient:
             ("to", date_to),
             ("merchant", merchant),
             ("cursor", cursor),
+            ("category", category),
+            ("amount_min", amount_min),
+            ("amount_max", amount_max),
         ):
             if value:
                 params[name] = value

@@ -7,6 +7,7 @@ outside is escaped. Callback data stays under Telegram's 64-byte limit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
@@ -201,6 +202,19 @@ def balances(tr: Tr, views: Sequence[Balance]) -> str:
 PERIODS = ("7d", "30d", "month", "last_month")
 
 
+@dataclass(frozen=True)
+class TxFilters:
+    """A transactions list's filters besides the merchant: a category and amount bounds."""
+
+    category: str | None = None
+    amount_min: str | None = None
+    amount_max: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any((self.category, self.amount_min, self.amount_max))
+
+
 def period_name(tr: Tr, period: str) -> str:
     names = {
         "7d": tr._("7 days"),
@@ -220,6 +234,7 @@ def transactions(
     merchant: str | None,
     page_no: int,
     accounts: Sequence[str],
+    filters: TxFilters | None = None,
 ) -> tuple[str, Keyboard]:
     head = tr._(
         "<b>Transactions</b> · %(account)s · %(period)s",
@@ -228,6 +243,13 @@ def transactions(
     )
     if merchant:
         head += " · " + tr._("at %(merchant)s", merchant=tr.esc(merchant))
+    filters = filters or TxFilters()
+    if filters.category:
+        head += " · " + category_name(tr, filters.category)
+    if filters.amount_min:
+        head += " · " + tr._("from %(amount)s", amount=tr.number(Decimal(filters.amount_min)))
+    if filters.amount_max:
+        head += " · " + tr._("up to %(amount)s", amount=tr.number(Decimal(filters.amount_max)))
     lines = [head]
     if not page.transactions:
         lines.append(tr._("Nothing in this period."))
@@ -266,7 +288,7 @@ def transactions(
         rows.append(
             [Button(name, callback_data=f"tx:a:{i}") for i, name in enumerate(accounts)][:4]
         )
-    if merchant:
+    if merchant or filters.active:
         rows.append([Button(tr._("All merchants"), callback_data="tx:all")])
     return tr.message("\n".join(lines)), Keyboard(rows)
 

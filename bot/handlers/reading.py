@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from telegram import Update
@@ -85,6 +86,9 @@ async def transactions(
     date_to: date | None = None,
     bank: str | None = None,
     limit: int | None = None,
+    category: str | None = None,
+    amount_min: Decimal | None = None,
+    amount_max: Decimal | None = None,
 ) -> None:
     """/transactions [merchant] (or free text with a merchant, a period, a bank): recent first,
     paged, with period buttons; only accounts that allow transactions are offered."""
@@ -118,6 +122,9 @@ async def transactions(
         "merchant": merchant,
         "cursors": [None],
         "limit": max(1, min(limit or PAGE, MAX_PAGE)),
+        "category": category,
+        "amount_min": str(amount_min) if amount_min is not None else None,
+        "amount_max": str(amount_max) if amount_max is not None else None,
     }
     if date_from or date_to:
         today = context.services.clock().date()
@@ -156,6 +163,9 @@ async def _show(
             merchant=state.get("merchant"),
             cursor=cursors[-1],
             limit=int(state.get("limit") or PAGE),
+            category=state.get("category"),
+            amount_min=state.get("amount_min"),
+            amount_max=state.get("amount_max"),
         )
     except BrokerError as e:
         await report(update, context, e)
@@ -170,6 +180,9 @@ async def _show(
         account=label,
         period=period,
         merchant=state.get("merchant"),
+        filters=views.TxFilters(
+            state.get("category"), state.get("amount_min"), state.get("amount_max")
+        ),
         page_no=len(cursors) - 1,
         accounts=state["labels"],
     )
@@ -199,4 +212,5 @@ async def transactions_button(update: Update, context: ChatContext) -> None:
             state["account"], state["cursors"] = index, [None]
     elif action == "all":
         state["merchant"], state["cursors"] = None, [None]
+        state["category"] = state["amount_min"] = state["amount_max"] = None
     await _show(update, context, state)

@@ -61,6 +61,9 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
             date_to=intent.date_to,
             bank=intent.bank,
             limit=intent.limit,
+            category=intent.category,
+            amount_min=intent.amount_min,
+            amount_max=intent.amount_max,
         )
     elif name == "spending":
         await spending.spending(

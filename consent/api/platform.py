@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -213,11 +214,7 @@ async def subject_spending(request: web.Request) -> web.Response:
         raise bad_request("from is after to", "invalid_date")
     if (end - start).days >= SPENDING_MAX_DAYS:
         raise bad_request(f"a period is at most {SPENDING_MAX_DAYS} days", "invalid_date")
-    category = request.query.get("category", "").strip() or None
-    if category is not None and category not in CATEGORIES:
-        raise bad_request(
-            f"category must be one of {', '.join(sorted(CATEGORIES))}", "invalid_category"
-        )
+    category = _category(request)
     query = SpendingQuery(
         start,
         end,
@@ -271,9 +268,32 @@ def _date(request: web.Request, name: str) -> date | None:
         raise bad_request(f"{name} must be a date like 2026-03-31", "invalid_date") from e
 
 
+def _category(request: web.Request) -> str | None:
+    category = request.query.get("category", "").strip() or None
+    if category is not None and category not in CATEGORIES:
+        raise bad_request(
+            f"category must be one of {', '.join(sorted(CATEGORIES))}", "invalid_category"
+        )
+    return category
+
+
+def _amount(request: web.Request, name: str) -> Decimal | None:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as e:
+        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount") from e
+    if not value.is_finite() or value < 0 or value > 10**12:
+        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount")
+    return value
+
+
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
 async def account_transactions(request: web.Request) -> web.Response:
-    """Minimized transactions of one account: ?from=&to= (dates), merchant=, limit=, cursor=."""
+    """Minimized transactions of one account: ?from=&to= (dates), merchant=, category=,
+    amount_min=, amount_max= (the amount's size), limit=, cursor=."""
     broker, client, subject = await _caller(request, None)
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
@@ -289,6 +309,9 @@ async def account_transactions(request: web.Request) -> web.Response:
         merchant,
         int(raw_limit),
         request.query.get("cursor"),
+        _category(request),
+        _amount(request, "amount_min"),
+        _amount(request, "amount_max"),
     )
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))

@@ -37,6 +37,24 @@ class TxQuery:
     merchant: str | None
     limit: int
     cursor: str | None
+    category: str | None = None
+    amount_min: Decimal | None = None  # bounds on the amount's size, either direction
+    amount_max: Decimal | None = None
+
+    def keeps(self, view: View) -> bool:
+        """Whether ``view`` passes the merchant, category and amount filters."""
+        if self.merchant and not merchant_matches(view, self.merchant):
+            return False
+        if self.category is not None and view.get("category") != self.category:
+            return False
+        if self.amount_min is None and self.amount_max is None:
+            return True
+        raw = view.get("amount")
+        if not isinstance(raw, str):
+            return False
+        size = abs(Decimal(raw))
+        low_ok = self.amount_min is None or size >= self.amount_min
+        return low_ok and (self.amount_max is None or size <= self.amount_max)
 
 
 def encode_cursor(bank_page: int, offset: int) -> str:
@@ -138,7 +156,7 @@ async def transactions(
                     broker.handle_secret, row.consent_id, str(tx.get("TransactionId"))
                 )
                 view = transaction_view(tx, opaque_id=tx_id, fields=fields)
-                if q.merchant and not merchant_matches(view, q.merchant):
+                if not q.keeps(view):
                     continue
                 collected.append(view)
                 if len(collected) == q.limit:

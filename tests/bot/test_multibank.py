@@ -98,3 +98,17 @@ async def test_small_talk_support_transfers_cards_and_typos_get_polite_answers(
     assert ar["text"].startswith("\u200f")
     pl = await system.say(ZOFIA, "przelej 50 zł Ani", lambda t: "przelewy" in t)
     assert "Nie mogę" in pl["text"]
+
+
+async def test_free_text_filters_transactions_by_category_and_amount(system: System) -> None:
+    await link_bank(system, ALICE, "northwind")
+    big = await system.say(ALICE, "show transactions over 40 pounds", lambda t: "Transactions" in t)
+    assert "from 40" in big["text"] and button(big, "tx:all")
+    amounts = [
+        line.rsplit("£", 1)[1].rstrip(" ⏳").replace(",", "")
+        for line in big["text"].splitlines()
+        if "£" in line and not line.startswith("<b>")
+    ]
+    assert amounts and all(float(a) >= 40 for a in amounts)
+    fuel = await system.say(ALICE, "fuel transactions", lambda t: "Transactions" in t)
+    assert "fuel" in fuel["text"] and "Tesco" not in fuel["text"]

@@ -216,3 +216,25 @@ async def test_spending_for_one_account_and_bad_queries(env: Env) -> None:
         f"/v1/subjects/{subject}/spending", params={"account": "acc_nope"}, headers=env.auth()
     )
     assert resp.status == 404
+
+
+async def test_transactions_filter_by_category_and_amount_size(env: Env) -> None:
+    subject = await env.subject()
+    await env.link(subject, "northwind")
+    handle = (await _get(env, subject, "accounts"))["accounts"][0]["account_handle"]
+    path = f"accounts/{handle}/transactions"
+    fuel = await _get(env, subject, path, params={"category": "fuel", "limit": "50"})
+    assert fuel["transactions"] and all(t["category"] == "fuel" for t in fuel["transactions"])
+    big = await _get(env, subject, path, params={"amount_min": "40", "limit": "50"})
+    assert all(abs(Decimal(t["amount"])) >= 40 for t in big["transactions"])
+    small = await _get(env, subject, path, params={"amount_max": "5.50", "limit": "50"})
+    assert all(abs(Decimal(t["amount"])) <= Decimal("5.50") for t in small["transactions"])
+    for params, code in (
+        ({"category": "caviar"}, "invalid_category"),
+        ({"amount_min": "lots"}, "invalid_amount"),
+        ({"amount_max": "-3"}, "invalid_amount"),
+    ):
+        resp = await env.broker.get(
+            f"/v1/subjects/{subject}/{path}", params=params, headers=env.auth()
+        )
+        assert resp.status == 400 and (await resp.json())["error"] == code, params
