@@ -1,7 +1,15 @@
 """Free text → intent and entities, in English, Arabic and Polish.
 
     >>> classify("what did I spend at Tesco last month", "en", today=date(2026, 11, 25))
-    Intent(name='transactions', ..., merchant='Tesco', date_from=2026-10-01, date_to=2026-10-31)
+    Intent(name='spending', ..., merchant='Tesco', date_from=2026-10-01, date_to=2026-10-31)
+    >>> classify("how much did I spend on groceries", "en").category
+    'groceries'
+
+Names: balance, transactions (a list), spending (a total), link, consents, privacy, help,
+language, cancel, freeze_card, unfreeze_card, support, smalltalk, unknown. Entities: merchant (as
+written; the broker matches it in any script), category (the broker's names), bank (an id),
+date_from/date_to, limit, amount_min/amount_max (:mod:`bot.intents.entities`); spending, transfers
+and small talk are told apart last (:mod:`bot.intents.refine`).
 
 Keywords and phrases per language (:mod:`bot.intents.lexicon`) are matched on normalized text;
 a word we don't know that is close to one we do is read as that word (rapidfuzz forgives
