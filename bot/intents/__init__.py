@@ -386,6 +386,94 @@ def _merchant(original: str, rest: str, language: str, spending: bool) -> str | 
     return None
 
 
+_HISTORY_WORDS = tuple(
+    k for k in _ALL if k.intent == "transactions" and len(k.words) == 1 and not k.weak
+)
+
+
+# words that describe payments rather than name a shop: "online purchases", "big payments"
+_DESCRIBING = frozenset(
+    {
+        "online",
+        "big",
+        "bigger",
+        "biggest",
+        "large",
+        "larger",
+        "largest",
+        "huge",
+        "small",
+        "smaller",
+        "smallest",
+        "tiny",
+        "recent",
+        "pending",
+        "card",
+        "contactless",
+        "foreign",
+        "international",
+        "monthly",
+        "weekly",
+        "daily",
+        "yearly",
+        "annual",
+        "latest",
+        "new",
+        "newest",
+        "old",
+        "oldest",
+        "other",
+        "direct",
+        "regular",
+        "recurring",
+        "bank",
+        "atm",
+        "debit",
+        "credit",
+        "weird",
+        "strange",
+        "suspicious",
+        "unknown",
+        "odd",
+        "duplicate",
+        "double",
+        "failed",
+        "declined",
+        "refunded",
+        "cancelled",
+        "outgoing",
+        "incoming",
+        "any",
+        "every",
+        "each",
+        "which",
+        "what",
+        "whose",
+        "those",
+        "these",
+        "today",
+        "tonight",
+        "cash",
+    }
+)
+
+
+def _merchant_before(original: str, rest: str) -> str | None:
+    """A name just before a history word, as English puts it: "my Amazon payments", "netflix
+    charges"."""
+    words = rest.split()
+    for i in range(len(words) - 1):
+        word, following = words[i], words[i + 1]
+        if (
+            word.isascii()
+            and word not in _DESCRIBING
+            and _could_be_a_name(word, _prepositions("en"))
+            and any(k.word_matches(0, following) for k in _HISTORY_WORDS)
+        ):
+            return _surface(original, word)
+    return None
+
+
 def _glued_merchant(original: str, words: list[str], preps: tuple[str, ...]) -> str | None:
     """An Arabic merchant written with its preposition: "بكارفور", "لنتفليكس"."""
     for word in words:
@@ -460,6 +548,8 @@ def classify(text: str, language: str, *, today: date | None = None) -> Intent:
         is_category_word(normalize(merchant)) or find_bank(normalize(merchant))[0] is not None
     ):
         merchant = None  # "spend on groceries" names a category, "at libertas" a bank
+    if merchant is None and core.name == "transactions":
+        merchant = _merchant_before(text, without_category)
     limit = None
     if core.name == "transactions":
         limit, _ = find_limit(rest)

@@ -12,7 +12,8 @@ from bot.intents.entities import _compile, _find
 if TYPE_CHECKING:
     from bot.intents import Intent
 
-# "how much" / "what did I spend" asks for a total; a list word asks for the rows
+# "how much" / "what did I spend" asks for a total; a list word (or "show") asks for the rows:
+# "show me what I spent at Tesco" lists the payments, with their total under them
 SPENDING_WORDS: dict[str, tuple[str, ...]] = {
     "spending": (
         "how much",
@@ -52,6 +53,14 @@ LIST_WORDS: dict[str, tuple[str, ...]] = {
         "transaction*",
         "history",
         "list",
+        "show",
+        "display",
+        "pokaz",
+        "wyswietl",
+        "اعرض",
+        "وريني",
+        "ورني",
+        "فرجيني",
         "statement*",
         "show me each",
         "each payment",
@@ -64,7 +73,6 @@ LIST_WORDS: dict[str, tuple[str, ...]] = {
         "lista",
         "wyciag*",
         "operacj*",
-        "pokaz",
         "معاملات*",
         "المعاملات",
         "حركات*",
@@ -73,8 +81,6 @@ LIST_WORDS: dict[str, tuple[str, ...]] = {
         "سجل",
         "العمليات",
         "عمليات*",
-        "اعرض",
-        "وريني",
     ),
 }
 # asking to move money, which chat can't do: "can I transfer money to Bob", "przelej 50 zł"
