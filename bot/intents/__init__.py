@@ -391,9 +391,31 @@ _HISTORY_WORDS = tuple(
 )
 
 
-# words that describe payments rather than name a shop: "online purchases", "big payments"
+# words that describe payments (or ask for them) rather than name a shop: "online purchases",
+# "big payments", "show transactions"
 _DESCRIBING = frozenset(
     {
+        "show",
+        "list",
+        "display",
+        "see",
+        "view",
+        "get",
+        "find",
+        "check",
+        "give",
+        "send",
+        "need",
+        "want",
+        "all",
+        "only",
+        "just",
+        "more",
+        "less",
+        "few",
+        "many",
+        "much",
+        "some",
         "online",
         "big",
         "bigger",

@@ -50,6 +50,13 @@ def test_the_names_are_the_contracts() -> None:
         ("my last 7 payments", "en", "transactions", {"limit": 7}),
         ("list my Amazon payments", "en", "transactions", {"merchant": "Amazon"}),
         (
+            "show transactions over 40 pounds",
+            "en",
+            "transactions",
+            {"merchant": None, "amount_min": Decimal(40)},
+        ),
+        ("online purchases", "en", "transactions", {"merchant": None}),
+        (
             "كم صرفت في كارفور الشهر الماضي",
             "ar",
             "spending",

@@ -109,6 +109,6 @@ async def test_free_text_filters_transactions_by_category_and_amount(system: Sys
         for line in big["text"].splitlines()
         if "£" in line and not line.startswith("<b>")
     ]
-    assert amounts and all(float(a) >= 40 for a in amounts)
+    assert amounts and all(float(a) >= 40 for a in amounts), big["text"]
     fuel = await system.say(ALICE, "fuel transactions", lambda t: "Transactions" in t)
     assert "fuel" in fuel["text"] and "Tesco" not in fuel["text"]
