@@ -14,7 +14,18 @@ from telegram.ext import (
 )
 
 from bot.context import SERVICES, ChatApp, ChatContext, Services, texts
-from bot.handlers import alerts, basics, consents, errors, link, privacy, reading, text
+from bot.handlers import (
+    alerts,
+    basics,
+    consents,
+    errors,
+    link,
+    privacy,
+    reading,
+    spending,
+    talk,
+    text,
+)
 from bot.handlers.common import answer_button, say
 from bot.i18n import LANGUAGES, tr
 from bot.store import repo
@@ -63,11 +74,6 @@ async def stale_button(update: Update, context: ChatContext) -> None:
     await say(update, t.message(t._("This step is out of date. Start again with /link.")))
 
 
-async def unknown_command(update: Update, context: ChatContext) -> None:
-    """A command I don't know: list the ones I do."""
-    await basics.help_command(update, context)
-
-
 def file_base_url(api_base_url: str) -> str:
     """``…/bot`` → ``…/file/bot``, as Telegram lays its URLs out."""
     head, _, _ = api_base_url.rstrip("/").rpartition("/bot")
@@ -108,6 +114,7 @@ def build_application(services: Services) -> ChatApp:
     for pattern, callback in (
         (r"^lang:", basics.choose_language),
         (r"^tx:", reading.transactions_button),
+        (r"^sp:", spending.list_button),
         (r"^al:", alerts.answer),
         (r"^cs:", consents.button),
         (r"^pv:", privacy.button),
@@ -116,6 +123,6 @@ def build_application(services: Services) -> ChatApp:
     ):
         application.add_handler(CallbackQueryHandler(callback, pattern=pattern))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text.free_text))
-    application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(filters.COMMAND, talk.unknown_command))
     application.add_error_handler(errors.on_error)
     return application

@@ -74,6 +74,39 @@ class Balance(_Wire):
     as_of: str | None = None
 
 
+class Account(_Wire):
+    """An account with what its consent and bank policy allow ("balances", "transactions",
+    "spending", "card_controls")."""
+
+    account_handle: str
+    bank_id: str
+    bank_name: str | None = None
+    nickname: str | None = None
+    account_type: str | None = None
+    last4: str | None = None
+    currency: str | None = None
+    actions: list[str] = []
+
+
+class SpendingTotal(_Wire):
+    currency: str
+    total: Decimal
+    count: int
+
+
+class CategoryTotal(SpendingTotal):
+    category: str
+
+
+class Spending(_Wire):
+    """Money out over a period, totals only."""
+
+    totals: list[SpendingTotal]
+    by_category: list[CategoryTotal] = []
+    complete: bool = True
+    accounts: int = 0
+
+
 class Transaction(_Wire):
     id: str | None = None
     booking_date: str | None = None
@@ -204,6 +237,30 @@ class BrokerClient:
         data = await self._call("GET", f"/v1/subjects/{subject}/balances")
         return [Balance.model_validate(b) for b in data["balances"]]
 
+    async def accounts(self, subject: str) -> list[Account]:
+        data = await self._call("GET", f"/v1/subjects/{subject}/accounts")
+        try:
+            return [Account.model_validate(a) for a in data["accounts"]]
+        except (ValidationError, KeyError, TypeError) as e:
+            raise BrokerError(502, "broker_bad_answer") from e
+
+    async def spending(
+        self,
+        subject: str,
+        *,
+        date_from: str,
+        date_to: str,
+        merchant: str | None = None,
+        category: str | None = None,
+        bank: str | None = None,
+    ) -> Spending:
+        params = {"from": date_from, "to": date_to}
+        for name, value in (("merchant", merchant), ("category", category), ("bank", bank)):
+            if value:
+                params[name] = value
+        path = f"/v1/subjects/{subject}/spending"
+        return await self._model(Spending, "GET", path, params=params)
+
     async def transactions(
         self,
         subject: str,
@@ -214,6 +271,9 @@ class BrokerClient:
         merchant: str | None = None,
         cursor: str | None = None,
         limit: int = 5,
+        category: str | None = None,
+        amount_min: str | None = None,
+        amount_max: str | None = None,
     ) -> TransactionPage:
         params = {"limit": str(limit)}
         for name, value in (
@@ -221,6 +281,9 @@ class BrokerClient:
             ("to", date_to),
             ("merchant", merchant),
             ("cursor", cursor),
+            ("category", category),
+            ("amount_min", amount_min),
+            ("amount_max", amount_max),
         ):
             if value:
                 params[name] = value

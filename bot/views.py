@@ -7,14 +7,24 @@ outside is escaped. Callback data stays under Telegram's 64-byte limit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
 
 from telegram import InlineKeyboardButton as Button
 from telegram import InlineKeyboardMarkup as Keyboard
 
-from bot.broker import AccessLog, Balance, Bank, BrokerError, Consent, TransactionPage
+from bot.broker import (
+    AccessLog,
+    Account,
+    Balance,
+    Bank,
+    BrokerError,
+    Consent,
+    Spending,
+    TransactionPage,
+)
 from bot.i18n import NAMES, Tr
 
 DURATIONS = (30, 90, 180, 365)
@@ -192,6 +202,19 @@ def balances(tr: Tr, views: Sequence[Balance]) -> str:
 PERIODS = ("7d", "30d", "month", "last_month")
 
 
+@dataclass(frozen=True)
+class TxFilters:
+    """A transactions list's filters besides the merchant: a category and amount bounds."""
+
+    category: str | None = None
+    amount_min: str | None = None
+    amount_max: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any((self.category, self.amount_min, self.amount_max))
+
+
 def period_name(tr: Tr, period: str) -> str:
     names = {
         "7d": tr._("7 days"),
@@ -211,6 +234,7 @@ def transactions(
     merchant: str | None,
     page_no: int,
     accounts: Sequence[str],
+    filters: TxFilters | None = None,
 ) -> tuple[str, Keyboard]:
     head = tr._(
         "<b>Transactions</b> · %(account)s · %(period)s",
@@ -219,6 +243,13 @@ def transactions(
     )
     if merchant:
         head += " · " + tr._("at %(merchant)s", merchant=tr.esc(merchant))
+    filters = filters or TxFilters()
+    if filters.category:
+        head += " · " + category_name(tr, filters.category)
+    if filters.amount_min:
+        head += " · " + tr._("from %(amount)s", amount=tr.number(Decimal(filters.amount_min)))
+    if filters.amount_max:
+        head += " · " + tr._("up to %(amount)s", amount=tr.number(Decimal(filters.amount_max)))
     lines = [head]
     if not page.transactions:
         lines.append(tr._("Nothing in this period."))
@@ -257,12 +288,109 @@ def transactions(
         rows.append(
             [Button(name, callback_data=f"tx:a:{i}") for i, name in enumerate(accounts)][:4]
         )
-    if merchant:
+    if merchant or filters.active:
         rows.append([Button(tr._("All merchants"), callback_data="tx:all")])
     return tr.message("\n".join(lines)), Keyboard(rows)
 
 
-def account_label(b: Balance) -> str:
+def category_name(tr: Tr, category: str) -> str:
+    """The broker's spending category in the user's words."""
+    names = {
+        "groceries": tr._("groceries"),
+        "eating_out": tr._("eating out"),
+        "transport": tr._("transport"),
+        "fuel": tr._("fuel"),
+        "shopping": tr._("shopping"),
+        "health": tr._("health"),
+        "travel": tr._("travel"),
+        "utilities": tr._("bills and utilities"),
+        "subscriptions": tr._("subscriptions"),
+        "entertainment": tr._("entertainment"),
+        "cash": tr._("cash"),
+        "financial": tr._("financial services"),
+        "services": tr._("services"),
+        "education": tr._("education"),
+        "government": tr._("government"),
+        "home": tr._("home"),
+        "transfers": tr._("transfers"),
+        "other": tr._("other"),
+    }
+    return names.get(category, tr.esc(category))
+
+
+def spending(
+    tr: Tr,
+    result: Spending,
+    *,
+    start: date,
+    end: date,
+    merchant: str | None,
+    category: str | None,
+) -> tuple[str, Keyboard]:
+    """One total per currency over the whole period, then the biggest categories."""
+    head = tr._("<b>Spending</b> · %(start)s – %(end)s", start=tr.day(start), end=tr.day(end))
+    if merchant:
+        head += " · " + tr._("at %(merchant)s", merchant=tr.esc(merchant))
+    if category:
+        head += " · " + category_name(tr, category)
+    lines = [head]
+    if not result.totals:
+        lines.append(tr._("Nothing spent in this period."))
+    for total in result.totals:
+        lines.append(
+            tr.n_(
+                "You spent %(amount)s in %(n)s payment.",
+                "You spent %(amount)s in %(n)s payments.",
+                total.count,
+                amount="<b>" + tr.money(total.total, total.currency) + "</b>",
+            )
+        )
+    if not category and len(result.by_category) > 1:
+        lines.append("")
+        for item in result.by_category[:4]:
+            name = category_name(tr, item.category)
+            lines.append(f"• {name}: {tr.money(item.total, item.currency)}")
+    if not result.complete:
+        lines.append(
+            tr._(
+                "There is more history than I can add up at once: this is at least what you spent."
+            )
+        )
+    keyboard = Keyboard([[Button(tr._("Show the payments"), callback_data="sp:list")]])
+    return tr.message("\n".join(lines)), keyboard
+
+
+def support(tr: Tr, banks: Sequence[str]) -> str:
+    """How to reach a person at each linked bank (there is no bank chat here yet)."""
+    lines = [tr._("I can't put you through to your bank from this chat yet.")]
+    for bank in banks:
+        lines.append(
+            "🏦 "
+            + tr._(
+                "%(bank)s: use the help section of its app or website, or call the number on "
+                "the back of your card.",
+                bank="<b>" + tr.esc(bank) + "</b>",
+            )
+        )
+    if not banks:
+        lines.append(
+            tr._("Your bank's app or website, or the back of your card, has its phone number.")
+        )
+    return tr.message("\n".join(lines))
+
+
+def no_transactions(tr: Tr, banks: Sequence[str]) -> str:
+    """No linked account shares transactions (a strict bank, or a balances-only link)."""
+    text = tr._(
+        "None of your accounts at %(banks)s shares transactions with me.",
+        banks=", ".join(tr.esc(b) for b in banks),
+    )
+    return tr.message(
+        text + "\n" + tr._("To see transactions, link a bank that shares them with /link.")
+    )
+
+
+def account_label(b: Balance | Account) -> str:
     """A short account name for buttons; no digits, because it is kept in the flow state."""
     return f"{b.bank_name or ''} · {b.nickname or b.account_type or ''}".strip(" ·")
 
@@ -403,6 +531,8 @@ def action_name(tr: Tr, action: str) -> str:
     names = {
         "read.balances": tr._("balances read"),
         "read.transactions": tr._("transactions read"),
+        "read.accounts": tr._("accounts listed"),
+        "read.spending": tr._("spending totals read"),
         "push.fraud_alert": tr._("fraud alert sent"),
         "alert.it_was_me": tr._("alert answered: it was me"),
         "alert.freeze_card": tr._("alert answered: card frozen"),

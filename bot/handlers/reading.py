@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from telegram import Update
 
 from bot import views
-from bot.broker import Balance, BrokerError
+from bot.broker import Account, BrokerError
 from bot.context import ChatContext, subject_of, texts
 from bot.handlers.common import answer_button, report, say
 from bot.store import repo
 
 
-async def balance(update: Update, context: ChatContext) -> None:
-    """/balance: every linked account across banks, grouped by bank."""
+async def balance(update: Update, context: ChatContext, *, bank: str | None = None) -> None:
+    """/balance: every linked account across banks, grouped by bank (only ``bank``'s when
+    asked, "balance at libertas")."""
     t = await texts(update, context)
     subject = await subject_of(update, context, create=False)
     if subject is None:
@@ -34,7 +36,29 @@ async def balance(update: Update, context: ChatContext) -> None:
     except BrokerError as e:
         await report(update, context, e)
         return
+    if bank is not None:
+        name = await context.services.bank_name(bank)
+        found = [b for b in found if b.bank_name == name]
+        if not found:
+            text = t._("You have no balances shared from %(bank)s.", bank=t.esc(name))
+            await say(
+                update, t.message(text + " " + t._("/consents shows what you shared.")), edit=False
+            )
+            return
     await say(update, views.balances(t, found), edit=False)
+
+
+def _transaction_accounts(found: list[Account], bank: str | None) -> list[Account]:
+    """The accounts whose consent and bank policy allow transactions (``bank``'s only, when
+    asked), current accounts first."""
+    eligible = [a for a in found if "transactions" in a.actions]
+    if bank is not None:
+        eligible = [a for a in eligible if a.bank_id == bank]
+    return sorted(eligible, key=lambda a: a.account_type != "current")
+
+
+PAGE = 5  # transactions per message unless asked ("my last 10 payments")
+MAX_PAGE = 20
 
 
 def period_range(period: str, today: date) -> tuple[date, date]:
@@ -60,9 +84,14 @@ async def transactions(
     merchant: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    bank: str | None = None,
+    limit: int | None = None,
+    category: str | None = None,
+    amount_min: Decimal | None = None,
+    amount_max: Decimal | None = None,
 ) -> None:
-    """/transactions [merchant] (or free text with a merchant and a period): recent first,
-    paged, with period buttons."""
+    """/transactions [merchant] (or free text with a merchant, a period, a bank): recent first,
+    paged, with period buttons; only accounts that allow transactions are offered."""
     if merchant is None and context.args:
         merchant = " ".join(context.args)[:60] or None
     subject = await subject_of(update, context, create=False)
@@ -71,13 +100,19 @@ async def transactions(
         await say(update, views.balances(t, []), edit=False)
         return
     try:
-        found = await context.services.broker.balances(subject)
+        found = await context.services.broker.accounts(subject)
     except BrokerError as e:
         await report(update, context, e)
         return
-    accounts = [b for b in found if b.account_handle]
-    if not accounts:
+    if not found:
         await say(update, views.balances(t, []), edit=False)
+        return
+    accounts = _transaction_accounts(found, bank)
+    if not accounts:
+        names = sorted({a.bank_name or a.bank_id for a in found if bank in (None, a.bank_id)})
+        if bank is not None and not names:
+            names = [await context.services.bank_name(bank)]
+        await say(update, views.no_transactions(t, names), edit=False)
         return
     state: dict[str, Any] = {
         "handles": [b.account_handle for b in accounts],
@@ -86,6 +121,10 @@ async def transactions(
         "period": "30d",
         "merchant": merchant,
         "cursors": [None],
+        "limit": max(1, min(limit or PAGE, MAX_PAGE)),
+        "category": category,
+        "amount_min": str(amount_min) if amount_min is not None else None,
+        "amount_max": str(amount_max) if amount_max is not None else None,
     }
     if date_from or date_to:
         today = context.services.clock().date()
@@ -99,7 +138,7 @@ async def _show(
     update: Update,
     context: ChatContext,
     state: dict[str, Any],
-    accounts: list[Balance] | None = None,
+    accounts: list[Account] | None = None,
     *,
     edit: bool = True,
 ) -> None:
@@ -123,6 +162,10 @@ async def _show(
             date_to=end.isoformat(),
             merchant=state.get("merchant"),
             cursor=cursors[-1],
+            limit=int(state.get("limit") or PAGE),
+            category=state.get("category"),
+            amount_min=state.get("amount_min"),
+            amount_max=state.get("amount_max"),
         )
     except BrokerError as e:
         await report(update, context, e)
@@ -137,6 +180,9 @@ async def _show(
         account=label,
         period=period,
         merchant=state.get("merchant"),
+        filters=views.TxFilters(
+            state.get("category"), state.get("amount_min"), state.get("amount_max")
+        ),
         page_no=len(cursors) - 1,
         accounts=state["labels"],
     )
@@ -166,4 +212,5 @@ async def transactions_button(update: Update, context: ChatContext) -> None:
             state["account"], state["cursors"] = index, [None]
     elif action == "all":
         state["merchant"], state["cursors"] = None, [None]
+        state["category"] = state["amount_min"] = state["amount_max"] = None
     await _show(update, context, state)

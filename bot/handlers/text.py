@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import filters
 
 from bot.context import ChatContext, texts
-from bot.handlers import basics, consents, privacy, reading
+from bot.handlers import basics, consents, privacy, reading, spending, talk
 from bot.handlers.common import answer_button, say
 from bot.i18n import Tr, pick_language
 from bot.intents import Intent, classify
@@ -19,6 +19,7 @@ def intent_label(t: Tr, name: str) -> str:
     labels = {
         "balance": t._("My balance"),
         "transactions": t._("My transactions"),
+        "spending": t._("My spending"),
         "link": t._("Link a bank"),
         "consents": t._("What I shared"),
         "privacy": t._("Privacy"),
@@ -43,14 +44,14 @@ class IntentIs(filters.MessageFilter):
 
 
 # what can be asked in the middle of /link and answered without leaving it
-DIGRESSIONS = frozenset({"balance", "transactions", "help"})
+DIGRESSIONS = frozenset({"balance", "transactions", "spending", "help", "smalltalk"})
 
 
 async def route(update: Update, context: ChatContext, intent: Intent) -> None:
     """Answer ``intent`` as if its command had been sent (the transactions filters included)."""
     name = intent.name
     if name == "balance":
-        await reading.balance(update, context)
+        await reading.balance(update, context, bank=intent.bank)
     elif name == "transactions":
         await reading.transactions(
             update,
@@ -58,7 +59,30 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
             merchant=intent.merchant,
             date_from=intent.date_from,
             date_to=intent.date_to,
+            bank=intent.bank,
+            limit=intent.limit,
+            category=intent.category,
+            amount_min=intent.amount_min,
+            amount_max=intent.amount_max,
         )
+    elif name == "spending":
+        await spending.spending(
+            update,
+            context,
+            merchant=intent.merchant,
+            category=intent.category,
+            bank=intent.bank,
+            date_from=intent.date_from,
+            date_to=intent.date_to,
+        )
+    elif name in ("freeze_card", "unfreeze_card"):
+        await talk.freeze_unavailable(update, context)
+    elif name == "support":
+        await talk.support(update, context)
+    elif name == "smalltalk":
+        await talk.smalltalk(update, context, intent.topic)
+    elif name == "unknown" and intent.topic == "transfer":
+        await talk.transfer(update, context)
     elif name == "consents":
         await consents.show(update, context)
     elif name == "privacy":
@@ -67,8 +91,6 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
         await basics.language(update, context)
     elif name == "cancel":
         await basics.cancel(update, context)
-    elif name == "greeting":
-        await basics.start(update, context)
     elif name == "link":
         t = await texts(update, context)
         await say(update, t.message(t._("To link a bank, send /link.")), edit=False)
@@ -82,10 +104,10 @@ async def free_text(update: Update, context: ChatContext) -> None:
     assert message is not None and message.text is not None
     t = await texts(update, context)
     intent = classify(message.text, t.language, today=context.services.clock().date())
-    if intent.name != "unknown":
+    if intent.name != "unknown" or intent.topic is not None:
         await route(update, context, intent)
         return
-    candidates = [c for c in intent.candidates if c not in ("unknown", "greeting", "cancel")]
+    candidates = [c for c in intent.candidates if c not in ("unknown", "smalltalk", "cancel")]
     if candidates:
         keyboard = InlineKeyboardMarkup(
             [

@@ -1,7 +1,15 @@
 """Free text → intent and entities, in English, Arabic and Polish.
 
     >>> classify("what did I spend at Tesco last month", "en", today=date(2026, 11, 25))
-    Intent(name='transactions', ..., merchant='Tesco', date_from=2026-10-01, date_to=2026-10-31)
+    Intent(name='spending', ..., merchant='Tesco', date_from=2026-10-01, date_to=2026-10-31)
+    >>> classify("how much did I spend on groceries", "en").category
+    'groceries'
+
+Names: balance, transactions (a list), spending (a total), link, consents, privacy, help,
+language, cancel, freeze_card, unfreeze_card, support, smalltalk, unknown. Entities: merchant (as
+written; the broker matches it in any script), category (the broker's names), bank (an id),
+date_from/date_to, limit, amount_min/amount_max (:mod:`bot.intents.entities`); spending, transfers
+and small talk are told apart last (:mod:`bot.intents.refine`).
 
 Keywords and phrases per language (:mod:`bot.intents.lexicon`) are matched on normalized text;
 a word we don't know that is close to one we do is read as that word (rapidfuzz forgives
@@ -18,16 +26,25 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Indel
 
 from bot.intents.dates import find_period
+from bot.intents.entities import (
+    find_amounts,
+    find_bank,
+    find_category,
+    find_limit,
+    is_category_word,
+)
 from bot.intents.lexicon import ALIASES, BALANCE_CORE, FILLERS, INTENTS, LEXICON, MONEY, WHOLE
 from bot.intents.normalize import digits, normalize
+from bot.intents.refine import refine
 
-NAMES = (*INTENTS, "unknown")
+NAMES = (*INTENTS, "spending", "unknown")
 _NUMBER = re.compile(r"[\d./-]+")
 SURE = 1.0  # an exact keyword or phrase
 FUZZY_MIN = 84  # rapidfuzz ratio for a typo to count
@@ -110,7 +127,10 @@ FUZZY_MIN_ARABIC = 90  # one letter changed in a short Arabic word is often anot
 
 @dataclass(frozen=True)
 class Intent:
-    """What the person wants, how sure we are, and what they said about it."""
+    """What the person wants, how sure we are, and what they said about it.
+
+    ``category`` is one of the broker's spending categories, ``bank`` a bank id; ``topic`` says
+    more about a ``smalltalk`` (thanks, bye, greeting) or an ``unknown`` (transfer) message."""
 
     name: str
     confidence: float = 1.0
@@ -118,6 +138,12 @@ class Intent:
     date_from: date | None = None
     date_to: date | None = None
     candidates: tuple[str, ...] = ()
+    category: str | None = None
+    bank: str | None = None
+    limit: int | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -360,6 +386,116 @@ def _merchant(original: str, rest: str, language: str, spending: bool) -> str | 
     return None
 
 
+_HISTORY_WORDS = tuple(
+    k for k in _ALL if k.intent == "transactions" and len(k.words) == 1 and not k.weak
+)
+
+
+# words that describe payments (or ask for them) rather than name a shop: "online purchases",
+# "big payments", "show transactions"
+_DESCRIBING = frozenset(
+    {
+        "show",
+        "list",
+        "display",
+        "see",
+        "view",
+        "get",
+        "find",
+        "check",
+        "give",
+        "send",
+        "need",
+        "want",
+        "all",
+        "only",
+        "just",
+        "more",
+        "less",
+        "few",
+        "many",
+        "much",
+        "some",
+        "online",
+        "big",
+        "bigger",
+        "biggest",
+        "large",
+        "larger",
+        "largest",
+        "huge",
+        "small",
+        "smaller",
+        "smallest",
+        "tiny",
+        "recent",
+        "pending",
+        "card",
+        "contactless",
+        "foreign",
+        "international",
+        "monthly",
+        "weekly",
+        "daily",
+        "yearly",
+        "annual",
+        "latest",
+        "new",
+        "newest",
+        "old",
+        "oldest",
+        "other",
+        "direct",
+        "regular",
+        "recurring",
+        "bank",
+        "atm",
+        "debit",
+        "credit",
+        "weird",
+        "strange",
+        "suspicious",
+        "unknown",
+        "odd",
+        "duplicate",
+        "double",
+        "failed",
+        "declined",
+        "refunded",
+        "cancelled",
+        "outgoing",
+        "incoming",
+        "any",
+        "every",
+        "each",
+        "which",
+        "what",
+        "whose",
+        "those",
+        "these",
+        "today",
+        "tonight",
+        "cash",
+    }
+)
+
+
+def _merchant_before(original: str, rest: str) -> str | None:
+    """A name just before a history word, as English puts it: "my Amazon payments", "netflix
+    charges"."""
+    words = rest.split()
+    for i in range(len(words) - 1):
+        word, following = words[i], words[i + 1]
+        if (
+            word.isascii()
+            and word not in _DESCRIBING
+            and _could_be_a_name(word, _prepositions("en"))
+            and any(k.word_matches(0, following) for k in _HISTORY_WORDS)
+        ):
+            return _surface(original, word)
+    return None
+
+
 def _glued_merchant(original: str, words: list[str], preps: tuple[str, ...]) -> str | None:
     """An Arabic merchant written with its preposition: "بكارفور", "لنتفليكس"."""
     for word in words:
@@ -415,21 +551,71 @@ def _surface(original: str, normalized: str) -> str:
 
 
 def classify(text: str, language: str, *, today: date | None = None) -> Intent:
-    """The intent of ``text`` written by someone whose language is ``language``."""
+    """The intent of ``text`` written by someone whose language is ``language``, with its
+    entities: merchant, category, bank, period, how many, amount bounds."""
     today = today or date.today()
     language = language if language in ("en", "ar", "pl") else "en"
     normalized = normalize(text[:500])
     if not normalized:
-        return Intent("unknown", 0.0)
+        return refine(text, "", language, Intent("unknown", 0.0))
     if normalized in _WHOLE:  # "no", "nie", "لا"
-        return Intent(_WHOLE[normalized], 1.0)
+        return refine(text, normalized, language, Intent(_WHOLE[normalized], 1.0))
     start, end, rest = find_period(normalized, language, today)
+    low, high, rest = find_amounts(rest)
+    bank, rest = find_bank(rest)
+    category, without_category = find_category(rest)
+    core = _classify(text, rest, language, start, end, category, without_category)
+    merchant = core.merchant
+    if merchant is not None and (
+        is_category_word(normalize(merchant)) or find_bank(normalize(merchant))[0] is not None
+    ):
+        merchant = None  # "spend on groceries" names a category, "at libertas" a bank
+    if merchant is None and core.name == "transactions":
+        merchant = _merchant_before(text, without_category)
+    limit = None
+    if core.name == "transactions":
+        limit, _ = find_limit(rest)
+    return refine(
+        text,
+        rest,
+        language,
+        Intent(
+            core.name,
+            core.confidence,
+            merchant,
+            core.date_from,
+            core.date_to,
+            core.candidates,
+            category=category,
+            bank=bank,
+            limit=limit,
+            amount_min=low,
+            amount_max=high,
+        ),
+    )
+
+
+def _classify(
+    text: str,
+    rest: str,
+    language: str,
+    start: date | None,
+    end: date | None,
+    category: str | None,
+    without_category: str,
+) -> Intent:
+    """The intent and merchant of ``rest`` (normalized, the period taken out); the merchant is
+    looked for in ``without_category`` (no "eating out" in it to read "eating" from)."""
     found = _scores(rest, language)
     scores = found.scores
     spending = "transactions" in scores
     merchant = (
-        _merchant(text, rest, language, spending) if spending or start or not scores else None
+        _merchant(text, without_category, language, spending)
+        if spending or start or not scores
+        else None
     )
+    if category is not None and not scores:
+        scores["transactions"] = 0.9  # "groceries last month?"
     if spending and (start or merchant):
         scores["transactions"] += 0.5  # a merchant or a period backs up the spending words
     elif (start or merchant) and "balance" not in scores:
@@ -458,7 +644,7 @@ def classify(text: str, language: str, *, today: date | None = None) -> Intent:
     ):
         del scores["balance"]
     if len(scores) > 1:
-        scores.pop("greeting", None)  # "hi, what's my balance?": answer the question
+        scores.pop("smalltalk", None)  # "hi, what's my balance?": answer the question
     if not scores:
         return Intent("unknown", 0.0, merchant, start, end)
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -11,10 +12,12 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from consent.api.keys import BROKER, LIMITER
+from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
-from consent.service import alerts, lifecycle, linking, platform, reads
+from consent.service import accounts, alerts, lifecycle, linking, platform, reads
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request
+from consent.service.spending import SpendingQuery, spending
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit
 from consent.store.tables import ConsentRow, PlatformClient, Subject
@@ -188,6 +191,44 @@ async def balances(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"balances": views}), content_type="application/json")
 
 
+@routes.get("/v1/subjects/{subject_id}/accounts")
+async def subject_accounts(request: web.Request) -> web.Response:
+    """The subject's accounts across banks, each with the actions its consent and bank allow."""
+    broker, client, subject = await _caller(request, None)
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    views = await accounts.accounts(broker, client, subject, _purpose(request))
+    return web.json_response({"accounts": views})
+
+
+SPENDING_DEFAULT_DAYS = 30
+SPENDING_MAX_DAYS = 366
+
+
+@routes.get("/v1/subjects/{subject_id}/spending")
+async def subject_spending(request: web.Request) -> web.Response:
+    """Money out over a period: ?from=&to= (dates), merchant=, category=, account= (a handle),
+    bank= (a bank id)."""
+    broker, client, subject = await _caller(request, None)
+    today = broker.clock().date()
+    end = _date(request, "to") or today
+    start = _date(request, "from") or end - timedelta(days=SPENDING_DEFAULT_DAYS - 1)
+    if start > end:
+        raise bad_request("from is after to", "invalid_date")
+    if (end - start).days >= SPENDING_MAX_DAYS:
+        raise bad_request(f"a period is at most {SPENDING_MAX_DAYS} days", "invalid_date")
+    category = _category(request)
+    query = SpendingQuery(
+        start,
+        end,
+        request.query.get("merchant", "").strip()[:60] or None,
+        category,
+        request.query.get("account", "").strip()[:80] or None,
+        request.query.get("bank", "").strip()[:40] or None,
+    )
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    return web.json_response(await spending(broker, client, subject, query, _purpose(request)))
+
+
 @routes.get("/v1/subjects/{subject_id}/access-log")
 async def access_log(request: web.Request) -> web.Response:
     """Every access to the subject's data, with the hash chain verified."""
@@ -229,9 +270,32 @@ def _date(request: web.Request, name: str) -> date | None:
         raise bad_request(f"{name} must be a date like 2026-03-31", "invalid_date") from e
 
 
+def _category(request: web.Request) -> str | None:
+    category = request.query.get("category", "").strip() or None
+    if category is not None and category not in CATEGORIES:
+        raise bad_request(
+            f"category must be one of {', '.join(sorted(CATEGORIES))}", "invalid_category"
+        )
+    return category
+
+
+def _amount(request: web.Request, name: str) -> Decimal | None:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as e:
+        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount") from e
+    if not value.is_finite() or value < 0 or value > 10**12:
+        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount")
+    return value
+
+
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
 async def account_transactions(request: web.Request) -> web.Response:
-    """Minimized transactions of one account: ?from=&to= (dates), merchant=, limit=, cursor=."""
+    """Minimized transactions of one account: ?from=&to= (dates), merchant=, category=,
+    amount_min=, amount_max= (the amount's size), limit=, cursor=."""
     broker, client, subject = await _caller(request, None)
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
@@ -247,6 +311,9 @@ async def account_transactions(request: web.Request) -> web.Response:
         merchant,
         int(raw_limit),
         request.query.get("cursor"),
+        _category(request),
+        _amount(request, "amount_min"),
+        _amount(request, "amount_max"),
     )
     request.app[LIMITER].take(subject.subject_id, broker.clock())
     return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))

@@ -42,6 +42,9 @@ _MCC_RANGES: tuple[tuple[int, int, str], ...] = (
 )
 
 
+CATEGORIES: frozenset[str] = frozenset({cat for _, _, cat in _MCC_RANGES} | {"other"})
+
+
 def category_for_mcc(mcc: str | None) -> str:
     """The spending category of a merchant category code (narrowest matching range wins)."""
     if mcc is None or not mcc.isdigit():

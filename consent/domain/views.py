@@ -42,6 +42,15 @@ FRAUD_ALERT_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+# An account as the accounts view lists it: the balance view's identity fields (still cut down
+# by the bank's balance allow-list) with the bank and what the consent and policy allow for it.
+ACCOUNT_FIELDS: frozenset[str] = frozenset(
+    {"account_handle", "bank_name", "nickname", "account_type", "last4", "currency"}
+)
+ACCOUNT_ACTIONS: tuple[str, ...] = ("balances", "transactions", "spending", "card_controls")
+# A spending total: money out over a period, per currency, with how many payments made it.
+SPENDING_FIELDS: frozenset[str] = frozenset({"period", "currency", "total", "count", "category"})
+
 VIEW_FIELDS: dict[str, frozenset[str]] = {
     "balance": BALANCE_FIELDS,
     "transaction": TRANSACTION_FIELDS,

@@ -10,11 +10,10 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from rapidfuzz import fuzz
-
 from consent.banks.client import BankClient
 from consent.domain.consent import can_read
 from consent.domain.handles import opaque_id
+from consent.domain.merchant_match import merchant_matches as match_merchant
 from consent.domain.minimize import transaction_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
@@ -38,6 +37,24 @@ class TxQuery:
     merchant: str | None
     limit: int
     cursor: str | None
+    category: str | None = None
+    amount_min: Decimal | None = None  # bounds on the amount's size, either direction
+    amount_max: Decimal | None = None
+
+    def keeps(self, view: View) -> bool:
+        """Whether ``view`` passes the merchant, category and amount filters."""
+        if self.merchant and not merchant_matches(view, self.merchant):
+            return False
+        if self.category is not None and view.get("category") != self.category:
+            return False
+        if self.amount_min is None and self.amount_max is None:
+            return True
+        raw = view.get("amount")
+        if not isinstance(raw, str):
+            return False
+        size = abs(Decimal(raw))
+        low_ok = self.amount_min is None or size >= self.amount_min
+        return low_ok and (self.amount_max is None or size <= self.amount_max)
 
 
 def encode_cursor(bank_page: int, offset: int) -> str:
@@ -58,11 +75,10 @@ def decode_cursor(cursor: str | None) -> tuple[int, int]:
 
 
 def merchant_matches(view: View, wanted: str) -> bool:
-    """Forgiving merchant filter: "tesco" finds "Tesco", "sainsburys" finds "Sainsbury's"."""
+    """Forgiving merchant filter: "tesco" finds "Tesco", "sainsburys" finds "Sainsbury's",
+    "كارفور" finds "Carrefour", "Biedronce" finds "Biedronka"."""
     name = view.get("merchant")
-    if not isinstance(name, str):
-        return False
-    return fuzz.partial_ratio(wanted.casefold(), name.casefold()) >= 85
+    return isinstance(name, str) and match_merchant(name, wanted)
 
 
 def totals(views: list[View]) -> dict[str, dict[str, str]]:
@@ -140,7 +156,7 @@ async def transactions(
                     broker.handle_secret, row.consent_id, str(tx.get("TransactionId"))
                 )
                 view = transaction_view(tx, opaque_id=tx_id, fields=fields)
-                if q.merchant and not merchant_matches(view, q.merchant):
+                if not q.keeps(view):
                     continue
                 collected.append(view)
                 if len(collected) == q.limit:

@@ -18,8 +18,17 @@ async def link_bank(
     picker = await system.say(user, "/link", lambda t: "lk:bank" not in t)
     assert button(picker, f"lk:bank:{bank}")
     scopes = await system.press(user, picker, f"lk:bank:{bank}", lambda t: True)
-    for scope in drop:
-        scopes = await system.press(user, scopes, f"lk:sc:{scope}", lambda t: True)
+    for scope in drop:  # unticking edits only the keyboard: wait for the edit itself
+        edits, picker_id = scopes["edit_count"], scopes["message_id"]
+        await system.chat.press(user, picker_id, f"lk:sc:{scope}")
+        messages = await system.chat.wait_for(
+            user,
+            lambda ms, e=edits, i=picker_id: any(  # type: ignore[misc]
+                m["message_id"] == i and m["edit_count"] > e for m in ms
+            ),
+            timeout=10,
+        )
+        scopes = next(m for m in messages if m["message_id"] == picker_id)
     durations = await system.press(user, scopes, "lk:next", lambda t: True)
     choice = f"lk:days:{days}" if days else button(durations, "lk:days:")
     disclosure = await system.press(user, durations, choice, lambda t: "<b>" in t)
@@ -89,11 +98,14 @@ async def test_transactions_page_with_buttons_and_edit_in_place(system: System) 
 
 async def test_free_text_asks_for_spending_at_a_merchant(system: System) -> None:
     await link_bank(system, ALICE)
-    reply = await system.say(
-        ALICE, "what did I spend at Tesco last month", lambda t: "Transactions" in t
+    total = await system.say(
+        ALICE, "what did I spend at Tesco last month", lambda t: "Spending" in t
     )
-    assert "Tesco" in reply["text"]
-    assert button(reply, "tx:all")
+    assert "Tesco" in total["text"] and "You spent" in total["text"]
+    assert "On this page" not in total["text"]  # one total for the month, not a page's
+    listed = await system.press(ALICE, total, "sp:list", lambda t: "Transactions" in t)
+    assert "Tesco" in listed["text"]
+    assert button(listed, "tx:all")
 
 
 async def test_free_text_in_arabic_and_polish_reaches_the_same_intents(system: System) -> None:

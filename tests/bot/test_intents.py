@@ -18,20 +18,26 @@ _PHRASES_FOR_DIACRITICS = load()[1]
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 
+def kind(intent: Intent) -> str:
+    """The intent's name, with spending counted as transactions (for tests about history in
+    general; the spending tests tell the two apart)."""
+    return "transactions" if intent.name == "spending" else intent.name
+
+
 @pytest.mark.parametrize(
     ("text", "language", "intent"),
     [
         ("what's my balance", "en", "balance"),
         ("كم رصيدي", "ar", "balance"),
         ("jakie mam saldo", "pl", "balance"),
-        ("what did I spend at Tesco last month", "en", "transactions"),
-        ("ile wydałem w marcu", "pl", "transactions"),
+        ("what did I spend at Tesco last month", "en", "spending"),
+        ("ile wydałem w marcu", "pl", "spending"),
         ("link my bank", "en", "link"),
         ("cancel", "en", "cancel"),
-        ("مرحبا", "ar", "greeting"),
+        ("مرحبا", "ar", "smalltalk"),
         ("blance", "en", "balance"),
         ("saldoo", "pl", "balance"),
-        ("ile wydalem w marcu", "pl", "transactions"),
+        ("ile wydalem w marcu", "pl", "spending"),
     ],
 )
 def test_the_briefs_examples_typos_and_missing_diacritics(
@@ -83,7 +89,7 @@ def test_an_unclear_phrase_offers_candidates_or_nothing() -> None:
 
 def test_spending_words_with_a_merchant_and_a_period_are_sure() -> None:
     got = classify("how much have I spent at Starbucks this month", "en", today=TODAY)
-    assert (got.name, got.merchant, got.date_from, got.date_to, got.candidates) == (
+    assert (kind(got), got.merchant, got.date_from, got.date_to, got.candidates) == (
         "transactions",
         "Starbucks",
         date(2026, 11, 1),
@@ -112,7 +118,7 @@ def test_spending_words_with_a_merchant_and_a_period_are_sure() -> None:
 )
 def test_periods(text: str, language: str, start: date, end: date) -> None:
     got = classify(text, language, today=TODAY)
-    assert (got.name, got.date_from, got.date_to, got.merchant) == (
+    assert (kind(got), got.date_from, got.date_to, got.merchant) == (
         "transactions",
         start,
         end,
@@ -128,54 +134,54 @@ def test_a_since_word_is_not_part_of_the_merchant() -> None:
 @pytest.mark.parametrize("text", ["spent 29.02.2028", "spent 2030-01-01", "spent 31 feb 2026"])
 def test_impossible_or_future_dates_are_ignored_not_raised(text: str) -> None:
     got = classify(text, "en", today=TODAY)
-    assert (got.name, got.date_from, got.date_to) == ("transactions", None, None)
+    assert (kind(got), got.date_from, got.date_to) == ("transactions", None, None)
 
 
 def test_a_known_word_is_not_read_as_a_typo_of_another() -> None:
     # "disconnect" contains "connect" (link) but is itself a consents word
-    assert classify("pls disconnect Monzo", "en", today=TODAY).name == "consents"
-    assert classify("disconnect my bank", "en", today=TODAY).name == "consents"
+    assert kind(classify("pls disconnect Monzo", "en", today=TODAY)) == "consents"
+    assert kind(classify("disconnect my bank", "en", today=TODAY)) == "consents"
 
 
 def test_a_greeting_before_a_question_answers_the_question() -> None:
-    assert classify("hi, what's my balance?", "en", today=TODAY).name == "balance"
-    assert classify("cześć, ile mam na koncie?", "pl", today=TODAY).name == "balance"
-    assert classify("hello", "en", today=TODAY).name == "greeting"
+    assert kind(classify("hi, what's my balance?", "en", today=TODAY)) == "balance"
+    assert kind(classify("cześć, ile mam na koncie?", "pl", today=TODAY)) == "balance"
+    assert kind(classify("hello", "en", today=TODAY)) == "smalltalk"
 
 
 def test_an_unknown_language_is_read_as_english_and_every_keyword_set() -> None:
-    assert classify("what's my balance", "de", today=TODAY).name == "balance"
-    assert classify("jakie mam saldo", "fr", today=TODAY).name == "balance"
-    assert classify("كم رصيدي", "", today=TODAY).name == "balance"
+    assert kind(classify("what's my balance", "de", today=TODAY)) == "balance"
+    assert kind(classify("jakie mam saldo", "fr", today=TODAY)) == "balance"
+    assert kind(classify("كم رصيدي", "", today=TODAY)) == "balance"
 
 
 def test_a_merchant_after_for_or_to_in_a_spending_question() -> None:
     netflix = classify("how much did I pay for Netflix in September", "en", today=TODAY)
-    assert (netflix.name, netflix.merchant, netflix.date_from, netflix.date_to) == (
+    assert (kind(netflix), netflix.merchant, netflix.date_from, netflix.date_to) == (
         "transactions",
         "Netflix",
         date(2026, 9, 1),
         date(2026, 9, 30),
     )
     john = classify("payments to John in October", "en", today=TODAY)
-    assert (john.name, john.merchant) == ("transactions", "John")
+    assert (kind(john), john.merchant) == ("transactions", "John")
     assert classify("ile zapłaciłem za Netflixa", "pl", today=TODAY).merchant == "Netflixa"
     assert classify("كم صرفت على نون", "ar", today=TODAY).merchant == "نون"
     # without a spending word, "to"/"for" introduce no merchant
-    assert classify("switch to Polish", "en", today=TODAY).name == "language"
-    assert classify("book me a table for two", "en", today=TODAY).name == "unknown"
+    assert kind(classify("switch to Polish", "en", today=TODAY)) == "language"
+    assert kind(classify("book me a table for two", "en", today=TODAY)) == "unknown"
 
 
 def test_an_arabic_merchant_glued_to_its_preposition() -> None:
     assert classify("قديش صرفت بكارفور", "ar", today=TODAY).merchant == "كارفور"
     assert classify("كم دفعت لنتفليكس", "ar", today=TODAY).merchant == "نتفليكس"
     card = classify("كم صرفت ببطاقتي الشهر الماضي", "ar", today=TODAY)
-    assert (card.name, card.merchant) == ("transactions", None)
+    assert (kind(card), card.merchant) == ("transactions", None)
 
 
 def test_savings_is_a_balance_word_not_a_merchant() -> None:
     got = classify("what do I have in savings", "en", today=TODAY)
-    assert (got.name, got.merchant) == ("balance", None)
+    assert (kind(got), got.merchant) == ("balance", None)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +200,7 @@ def test_a_match_inside_a_longer_one_of_another_intent_does_not_count(
 ) -> None:
     # "stop" (cancel) and "my data" (privacy) are inside "stop sharing … data" (consents);
     # "połączone" matches the consents stem "połączon*", longer than the link stem "połącz*"
-    assert classify(text, language, today=TODAY).name == "consents"
+    assert kind(classify(text, language, today=TODAY)) == "consents"
 
 
 @pytest.mark.parametrize(
@@ -211,7 +217,7 @@ def test_a_match_inside_a_longer_one_of_another_intent_does_not_count(
 def test_phrases_allow_fillers_and_arabic_articles_between_their_words(
     text: str, language: str, intent: str
 ) -> None:
-    assert classify(text, language, today=TODAY).name == intent
+    assert kind(classify(text, language, today=TODAY)) == intent
 
 
 @pytest.mark.parametrize(
@@ -228,7 +234,7 @@ def test_phrases_allow_fillers_and_arabic_articles_between_their_words(
     ],
 )
 def test_general_vocabulary(text: str, language: str, intent: str) -> None:
-    assert classify(text, language, today=TODAY).name == intent
+    assert kind(classify(text, language, today=TODAY)) == intent
 
 
 @pytest.mark.parametrize(
@@ -244,14 +250,14 @@ def test_general_vocabulary(text: str, language: str, intent: str) -> None:
 def test_a_spending_word_outweighs_generic_money_words(text: str, language: str) -> None:
     # "how much money", "in my account", "ile pieniędzy", "فلوسي" are balance words too, but
     # without "balance" itself the spending word decides
-    assert classify(text, language, today=TODAY).name == "transactions"
+    assert kind(classify(text, language, today=TODAY)) == "transactions"
 
 
 def test_weak_words_count_only_on_their_own() -> None:
-    assert classify("how do I link my bank", "en", today=TODAY).name == "link"
-    assert classify("how do I", "en", today=TODAY).name == "help"
-    assert classify("remove Libertas from my accounts", "en", today=TODAY).name == "consents"
-    assert classify("show me all my accounts", "en", today=TODAY).name == "balance"
+    assert kind(classify("how do I link my bank", "en", today=TODAY)) == "link"
+    assert kind(classify("how do I", "en", today=TODAY)) == "help"
+    assert kind(classify("remove Libertas from my accounts", "en", today=TODAY)) == "consents"
+    assert kind(classify("show me all my accounts", "en", today=TODAY)) == "balance"
 
 
 @pytest.mark.parametrize(
@@ -270,28 +276,28 @@ def test_a_period_and_a_place_in_an_off_topic_question_are_not_spending(
 
 
 def test_a_period_with_money_words_or_a_lone_name_is_still_spending() -> None:
-    assert classify("where did all my money go this month", "en", today=TODAY).name == (
+    assert kind(classify("where did all my money go this month", "en", today=TODAY)) == (
         "transactions"
     )
-    assert classify("what about last week", "en", today=TODAY).name == "transactions"
+    assert kind(classify("what about last week", "en", today=TODAY)) == "transactions"
     tesco = classify("Tesco last week?", "en", today=TODAY)
-    assert (tesco.name, tesco.merchant) == ("transactions", "Tesco")
+    assert (kind(tesco), tesco.merchant) == ("transactions", "Tesco")
 
 
 def test_typos_are_read_as_the_word_that_explains_most_of_them() -> None:
-    assert classify("transactoins", "en", today=TODAY).name == "transactions"
-    assert classify("tranzakcje", "pl", today=TODAY).name == "transactions"
-    assert classify("whats my balence", "en", today=TODAY).name == "balance"
+    assert kind(classify("transactoins", "en", today=TODAY)) == "transactions"
+    assert kind(classify("tranzakcje", "pl", today=TODAY)) == "transactions"
+    assert kind(classify("whats my balence", "en", today=TODAY)) == "balance"
     # a merchant is not a typo of a short stem ("Revolut" is not "revok*")
     revolut = classify("what did I spend at Revolut", "en", today=TODAY)
-    assert (revolut.name, revolut.merchant) == ("transactions", "Revolut")
+    assert (kind(revolut), revolut.merchant) == ("transactions", "Revolut")
     # one changed letter in a short Arabic word is another word: "الأخبار" is not "الادخار"
-    assert classify("شو الأخبار", "ar", today=TODAY).name == "unknown"
+    assert kind(classify("شو الأخبار", "ar", today=TODAY)) == "unknown"
 
 
 def test_a_lone_no_cancels_and_apostrophes_do_not_matter() -> None:
     for text, language in (("no", "en"), ("Nie", "pl"), ("لا", "ar")):
-        assert classify(text, language, today=TODAY).name == "cancel"
+        assert kind(classify(text, language, today=TODAY)) == "cancel"
     assert classify("whats my balance", "en", today=TODAY) == classify(
         "what’s my balance", "en", today=TODAY
     )
@@ -309,16 +315,16 @@ def test_polish_without_diacritics_reads_the_same(phrase: dict[str, str]) -> Non
     plain = phrase["text"].translate(str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ", "acelnoszzACELNOSZZ"))
     a = classify(phrase["text"], "pl", today=TODAY)
     b = classify(plain, "pl", today=TODAY)
-    assert (a.name, a.date_from, a.date_to) == (b.name, b.date_from, b.date_to)
+    assert (kind(a), a.date_from, a.date_to) == (kind(b), b.date_from, b.date_to)
 
 
 @pytest.mark.parametrize("language", ["en", "ar", "pl"])
-def test_accuracy_on_the_labelled_set_is_at_least_90_percent(language: str) -> None:
+def test_accuracy_on_the_labelled_set_is_at_least_95_percent(language: str) -> None:
     today, phrases = load()
     mine = [p for p in phrases if p["language"] == language]
     assert len(mine) >= 60
     right = [classify(p["text"], language, today=today).name == p["intent"] for p in mine]
-    assert sum(right) / len(right) >= 0.9
+    assert sum(right) / len(right) >= 0.95
 
 
 def test_labelled_entities_are_mostly_found() -> None:
@@ -374,16 +380,15 @@ def test_arabic_indic_digits_read_like_ascii_ones(phrase: dict[str, str]) -> Non
     arabic = ascii_text.translate(ARABIC_INDIC)
     a = classify(ascii_text, phrase["language"], today=TODAY)
     b = classify(arabic, phrase["language"], today=TODAY)
-    assert (a.name, a.date_from, a.date_to) == (b.name, b.date_from, b.date_to)
+    assert (kind(a), a.date_from, a.date_to) == (kind(b), b.date_from, b.date_to)
 
 
 @given(st.sampled_from(_PHRASES), st.sampled_from(["upper", "lower", "title"]))
 def test_letter_case_does_not_change_the_intent(phrase: dict[str, str], case: str) -> None:
     text = phrase["text"]
     changed = getattr(text, case)()
-    assert (
-        classify(changed, phrase["language"], today=TODAY).name
-        == classify(text, phrase["language"], today=TODAY).name
+    assert kind(classify(changed, phrase["language"], today=TODAY)) == kind(
+        classify(text, phrase["language"], today=TODAY)
     )
 
 
@@ -398,7 +403,7 @@ def test_arabic_indic_digits_in_dates_read_like_ascii_ones(
     text = _SPENT[language].format(f"{day} {_MONTHS[language][month]}")
     a = classify(text, language, today=TODAY)
     b = classify(text.translate(ARABIC_INDIC), language, today=TODAY)
-    assert a.name == b.name == "transactions"
+    assert kind(a) == kind(b) == "transactions"
     assert a.date_from is not None and a.date_from.day == day
     assert (a.date_from, a.date_to) == (b.date_from, b.date_to)
 
@@ -416,5 +421,5 @@ def test_an_iso_date_starts_the_period_unless_it_is_in_the_future(day: date) -> 
 @given(st.sampled_from(["en", "pl", "ar"]), _NAMES)
 def test_the_merchant_comes_back_as_written(language: str, name: str) -> None:
     got = classify(_AT[language].format(name), language, today=TODAY)
-    assert (got.name, got.merchant) == ("transactions", name)
+    assert (kind(got), got.merchant) == ("transactions", name)
     assert (got.date_from, got.date_to) == (date(2026, 10, 1), date(2026, 10, 31))

@@ -1,0 +1,202 @@
+"""The spending view: money out over a period, per currency and count, with no rows.
+
+"How much did I spend at Tesco last month" is a total over every account whose consent and
+bank policy allow transactions, not the total of one page: the broker walks the bank's pages for
+the period (bounded per account), minimizes each transaction, keeps those matching the merchant
+(any script, Polish inflection: :mod:`consent.domain.merchant_match`) and category, and answers
+totals only. A bank that doesn't share categories simply matches no category filter.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from consent.banks.client import BankClient
+from consent.domain.consent import can_read
+from consent.domain.handles import opaque_id
+from consent.domain.merchant_match import merchant_matches
+from consent.domain.minimize import transaction_view
+from consent.domain.policy import allowed_fields
+from consent.domain.scopes import Scope
+from consent.domain.views import SPENDING_FIELDS, View
+from consent.service.accounts import opened_token
+from consent.service.broker import Broker
+from consent.service.errors import not_found
+from consent.service.reads import (
+    _bank_call,
+    authorized_consents,
+    handles_for,
+    pending_entry,
+    require_purpose,
+)
+from consent.service.transactions import BANK_PAGES_PER_CALL
+from consent.store.audit_writer import PendingEntry
+from consent.store.tables import PlatformClient, Subject
+
+
+@dataclass(frozen=True)
+class SpendingQuery:
+    start: date
+    end: date
+    merchant: str | None = None
+    category: str | None = None
+    handle: str | None = None
+    bank_id: str | None = None
+
+
+@dataclass
+class _Sum:
+    total: Decimal = Decimal(0)
+    count: int = 0
+
+
+def _matches(view: View, q: SpendingQuery) -> bool:
+    if view.get("direction") != "out" or not isinstance(view.get("amount"), str):
+        return False
+    if q.category is not None and view.get("category") != q.category:
+        return False
+    merchant = view.get("merchant")
+    return q.merchant is None or (
+        isinstance(merchant, str) and merchant_matches(merchant, q.merchant)
+    )
+
+
+def _add(views: list[View], q: SpendingQuery, into: dict[tuple[str, str | None], _Sum]) -> None:
+    for view in views:
+        currency = view.get("currency")
+        if not isinstance(currency, str) or not _matches(view, q):
+            continue
+        category = view.get("category")
+        bucket = into[(currency, category if isinstance(category, str) else None)]
+        bucket.total += abs(Decimal(str(view["amount"])))
+        bucket.count += 1
+
+
+def _answer(
+    q: SpendingQuery, sums: dict[tuple[str, str | None], _Sum], complete: bool, accounts: int
+) -> dict[str, Any]:
+    per_currency: dict[str, _Sum] = defaultdict(_Sum)
+    for (currency, _), s in sums.items():
+        per_currency[currency].total += s.total
+        per_currency[currency].count += s.count
+    return {
+        "from": q.start.isoformat(),
+        "to": q.end.isoformat(),
+        "merchant": q.merchant,
+        "category": q.category,
+        "totals": [
+            {"currency": c, "total": str(s.total), "count": s.count}
+            for c, s in sorted(per_currency.items())
+        ],
+        "by_category": [
+            {"category": cat, "currency": c, "total": str(s.total), "count": s.count}
+            for (c, cat), s in sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1].total))
+            if cat is not None
+        ],
+        "complete": complete,
+        "accounts": accounts,
+    }
+
+
+async def spending(
+    broker: Broker, client: PlatformClient, subject: Subject, q: SpendingQuery, purpose: str
+) -> dict[str, Any]:
+    """Totals of money out over ``q``'s period across the accounts that allow transactions."""
+    await require_purpose(broker, client, subject.subject_id, purpose, "read.spending")
+    now = broker.clock()
+    sums: dict[tuple[str, str | None], _Sum] = defaultdict(_Sum)
+    entries: list[PendingEntry] = []
+    complete = True
+    found_handle = q.handle is None
+    walked = 0  # accounts whose transactions were summed
+    params = {
+        "fromBookingDateTime": datetime.combine(q.start, time.min, UTC).isoformat(),
+        "toBookingDateTime": datetime.combine(q.end, time.max, UTC).isoformat(timespec="seconds"),
+    }
+    async with broker.read_lock(subject.subject_id):
+        for row in await authorized_consents(broker, subject.subject_id):
+            if q.bank_id is not None and row.bank_id != q.bank_id:
+                continue
+            policy = broker.policy(row.bank_id)
+            decision = can_read(row.consent, Scope.TRANSACTIONS, policy, now)
+            if not decision.allowed:
+                if Scope.TRANSACTIONS.value in row.scopes.split(","):
+                    entries.append(
+                        pending_entry(
+                            client,
+                            subject.subject_id,
+                            action="read.spending",
+                            scope="transactions",
+                            purpose=purpose,
+                            fields=[],
+                            outcome="denied",
+                            reason=decision.reason,
+                            at=now,
+                        )
+                    )
+                continue
+            fields = allowed_fields("transaction", policy, broker.contract)
+            key, token = opened_token(broker, row)
+
+            async def accounts(bank: BankClient, token: str) -> list[str]:
+                found = (await bank.read(token, "/accounts"))["Data"]["Account"]
+                return [str(a["AccountId"]) for a in found]
+
+            account_ids = await _bank_call(broker, row, key, token, accounts)
+            handles = await handles_for(broker, row, account_ids)
+            for account_id, handle in zip(account_ids, handles, strict=True):
+                if q.handle is not None and handle != q.handle:
+                    continue
+                found_handle = True
+                walked += 1
+                for page in range(1, BANK_PAGES_PER_CALL + 1):
+
+                    async def fetch(
+                        bank: BankClient, token: str, page: int = page, account: str = account_id
+                    ) -> dict[str, Any]:
+                        path = f"/accounts/{account}/transactions"
+                        return await bank.read(token, path, {**params, "page": str(page)})
+
+                    body = await _bank_call(broker, row, key, token, fetch)
+                    views = [
+                        transaction_view(
+                            tx,
+                            opaque_id=opaque_id(
+                                broker.handle_secret, row.consent_id, str(tx.get("TransactionId"))
+                            ),
+                            fields=fields,
+                        )
+                        for tx in body["Data"]["Transaction"]
+                    ]
+                    _add(views, q, sums)
+                    if "Next" not in body.get("Links", {}):
+                        break
+                else:  # more history than one call may walk: the total is a lower bound
+                    complete = False
+            entries.append(
+                pending_entry(
+                    client,
+                    subject.subject_id,
+                    action="read.spending",
+                    scope="transactions",
+                    purpose=purpose,
+                    fields=sorted(
+                        SPENDING_FIELDS
+                        & (
+                            {"period", "currency", "total", "count"}
+                            | ({"category"} if "category" in fields else set())
+                        )
+                    ),
+                    outcome="allowed",
+                    reason="ok",
+                    at=now,
+                )
+            )
+        await broker.audit(entries)  # committed before anything is answered
+    if not found_handle:
+        raise not_found("account")
+    return _answer(q, sums, complete, walked)
