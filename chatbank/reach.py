@@ -24,21 +24,24 @@ class UnreachableError(RuntimeError):
 async def start_bot(runtime: BotRuntime, *, api_setting: str = "BOT_API_BASE_URL in .env") -> None:
     """Start the bot; a Bot API that is not there or refuses the token is one clear error
     (``api_setting``: what to tell the person to check)."""
-    url = runtime.settings.api_base_url
     try:
         await runtime.start()
-    except InvalidToken as e:
-        raise UnreachableError(
-            "the Bot API", url, "BOT_TOKEN in .env", "refused the bot token"
-        ) from e
-    except EndPointNotFound as e:
-        raise UnreachableError(
-            "the Bot API", url, api_setting, "does not answer as a Telegram Bot API"
-        ) from e
     except BadRequest:
         raise  # the server is there and answered: a bug of ours, keep the traceback
-    except NetworkError as e:  # refused, reset, timed out, name not found
-        raise UnreachableError("the Bot API", url, api_setting) from e
+    except (InvalidToken, EndPointNotFound, NetworkError) as e:
+        if runtime.application is not None:  # PTB never finished initializing: close by hand
+            await runtime.application.bot.request.shutdown()
+        raise _explain(e, runtime.settings.api_base_url, api_setting) from e
+
+
+def _explain(error: Exception, url: str, api_setting: str) -> UnreachableError:
+    if isinstance(error, InvalidToken):
+        return UnreachableError("the Bot API", url, "BOT_TOKEN in .env", "refused the bot token")
+    if isinstance(error, EndPointNotFound):
+        return UnreachableError(
+            "the Bot API", url, api_setting, "does not answer as a Telegram Bot API"
+        )
+    return UnreachableError("the Bot API", url, api_setting)  # refused, reset, timed out, DNS
 
 
 async def probe(service: str, url: str, setting: str) -> UnreachableError | None:

@@ -164,3 +164,29 @@ def test_an_unreachable_remote_bot_api_names_only_its_url_setting() -> None:
     )
     assert "LOCALCHAT_PORT=9003" in api_setting("http://127.0.0.1:9003/bot", local=False)
     assert api_setting("http://127.0.0.1:8003/bot", local=True) == "BOT_API_BASE_URL in .env"
+
+
+async def test_a_bot_api_that_refuses_the_token_names_bot_token(
+    tmp_path: Path, aiohttp_server: Any
+) -> None:
+    from bot.runtime import BotRuntime
+    from chatbank.reach import UnreachableError, start_bot
+    from localchat.app import create_app as create_localchat
+
+    chat = await aiohttp_server(create_localchat(LocalchatSettings(bot_token="111:the-right-one")))
+    api = str(chat.make_url("/bot"))
+    settings = BotSettings(
+        token="222:a-wrong-one",
+        api_base_url=api,
+        port=_free_port(),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+    )
+    runtime = BotRuntime(settings)
+    try:
+        with pytest.raises(UnreachableError) as caught:
+            await start_bot(runtime)
+    finally:
+        await runtime.stop()
+    assert str(caught.value) == (
+        f"the Bot API at {api} refused the bot token; check BOT_TOKEN in .env"
+    )
