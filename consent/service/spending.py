@@ -10,6 +10,7 @@ totals only. A bank that doesn't share categories simply matches no category fil
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -25,9 +26,13 @@ from consent.domain.scopes import Scope
 from consent.domain.views import SPENDING_FIELDS, View
 from consent.service.accounts import opened_token
 from consent.service.broker import Broker
-from consent.service.errors import not_found
+from consent.service.errors import BrokerError, not_found
 from consent.service.reads import (
-    _bank_call,
+    _UNSET,
+    AuthorizedConsent,
+    _call_unless_401,
+    _refreshed_token,
+    _retry,
     authorized_consents,
     handles_for,
     pending_entry,
@@ -46,6 +51,29 @@ class SpendingQuery:
     category: str | None = None
     handle: str | None = None
     bank_id: str | None = None
+
+
+@dataclass
+class _Session:
+    """One consent's bank calls during a walk: the token is refreshed at most once, and the
+    fresh one is used for every call after it."""
+
+    broker: Broker
+    row: AuthorizedConsent
+    key: bytes | None
+    token: str | None
+
+    async def call(self, call: Callable[[BankClient, str], Awaitable[Any]]) -> Any:
+        if self.key is None or self.token is None:
+            raise BrokerError(409, "consent_not_authorized", "this consent holds no usable token")
+        bank = await self.broker.bank(self.row.bank_id)
+        result = await _call_unless_401(bank, self.token, call)
+        if result is not _UNSET:
+            return result
+        async with self.broker.sessions() as session:
+            self.token = await _refreshed_token(self.broker, session, bank, self.row, self.key)
+            await session.commit()
+        return await _retry(bank, self.token, call)
 
 
 @dataclass
@@ -140,13 +168,13 @@ async def spending(
                     )
                 continue
             fields = allowed_fields("transaction", policy, broker.contract)
-            key, token = opened_token(broker, row)
+            bank_session = _Session(broker, row, *opened_token(broker, row))
 
             async def accounts(bank: BankClient, token: str) -> list[str]:
                 found = (await bank.read(token, "/accounts"))["Data"]["Account"]
                 return [str(a["AccountId"]) for a in found]
 
-            account_ids = await _bank_call(broker, row, key, token, accounts)
+            account_ids = await bank_session.call(accounts)
             handles = await handles_for(broker, row, account_ids)
             for account_id, handle in zip(account_ids, handles, strict=True):
                 if q.handle is not None and handle != q.handle:
@@ -161,7 +189,7 @@ async def spending(
                         path = f"/accounts/{account}/transactions"
                         return await bank.read(token, path, {**params, "page": str(page)})
 
-                    body = await _bank_call(broker, row, key, token, fetch)
+                    body = await bank_session.call(fetch)
                     views = [
                         transaction_view(
                             tx,

@@ -238,3 +238,30 @@ async def test_transactions_filter_by_category_and_amount_size(env: Env) -> None
             f"/v1/subjects/{subject}/{path}", params=params, headers=env.auth()
         )
         assert resp.status == 400 and (await resp.json())["error"] == code, params
+
+
+@pytest.mark.parametrize("path", ["accounts", "spending"])
+async def test_a_failing_bank_is_a_502_with_a_retry_hint_and_nothing_half_written(
+    env: Env, path: str
+) -> None:
+    subject = await env.subject()
+    await env.link(subject)
+    await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 1.0})
+    resp = await env.broker.get(f"/v1/subjects/{subject}/{path}", headers=env.auth())
+    assert resp.status == 502 and resp.headers["Retry-After"]
+    assert (await resp.json())["error"] == "bank_unavailable"
+    await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 0.0})
+    assert (await _get(env, subject, path)) is not None
+    assert all(
+        e["outcome"] == "allowed" for e in await _log(env, subject) if e["action"] == f"read.{path}"
+    )
+
+
+async def test_an_expired_bank_token_is_refreshed_for_the_new_views(env: Env) -> None:
+    subject = await env.subject()
+    await env.link(subject, "libertas")
+    env.clock.now += timedelta(minutes=10)  # the bank's 5-minute access token has expired
+    assert (await _get(env, subject, "accounts"))["accounts"]
+    env.clock.now += timedelta(minutes=10)
+    spent = await _get(env, subject, "spending")
+    assert spent["accounts"] >= 1 and spent["totals"]
