@@ -17,6 +17,8 @@ from bot import views
 from bot.broker import Account, BrokerError
 from bot.context import ChatContext, subject_of, texts
 from bot.handlers.common import answer_button, report, say
+from bot.intents.entities import find_bank
+from bot.intents.normalize import normalize
 from bot.store import repo
 
 
@@ -94,6 +96,9 @@ async def transactions(
     paged, with period buttons; only accounts that allow transactions are offered."""
     if merchant is None and context.args:
         merchant = " ".join(context.args)[:60] or None
+        named, rest = find_bank(normalize(merchant or ""))
+        if named is not None and not rest.strip():  # "/transactions libertas": a bank
+            bank, merchant = named, None
     subject = await subject_of(update, context, create=False)
     t = await texts(update, context)
     if subject is None:

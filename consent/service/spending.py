@@ -152,7 +152,7 @@ async def spending(
             policy = broker.policy(row.bank_id)
             decision = can_read(row.consent, Scope.TRANSACTIONS, policy, now)
             if not decision.allowed:
-                if Scope.TRANSACTIONS.value in row.scopes.split(","):
+                if Scope.TRANSACTIONS in row.consent.scopes:
                     entries.append(
                         pending_entry(
                             client,

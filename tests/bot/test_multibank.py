@@ -24,6 +24,8 @@ async def test_transactions_skip_a_strict_bank_and_open_the_one_that_shares_them
             ALICE, listed, other[-1]["callback_data"], lambda t: "Transactions" in t
         )
         assert "Libertas" in moved["text"]
+    wisla = await system.say(ALICE, "/transactions wisla", lambda t: "Wisła" in t)
+    assert "shares transactions" in wisla["text"] and "at wisla" not in wisla["text"]
     only = await system.say(ALICE, "balance at libertas", lambda t: "balances" in t.lower())
     assert "Libertas" in only["text"] and "Wisła" not in only["text"]
 
