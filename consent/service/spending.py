@@ -43,6 +43,13 @@ from consent.store.audit_writer import PendingEntry
 from consent.store.tables import PlatformClient, Subject
 
 
+def spending_fields(transaction_fields: frozenset[str]) -> list[str]:
+    """What a spending answer carries for a bank: the category only where the bank lets the
+    platform see categories in transactions."""
+    dropped = set() if "category" in transaction_fields else {"category"}
+    return sorted(SPENDING_FIELDS - dropped)
+
+
 @dataclass(frozen=True)
 class SpendingQuery:
     start: date
@@ -212,13 +219,7 @@ async def spending(
                     action="read.spending",
                     scope="transactions",
                     purpose=purpose,
-                    fields=sorted(
-                        SPENDING_FIELDS
-                        & (
-                            {"period", "currency", "total", "count"}
-                            | ({"category"} if "category" in fields else set())
-                        )
-                    ),
+                    fields=spending_fields(fields),
                     outcome="allowed",
                     reason="ok",
                     at=now,
