@@ -19,6 +19,7 @@ from bot.handlers.common import answer_button, report, say
 from bot.store import repo
 
 DEFAULT_DAYS = 30
+MAX_DAYS = 366  # the longest period the broker adds up in one answer
 
 
 async def spending(
@@ -40,6 +41,7 @@ async def spending(
     today = context.services.clock().date()
     end = min(date_to or today, today)
     start = date_from or end - timedelta(days=DEFAULT_DAYS - 1)
+    start = min(max(start, end - timedelta(days=MAX_DAYS - 1)), end)  # what the broker totals
     chat = update.effective_chat
     assert chat is not None
     await chat.send_action("typing")

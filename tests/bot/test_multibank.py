@@ -79,6 +79,10 @@ async def test_spending_totals_in_arabic_and_polish_find_merchants_at_the_broker
         ALICE, "how much did I spend on groceries", lambda t: "Spending" in t
     )
     assert "groceries" in groceries["text"] and "You spent" in groceries["text"]
+    since = await system.say(  # longer than the broker adds up at once: the last year
+        ALICE, "how much did I spend since 1 January 2025", lambda t: "Spending" in t
+    )
+    assert "2025" in since["text"] and "went wrong" not in since["text"]
 
 
 async def test_small_talk_support_transfers_cards_and_typos_get_polite_answers(
