@@ -10,9 +10,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from consent.api import callback, events, platform
+from consent.api import badhttp, callback, events, platform
 from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
+from consent.api.params import id_guard
 from consent.events.verify import JwksCache
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
@@ -44,7 +45,8 @@ def create_app(
     migrate: bool = True,
 ) -> web.Application:
     """Build the broker: storage (migrated on start), vault, bank clients, routes."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    badhttp.install()
+    app = web.Application(middlewares=[error_middleware, id_guard], client_max_size=64 * 1024)
     keys = key_source(settings)
     keys.ring  # noqa: B018 - fail at start-up, not at the first request, if the ring is unusable
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from consent.api.keys import BROKER, RELAY
 from consent.api.page_language import RTL, from_accept_language, language_of_state, translations
+from consent.domain.ids import is_id
 from consent.service import linking
 from consent.service.errors import BrokerError
 
@@ -45,7 +46,7 @@ def _page(request: web.Request, title: str, text: str, status: int) -> web.Respo
 async def callback(request: web.Request) -> web.Response:
     """Finish the link: exchange the code, then tell the user to go back to the chat."""
     state = request.query.get("state", "")
-    if not state:
+    if not is_id(state):
         return _page(
             request, "Link not found", "This link is incomplete. Start again from the chat.", 400
         )
