@@ -46,7 +46,7 @@ def _page(request: web.Request, title: str, text: str, status: int) -> web.Respo
 async def callback(request: web.Request) -> web.Response:
     """Finish the link: exchange the code, then tell the user to go back to the chat."""
     state = request.query.get("state", "")
-    if not is_id(state):
+    if not is_id(state) or not is_id(request.match_info["bank_id"]):
         return _page(
             request, "Link not found", "This link is incomplete. Start again from the chat.", 400
         )

@@ -190,8 +190,11 @@ async def balances(request: web.Request) -> web.Response:
     """Minimized balance views across the subject's banks."""
     broker, client, subject = await _caller(request, None)
     request.app[LIMITER].take(subject.subject_id, broker.clock())
-    views = await reads.balances(broker, client, subject, _purpose(request))
-    return web.Response(body=orjson.dumps({"balances": views}), content_type="application/json")
+    views, failures = await reads.balances(broker, client, subject, _purpose(request))
+    return web.Response(
+        body=orjson.dumps({"balances": views, "errors": failures}),
+        content_type="application/json",
+    )
 
 
 @routes.get("/v1/subjects/{subject_id}/accounts")
