@@ -113,7 +113,8 @@ async def admin_new_client(request: web.Request) -> web.Response:
 @routes.get("/v1/banks")
 async def banks(request: web.Request) -> web.Response:
     """Banks the platform can offer, with what each allows through a chat platform."""
-    await _client(request)
+    client = await _client(request)
+    await reads.require_purpose(request.app[BROKER], client, None, _purpose(request), "banks.list")
     out = [
         {
             "bank_id": p.bank_id,

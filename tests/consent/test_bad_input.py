@@ -60,7 +60,7 @@ async def test_a_nul_byte_in_any_id_is_a_typed_4xx_not_a_500(env: Env) -> None:
 async def test_the_callback_refuses_a_nul_byte_in_state_without_credentials(env: Env) -> None:
     for bank, state in [("northwind", NUL), ("northwind", "a%C3%BCb"), ("north%00wind", "abc")]:
         resp = await env.broker.get(f"/callback/{bank}?state={state}&code=x")
-        assert resp.status == 400
+        assert resp.status == 404
         assert "Link not found" in await resp.text()
 
 
