@@ -20,6 +20,7 @@ from consent.service.linking import PURPOSE, apply, to_domain
 from consent.service.reads import handle_for
 from consent.store import audit
 from consent.store import secrets as sealed
+from consent.store import shredding
 from consent.store.tables import AlertRow, ConsentRow, ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -56,17 +57,22 @@ async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
             await session.rollback()
             return "duplicate"
         outcome = "ignored"
+        shredded = False
         for kind, event in claims["events"].items():
             if not isinstance(event, dict):
                 continue
             if kind == FRAUD_ALERT:
                 outcome = await _fraud_alert(broker, session, bank_id, event) or outcome
             elif kind == CONSENT_REVOKED:
-                outcome = await _revoked_at_bank(broker, session, bank_id, event) or outcome
+                revoked = await _revoked_at_bank(broker, session, bank_id, event)
+                shredded = shredded or revoked is not None
+                outcome = revoked or outcome
             elif kind == RESOURCE_UPDATE:
                 outcome = "processed"
         await session.commit()
-        return outcome
+    if shredded:
+        await shredding.settle(broker.engine)
+    return outcome
 
 
 async def _fraud_alert(

@@ -24,6 +24,7 @@ from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
 from consent.store import audit
 from consent.store import secrets as sealed
+from consent.store import shredding
 from consent.store.tables import ConsentRow, PlatformClient, Subject
 
 PURPOSE = "chat-service"
@@ -176,6 +177,7 @@ async def complete_link(
                 now=now,
             )
             await session.commit()
+            await shredding.settle(broker.engine)
             return row
         key = await broker.data_key(session, row.consent_id)
         verifier = (
@@ -273,7 +275,8 @@ async def end_consent(
             at=now,
         )
         await session.commit()
-        return row
+    await shredding.settle(broker.engine)
+    return row
 
 
 async def revoke(broker: Broker, subject: Subject, consent_id: str) -> ConsentRow:
