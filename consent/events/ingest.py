@@ -18,9 +18,8 @@ from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.linking import PURPOSE, apply, to_domain
 from consent.service.reads import handle_for
-from consent.store import audit
+from consent.store import audit, shredding
 from consent.store import secrets as sealed
-from consent.store import shredding
 from consent.store.tables import AlertRow, ConsentRow, ProcessedEvent
 
 log = logging.getLogger(__name__)

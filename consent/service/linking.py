@@ -22,9 +22,8 @@ from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
-from consent.store import audit
+from consent.store import audit, shredding
 from consent.store import secrets as sealed
-from consent.store import shredding
 from consent.store.tables import ConsentRow, PlatformClient, Subject
 
 PURPOSE = "chat-service"

@@ -28,7 +28,7 @@ async def settle(engine: AsyncEngine) -> None:
     if engine.dialect.name != "sqlite":
         return
     async with engine.connect() as conn:
-        busy, _, _ = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
-    if busy:
+        result = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+    if result[0]:
         # a reader held an old snapshot past the busy timeout; the next checkpoint finishes it
         log.warning("the WAL checkpoint after shredding could not complete yet")
