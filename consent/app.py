@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +15,7 @@ from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
 from consent.api.params import id_guard
 from consent.events.verify import JwksCache
+from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
@@ -81,6 +82,13 @@ def create_app(
             tasks = [
                 asyncio.create_task(relay.run_forever(settings.relay_idle_s)),
                 asyncio.create_task(sweep_forever(broker, settings.sweep_interval_s)),
+                asyncio.create_task(
+                    purge_forever(
+                        broker,
+                        timedelta(hours=settings.outbox_retention_hours),
+                        settings.sweep_interval_s,
+                    )
+                ),
             ]
             yield
             for task in tasks:
