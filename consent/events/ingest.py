@@ -11,6 +11,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.domain import consent as rules
+from consent.domain.handles import alert_handle
 from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
@@ -93,8 +94,11 @@ async def _fraud_alert(
     actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS.value in scopes else [])]
     handle = await handle_for(broker, session, row, str(event.get("account_id", "")))
     fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
-    view = fraud_alert_view(event, account_handle=handle, actions=actions, fields=fields)
-    session.add(AlertRow(alert_id=alert_id, consent_id=row.consent_id))
+    opaque = alert_handle(broker.handle_secret, bank_id, alert_id)
+    view = fraud_alert_view(
+        event, alert_handle=opaque, account_handle=handle, actions=actions, fields=fields
+    )
+    session.add(AlertRow(alert_id=alert_id, handle=opaque, consent_id=row.consent_id))
     enqueue(
         session,
         client_id=row.client_id,
