@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from consent.service.errors import BrokerError, bad_request, not_found
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _DIGITS = re.compile(r"[0-9]{1,9}")
+_DECIMAL = re.compile(r"[0-9]{1,13}(\.[0-9]{1,4})?")
 
 
 def query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
@@ -25,6 +27,18 @@ def query_int(request: web.Request, name: str, *, default: int, low: int, high: 
     if _DIGITS.fullmatch(raw) is None or not low <= int(raw) <= high:
         raise bad_request(f"{name} must be a whole number between {low} and {high}")
     return int(raw)
+
+
+def query_decimal(request: web.Request, name: str, *, high: Decimal, code: str) -> Decimal | None:
+    """``?name=`` as a non-negative decimal up to ``high`` (ASCII digits, an optional point and
+    up to four decimals), or None when absent or empty; 400 ``code`` otherwise. (``Decimal``
+    itself accepts "١٢", "1_000" and "1e5".)"""
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    if _DECIMAL.fullmatch(raw) is None or Decimal(raw) > high:
+        raise bad_request(f"{name} must be a decimal like 12.50", code)
+    return Decimal(raw)
 
 
 @web.middleware

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from consent.api.keys import BROKER, LIMITER
-from consent.api.params import query_int
+from consent.api.params import query_decimal, query_int
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
 from consent.service import accounts, alerts, lifecycle, linking, platform, reads
@@ -287,16 +287,7 @@ def _category(request: web.Request) -> str | None:
 
 
 def _amount(request: web.Request, name: str) -> Decimal | None:
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation as e:
-        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount") from e
-    if not value.is_finite() or value < 0 or value > 10**12:
-        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount")
-    return value
+    return query_decimal(request, name, high=Decimal(10**12), code="invalid_amount")
 
 
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")

@@ -81,7 +81,7 @@ async def test_a_nul_byte_in_a_json_body_is_refused(env: Env) -> None:
     assert 400 <= resp.status < 500, await resp.text()
 
 
-async def test_limit_accepts_ascii_digits_in_range_only(env: Env) -> None:
+async def test_limit_and_amounts_accept_ascii_digits_in_range_only(env: Env) -> None:
     subject = await env.subject()
     await env.link(subject)
     resp = await env.broker.get(f"/v1/subjects/{subject}/balances", headers=env.auth())
@@ -92,6 +92,12 @@ async def test_limit_accepts_ascii_digits_in_range_only(env: Env) -> None:
         assert resp.status == 400, (limit, await resp.text())
         assert (await resp.json())["error"] == "invalid_request"
     resp = await env.broker.get(path, params={"limit": "50"}, headers=env.auth())
+    assert resp.status == 200, await resp.text()
+    for amount in ["١٢", "1_000", "1e5", "NaN", "Infinity", "-1", "12.", ".5", "1" * 14]:
+        resp = await env.broker.get(path, params={"amount_min": amount}, headers=env.auth())
+        assert resp.status == 400, (amount, await resp.text())
+        assert (await resp.json())["error"] == "invalid_amount"
+    resp = await env.broker.get(path, params={"amount_min": "12.50"}, headers=env.auth())
     assert resp.status == 200, await resp.text()
 
 
