@@ -119,6 +119,22 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_retire(args: argparse.Namespace) -> int:
+    from chatbank.keys import RetireRefusedError, retire
+    from consent.settings import BrokerSettings
+
+    try:
+        dropped = asyncio.run(retire(BrokerSettings(), args.version))
+    except RetireRefusedError as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 1
+    if dropped:
+        print("retired KEK versions " + ", ".join(str(v) for v in dropped))
+    else:
+        print("no KEK version can be retired: every old one still wraps data keys")
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     folder = Path(args.data_dir)
     (folder / "keys").mkdir(parents=True, exist_ok=True)
@@ -176,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser(
         "rotate", help="new key-encryption key; re-wrap every data key"
     ).set_defaults(func=_keys_rotate)
+    retire_cmd = keys_sub.add_parser(
+        "retire", help="drop KEK versions no data key uses (never the current one)"
+    )
+    retire_cmd.add_argument(
+        "--version", type=int, default=None, help="retire this version only (refused if in use)"
+    )
+    retire_cmd.set_defaults(func=_keys_retire)
     return parser
 
 

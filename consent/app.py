@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from consent.api import callback, events, platform
+from consent.api import badhttp, callback, events, platform
 from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
+from consent.api.params import id_guard
 from consent.events.verify import JwksCache
+from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
@@ -44,7 +46,8 @@ def create_app(
     migrate: bool = True,
 ) -> web.Application:
     """Build the broker: storage (migrated on start), vault, bank clients, routes."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    badhttp.install()
+    app = web.Application(middlewares=[error_middleware, id_guard], client_max_size=64 * 1024)
     keys = key_source(settings)
     keys.ring  # noqa: B018 - fail at start-up, not at the first request, if the ring is unusable
 
@@ -79,6 +82,13 @@ def create_app(
             tasks = [
                 asyncio.create_task(relay.run_forever(settings.relay_idle_s)),
                 asyncio.create_task(sweep_forever(broker, settings.sweep_interval_s)),
+                asyncio.create_task(
+                    purge_forever(
+                        broker,
+                        timedelta(hours=settings.outbox_retention_hours),
+                        settings.sweep_interval_s,
+                    )
+                ),
             ]
             yield
             for task in tasks:

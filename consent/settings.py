@@ -49,7 +49,9 @@ class BrokerSettings(BaseSettings):
     policy_dir: str = str(Path(__file__).with_name("policies"))
     bank_timeout_s: float = Field(default=5.0, gt=0, le=60)
     relay_idle_s: float = Field(default=1.0, gt=0, le=60)  # outbox retry poll when idle
-    sweep_interval_s: float = Field(default=60.0, gt=0)  # expiry and renewal-notice sweep
+    sweep_interval_s: float = Field(default=60.0, gt=0)  # expiry, renewal notices, outbox purge
+    # delivered outbox messages (alert payloads) are deleted this long after delivery
+    outbox_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     reads_per_minute: int = Field(default=30, ge=1)  # per subject: a human's pace, not a crawler's
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from bank_mock.errors import BankError
 from bank_mock.keys import BANKS, CLOCK, GRANTS, SETTINGS, bank_of
 from bank_mock.models import Consent, Direction, Transaction
 from bank_mock.obie.serialize import account_json, balances_json, iso, transaction_json
+from bank_mock.params import query_int
 from bank_mock.state import BankState, Ledger
 
 BASE = "/banks/{bank_id}/open-banking/v3.1/aisp"
@@ -131,13 +132,6 @@ def parse_when(request: web.Request, name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _page(request: web.Request) -> int:
-    raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
-        raise BankError(400, "page must be a positive integer", path="page")
-    return int(raw)
-
-
 def _window(
     consent: Consent, start: datetime | None, end: datetime | None
 ) -> tuple[datetime | None, datetime | None]:
@@ -196,7 +190,7 @@ async def get_transactions(request: web.Request) -> web.Response:
             code="UK.OBIE.Field.InvalidDate",
             path="fromBookingDateTime",
         )
-    page = _page(request)
+    page = query_int(request, "page", default=1, low=1, high=1_000_000)
     ledger = bank.ledger(account_id)
     lo, hi = ledger.bounds(*_window(consent, start, end))
     size = request.app[SETTINGS].page_size

@@ -8,8 +8,9 @@ from aiohttp import web
 
 from consent.api.keys import BROKER, RELAY
 from consent.api.page_language import RTL, from_accept_language, language_of_state, translations
+from consent.domain.ids import is_id
 from consent.service import linking
-from consent.service.errors import BrokerError
+from consent.service.errors import BrokerError, not_found
 
 routes = web.RouteTableDef()
 
@@ -50,6 +51,8 @@ async def callback(request: web.Request) -> web.Response:
             request, "Link not found", "This link is incomplete. Start again from the chat.", 400
         )
     try:
+        if not is_id(state) or not is_id(request.match_info["bank_id"]):
+            raise not_found("pending link")  # no link was ever issued with this shape
         row = await linking.complete_link(
             request.app[BROKER],
             request.match_info["bank_id"],

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from consent.service.errors import BrokerError
+from consent.vault.keyring import VaultError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,6 +26,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except BrokerError as e:
         return error_json(e.status, e.code, e.detail, e.headers)
+    except VaultError:
+        # sealed data that does not open for its row: one line, no traceback, a typed answer
+        log.warning("vault refused sealed data on %s %s", request.method, request.path)
+        return error_json(500, "vault_error", "stored credentials could not be opened")
     except web.HTTPException as e:
         if e.status < 400:
             raise

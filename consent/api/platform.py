@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from consent.api.keys import BROKER, LIMITER
+from consent.api.params import query_decimal, query_int
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
 from consent.service import accounts, alerts, lifecycle, linking, platform, reads
@@ -84,8 +85,10 @@ def consent_json(row: ConsentRow) -> dict[str, Any]:
 
 
 class NewClient(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    webhook_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    webhook_url: str | None = Field(
+        default=None, max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$"
+    )
 
 
 @routes.post("/admin/v1/platform-clients")
@@ -110,7 +113,8 @@ async def admin_new_client(request: web.Request) -> web.Response:
 @routes.get("/v1/banks")
 async def banks(request: web.Request) -> web.Response:
     """Banks the platform can offer, with what each allows through a chat platform."""
-    await _client(request)
+    client = await _client(request)
+    await reads.require_purpose(request.app[BROKER], client, None, _purpose(request), "banks.list")
     out = [
         {
             "bank_id": p.bank_id,
@@ -135,7 +139,7 @@ async def new_subject(request: web.Request) -> web.Response:
 
 
 class NewConsent(BaseModel):
-    bank_id: str = Field(min_length=1, max_length=40)
+    bank_id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.~-]+$")
     scopes: list[str] = Field(min_length=1, max_length=4)
     duration_days: int | None = Field(default=None, ge=1, le=3650)
     # the user's language (BCP 47); the bank shows its pages in it (OIDC ui_locales)
@@ -187,8 +191,11 @@ async def balances(request: web.Request) -> web.Response:
     """Minimized balance views across the subject's banks."""
     broker, client, subject = await _caller(request, None)
     request.app[LIMITER].take(subject.subject_id, broker.clock())
-    views = await reads.balances(broker, client, subject, _purpose(request))
-    return web.Response(body=orjson.dumps({"balances": views}), content_type="application/json")
+    views, failures = await reads.balances(broker, client, subject, _purpose(request))
+    return web.Response(
+        body=orjson.dumps({"balances": views, "errors": failures}),
+        content_type="application/json",
+    )
 
 
 @routes.get("/v1/subjects/{subject_id}/accounts")
@@ -280,16 +287,7 @@ def _category(request: web.Request) -> str | None:
 
 
 def _amount(request: web.Request, name: str) -> Decimal | None:
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation as e:
-        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount") from e
-    if not value.is_finite() or value < 0 or value > 10**12:
-        raise bad_request(f"{name} must be a decimal like 12.50", "invalid_amount")
-    return value
+    return query_decimal(request, name, high=Decimal(10**12), code="invalid_amount")
 
 
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
@@ -300,16 +298,14 @@ async def account_transactions(request: web.Request) -> web.Response:
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
         raise bad_request("from is after to", "invalid_date")
-    raw_limit = request.query.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-        raise bad_request(f"limit must be between 1 and {MAX_PAGE}")
+    limit = query_int(request, "limit", default=20, low=1, high=MAX_PAGE)
     merchant = request.query.get("merchant", "").strip()[:60] or None
     query = TxQuery(
         request.match_info["handle"],
         start,
         end,
         merchant,
-        int(raw_limit),
+        limit,
         request.query.get("cursor"),
         _category(request),
         _amount(request, "amount_min"),

@@ -17,3 +17,8 @@ def opaque_id(secret: bytes, *parts: str) -> str:
 def new_handle(prefix: str = "acc") -> str:
     """A random handle such as ``acc_3kT9…`` that reveals nothing about the account."""
     return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+def alert_handle(secret: bytes, bank_id: str, bank_alert_id: str) -> str:
+    """The platform's stable, opaque id of a bank's fraud alert (``alt_…``)."""
+    return f"alt_{opaque_id(secret, 'fraud-alert', bank_id, bank_alert_id)}"

@@ -116,14 +116,16 @@ def transaction_view(tx: Mapping[str, Any], *, opaque_id: str, fields: frozenset
 def fraud_alert_view(
     payload: Mapping[str, Any],
     *,
+    alert_handle: str,
     account_handle: str,
     actions: Sequence[str],
     fields: frozenset[str],
 ) -> View:
-    """A fraud alert's view from the bank's ``urn:chatbank:events:fraud-alert`` event body."""
+    """A fraud alert's view from the bank's ``urn:chatbank:events:fraud-alert`` event body; the
+    bank's own alert id is replaced by the broker's opaque handle."""
     tx = _map(payload.get("transaction"))
     candidate: View = {
-        "alert_id": str(payload.get("alert_id")) if payload.get("alert_id") else None,
+        "alert_id": alert_handle,
         "account_handle": account_handle,
         "card_last4": last4(payload.get("masked_pan")),
         "merchant": clean_merchant_name(tx.get("merchant_name"), None),

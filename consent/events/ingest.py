@@ -11,6 +11,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.domain import consent as rules
+from consent.domain.handles import alert_handle
 from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
@@ -18,7 +19,7 @@ from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.linking import PURPOSE, apply, to_domain
 from consent.service.reads import handle_for
-from consent.store import audit
+from consent.store import audit, shredding
 from consent.store import secrets as sealed
 from consent.store.tables import AlertRow, ConsentRow, ProcessedEvent
 
@@ -56,17 +57,22 @@ async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
             await session.rollback()
             return "duplicate"
         outcome = "ignored"
+        shredded = False
         for kind, event in claims["events"].items():
             if not isinstance(event, dict):
                 continue
             if kind == FRAUD_ALERT:
                 outcome = await _fraud_alert(broker, session, bank_id, event) or outcome
             elif kind == CONSENT_REVOKED:
-                outcome = await _revoked_at_bank(broker, session, bank_id, event) or outcome
+                revoked = await _revoked_at_bank(broker, session, bank_id, event)
+                shredded = shredded or revoked is not None
+                outcome = revoked or outcome
             elif kind == RESOURCE_UPDATE:
                 outcome = "processed"
         await session.commit()
-        return outcome
+    if shredded:
+        await shredding.settle(broker.engine)
+    return outcome
 
 
 async def _fraud_alert(
@@ -88,8 +94,11 @@ async def _fraud_alert(
     actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS.value in scopes else [])]
     handle = await handle_for(broker, session, row, str(event.get("account_id", "")))
     fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
-    view = fraud_alert_view(event, account_handle=handle, actions=actions, fields=fields)
-    session.add(AlertRow(alert_id=alert_id, consent_id=row.consent_id))
+    opaque = alert_handle(broker.handle_secret, bank_id, alert_id)
+    view = fraud_alert_view(
+        event, alert_handle=opaque, account_handle=handle, actions=actions, fields=fields
+    )
+    session.add(AlertRow(alert_id=alert_id, handle=opaque, consent_id=row.consent_id))
     enqueue(
         session,
         client_id=row.client_id,

@@ -1,8 +1,12 @@
 """Verify a bank's Security Event Token: ES256 against the bank's JWKS (fetched and cached,
-refetched once for an unknown key id), issuer and audience, an ``iat`` window and a ``jti``."""
+refetched for an unknown key id at most once a minute per bank), issuer and audience, an ``iat``
+window and a ``jti``."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +20,9 @@ from joserfc.jws import extract_compact
 from consent.service.errors import BrokerError
 
 IAT_WINDOW = timedelta(minutes=5)
+# However many tokens name an unknown key id, a bank's JWKS is fetched at most this often:
+# forged tokens cannot turn the broker into a load generator against the bank.
+REFETCH_INTERVAL = 60.0
 
 
 def refused(detail: str) -> BrokerError:
@@ -24,26 +31,51 @@ def refused(detail: str) -> BrokerError:
 
 @dataclass
 class JwksCache:
+    """Each bank's key set, fetched on first use and refetched for an unknown ``kid`` only when
+    the last fetch (successful or not) is at least :data:`REFETCH_INTERVAL` seconds old."""
+
     http: aiohttp.ClientSession
+    clock: Callable[[], float] = time.monotonic
+    interval: float = REFETCH_INTERVAL
     _sets: dict[str, KeySet] = field(default_factory=dict)
+    _fetched_at: dict[str, float] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def fetch(self, url: str) -> KeySet:
+        self._fetched_at[url] = self.clock()
         try:
             async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 resp.raise_for_status()
                 keys = KeySet.import_key_set(await resp.json())
         except (aiohttp.ClientError, TimeoutError, ValueError, JoseError) as e:
-            raise BrokerError(
-                503, "jwks_unavailable", "the bank's keys could not be fetched"
-            ) from e
+            raise _unavailable() from e
         self._sets[url] = keys
         return keys
 
-    async def keys(self, url: str, kid: str | None) -> KeySet:
+    def _known(self, url: str, kid: str | None) -> KeySet | None:
         cached = self._sets.get(url)
         if cached is not None and kid and any(k.kid == kid for k in cached.keys):
             return cached
-        return await self.fetch(url)
+        return None
+
+    async def keys(self, url: str, kid: str | None) -> KeySet:
+        if (known := self._known(url, kid)) is not None:
+            return known
+        async with self._locks.setdefault(url, asyncio.Lock()):
+            # Another request may have fetched while this one waited for the lock.
+            if (known := self._known(url, kid)) is not None:
+                return known
+            last = self._fetched_at.get(url)
+            if last is None or self.clock() - last >= self.interval:
+                return await self.fetch(url)
+        cached = self._sets.get(url)
+        if cached is None:
+            raise _unavailable()
+        return cached  # the kid is unknown: the signature check refuses the token
+
+
+def _unavailable() -> BrokerError:
+    return BrokerError(503, "jwks_unavailable", "the bank's keys could not be fetched")
 
 
 def _header(token: str) -> dict[str, Any]:

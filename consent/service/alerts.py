@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import select
+
 from consent.banks.client import BankCallError, BankClient
 from consent.domain.scopes import Scope
 from consent.service.broker import Broker
@@ -23,7 +25,8 @@ async def answer(
     if choice not in ANSWERS:
         raise bad_request("answer must be it_was_me or freeze_card", "invalid_answer")
     async with broker.sessions() as session:
-        alert = await session.get(AlertRow, alert_id)
+        # ``alert_id`` is the platform's opaque handle; the bank's own id stays in the broker
+        alert = (await session.exec(select(AlertRow).where(AlertRow.handle == alert_id))).first()
         row = await session.get(ConsentRow, alert.consent_id) if alert else None
         if alert is None or row is None or row.subject_id != subject.subject_id:
             raise not_found("alert")
@@ -37,13 +40,14 @@ async def answer(
             raise BrokerError(
                 409, "already_answered", f"this alert was already answered {alert.answer}"
             )
+        bank_alert_id = alert.alert_id
         if choice == "freeze_card" and Scope.CARD_CONTROLS.value not in row.scopes.split(","):
             raise BrokerError(
                 403, "scope_not_consented", "freezing a card needs the card_controls scope"
             )
 
         async def resolve(bank: BankClient, token: str) -> dict[str, Any]:
-            url = f"{bank.info.card_controls_base}/fraud-alerts/{alert_id}/resolution"
+            url = f"{bank.info.card_controls_base}/fraud-alerts/{bank_alert_id}/resolution"
             _, body = await bank._call(
                 "POST",
                 url,

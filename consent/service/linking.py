@@ -22,7 +22,7 @@ from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
-from consent.store import audit
+from consent.store import audit, shredding
 from consent.store import secrets as sealed
 from consent.store.tables import ConsentRow, PlatformClient, Subject
 
@@ -176,6 +176,7 @@ async def complete_link(
                 now=now,
             )
             await session.commit()
+            await shredding.settle(broker.engine)
             return row
         key = await broker.data_key(session, row.consent_id)
         verifier = (
@@ -273,7 +274,8 @@ async def end_consent(
             at=now,
         )
         await session.commit()
-        return row
+    await shredding.settle(broker.engine)
+    return row
 
 
 async def revoke(broker: Broker, subject: Subject, consent_id: str) -> ConsentRow:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 
+from consent.domain.ids import is_id
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, not_found
 from consent.store.tables import PlatformClient, Subject
@@ -53,7 +54,7 @@ async def authenticate(broker: Broker, credential: str) -> PlatformClient:
         return cached
     client_id, _, secret = credential.partition(".")
     async with broker.sessions() as session:
-        row = await session.get(PlatformClient, client_id) if client_id else None
+        row = await session.get(PlatformClient, client_id) if is_id(client_id) else None
     expected = row.secret_hash if row else _hash("\x00")
     if not hmac.compare_digest(expected, _hash(secret)) or row is None:
         raise BrokerError(

@@ -7,6 +7,7 @@ denied, with the fields returned).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,9 @@ from consent.store.tables import (
     Subject,
 )
 from consent.vault.envelope import open_sealed, seal
+from consent.vault.keyring import VaultError
+
+log = logging.getLogger(__name__)
 
 
 class ConsentRef(Protocol):
@@ -352,16 +356,41 @@ async def _fetch_balances(
     return [(a, p["Data"]["Balance"]) for a, p in zip(accounts, pages, strict=True)]
 
 
+def _open_token(broker: Broker, row: AuthorizedConsent) -> tuple[bytes | None, str | None]:
+    """The consent's data key and access token (None once shredded); ``VaultError`` if a
+    sealed value does not open for this consent."""
+    key = token = None
+    if row.kek_version is not None and row.wrapped_key is not None:
+        key = broker.open_data_key(row.consent_id, row.kek_version, row.wrapped_key)
+        if row.sealed_token is not None:
+            token = open_sealed(
+                key, row.sealed_token, consent_id=row.consent_id, field="access_token"
+            ).decode()
+    return key, token
+
+
+def vault_failure(row: ConsentRef) -> dict[str, str]:
+    """The typed per-consent error of a balances answer when the vault refuses its data."""
+    return {
+        "consent_id": row.consent_id,
+        "bank_id": row.bank_id,
+        "error": "vault_error",
+        "detail": "this consent's stored credentials could not be opened; link the bank again",
+    }
+
+
 async def balances(
     broker: Broker, client: PlatformClient, subject: Subject, purpose: str
-) -> list[View]:
-    """Balance views of every account under the subject's consents that allow balances.
+) -> tuple[list[View], list[dict[str, str]]]:
+    """Balance views of every account under the subject's consents that allow balances, and a
+    typed error for each consent whose sealed data the vault refused.
 
     One query reads the consents with their sealed tokens; the access-log entries go to the
     audit writer and the answer waits until they are committed."""
     await require_purpose(broker, client, subject.subject_id, purpose, "read.balances")
     now = broker.clock()
     views: list[View] = []
+    failures: list[dict[str, str]] = []
     entries: list[PendingEntry] = []
     async with broker.read_lock(subject.subject_id):  # one read per subject at a time
         for row in await authorized_consents(broker, subject.subject_id):
@@ -384,15 +413,31 @@ async def balances(
                     )
                 continue
             fields = allowed_fields("balance", policy, broker.contract)
-            key = token = None
-            if row.kek_version is not None and row.wrapped_key is not None:
-                key = broker.open_data_key(row.consent_id, row.kek_version, row.wrapped_key)
-                if row.sealed_token is not None:
-                    token = open_sealed(
-                        key, row.sealed_token, consent_id=row.consent_id, field="access_token"
-                    ).decode()
-            pairs = await _bank_call(broker, row, key, token, _fetch_balances)
-            handles = await handles_for(broker, row, [str(a["AccountId"]) for a, _ in pairs])
+            try:
+                key, token = _open_token(broker, row)
+                pairs = await _bank_call(broker, row, key, token, _fetch_balances)
+                handles = await handles_for(broker, row, [str(a["AccountId"]) for a, _ in pairs])
+            except VaultError:
+                # A sealed value that does not open (moved from another consent's row, or
+                # tampered with) spoils this consent only: one line in the log, a typed error
+                # in the answer, an access-log entry, and the other consents are still served.
+                log.warning("vault refused a sealed value of consent %s", row.consent_id)
+                broker.forget_consent(row.consent_id)
+                failures.append(vault_failure(row))
+                entries.append(
+                    pending_entry(
+                        client,
+                        subject.subject_id,
+                        action="read.balances",
+                        scope="balances",
+                        purpose=purpose,
+                        fields=[],
+                        outcome="denied",
+                        reason="vault_error",
+                        at=now,
+                    )
+                )
+                continue
             for (account, account_balances), handle in zip(pairs, handles, strict=True):
                 views.append(
                     balance_view(
@@ -417,4 +462,4 @@ async def balances(
                 )
             )
         await broker.audit(entries)  # committed before anything is answered
-    return views
+    return views, failures

@@ -27,6 +27,9 @@ def _sqlite_pragmas(engine: AsyncEngine, synchronous: str) -> None:
         # WAL: readers never block the writer nor each other
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # deleted rows (a shredded data key, sealed tokens) are zeroed in place, not left in
+        # free pages (consent.store.shredding)
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 

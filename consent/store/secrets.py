@@ -100,3 +100,13 @@ async def rewrap_all(session: AsyncSession, ring: KeyRing) -> int:
             session.add(owner)
             changed += 1
     return changed
+
+
+async def kek_versions_in_use(session: AsyncSession) -> set[int]:
+    """Every KEK version some stored data key (consent, bank registration, platform client) is
+    wrapped under."""
+    used: set[int] = set()
+    for table in (ConsentKey, BankRegistration, PlatformClient):
+        rows = await session.exec(select(col(table.kek_version)).distinct())
+        used |= set(rows.all())
+    return used

@@ -41,6 +41,12 @@ class KeyRing:
         version = max(self.keys) + 1
         return KeyRing({**self.keys, version: kek or generate_kek()}, version)
 
+    def without(self, versions: set[int]) -> KeyRing:
+        """A ring with these versions dropped; the current one can never be dropped."""
+        if self.current in versions:
+            raise VaultError("the current KEK version cannot be retired")
+        return KeyRing({v: k for v, k in self.keys.items() if v not in versions}, self.current)
+
     def spec(self) -> str:
         """The ring in settings format (store it as a secret)."""
         return ",".join(f"{v}:{base64.b64encode(k).decode()}" for v, k in sorted(self.keys.items()))

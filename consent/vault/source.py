@@ -33,9 +33,13 @@ class KeySource:
 
     def rotate(self) -> KeyRing:
         """Add a new current KEK to the key file (atomically); older versions stay readable."""
+        return self.replace(self.ring.with_new_key())
+
+    def replace(self, ring: KeyRing) -> KeyRing:
+        """Write ``ring`` to the key file atomically (owner-only), e.g. after a rotation or with
+        retired versions dropped."""
         if self._path is None:
-            raise ValueError("rotation writes the key file; this ring comes from settings")
-        ring = self.ring.with_new_key()
+            raise ValueError("this writes the key file; this ring comes from settings")
         tmp = self._path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -247,3 +247,20 @@ def test_the_vendored_obie_file_is_the_shared_reference_copy() -> None:
     if not SHARED_SPEC.exists():
         pytest.skip(f"no shared reference copy at {SHARED_SPEC} to compare with")
     assert SPEC.read_bytes() == SHARED_SPEC.read_bytes()
+
+
+async def test_page_accepts_ascii_digits_in_range_only(bank_client: Client) -> None:
+    reg = await flow.register(bank_client, "northwind")
+    linked = await flow.link(bank_client, reg)
+    account_id = (await _accounts(bank_client, linked.access_token))[0]["AccountId"]
+    path = f"{BASE}/accounts/{account_id}/transactions"
+    for page in ["²", "①", "٣", "+1", " 1", "", "0", "1000001", "9" * 30]:
+        resp = await bank_client.get(
+            path, params={"page": page}, headers=flow.bearer(linked.access_token)
+        )
+        assert resp.status == 400, (page, await resp.text())
+        assert orjson.loads(await assert_obie(resp))["Errors"][0]["Path"] == "page"
+    resp = await bank_client.get(
+        path, params={"page": "2"}, headers=flow.bearer(linked.access_token)
+    )
+    assert resp.status == 200

@@ -209,11 +209,22 @@ async def test_answering_an_alert_freezes_the_card_once_and_the_platform_hears_o
         },
     )
     alert = (await bot.next_kind("fraud_alert"))["data"]["alert"]
+    # the platform holds an opaque handle, never the bank's own alert id
+    (bank_alert_id,) = bank.alerts
+    assert alert["alert_id"].startswith("alt_")
+    assert all(bank_alert_id.encode() not in body for _, body in bot.received)
+    by_bank_id = await env.broker.post(
+        f"/v1/subjects/{subject}/alerts/{bank_alert_id}/answer",
+        json={"answer": "freeze_card"},
+        headers=env.auth(),
+    )
+    assert by_bank_id.status == 404
     url = f"/v1/subjects/{subject}/alerts/{alert['alert_id']}/answer"
     for _ in range(2):  # pressing twice is fine
         resp = await env.broker.post(url, json={"answer": "freeze_card"}, headers=env.auth())
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["card_status"] == "Frozen"
+        assert (await resp.json())["alert_id"] == alert["alert_id"]
     assert bank.cards[bank.accounts[account].card_ids[0]].status == "Frozen"
     changed_mind = await env.broker.post(url, json={"answer": "it_was_me"}, headers=env.auth())
     assert changed_mind.status == 409

@@ -185,15 +185,26 @@ def test_a_fraud_alert_view_drops_risk_score_rules_location_and_device(
     }
     view = fraud_alert_view(
         payload,
+        alert_handle="alt_x",
         account_handle="acc_x",
         actions=["it_was_me", "freeze_card"],
         fields=FRAUD_ALERT_FIELDS,
     )
     assert set(view) == FRAUD_ALERT_FIELDS
     values = _values(view)
-    for raw in (device, descriptor, "noc000001a0", "noc000001a0k0", "AMT-01", "aac-1", "t1"):
+    for raw in (
+        device,
+        descriptor,
+        "noc000001a0",
+        "noc000001a0k0",
+        "AMT-01",
+        "aac-1",
+        "t1",
+        "fa-1",
+    ):
         assert raw not in values
     assert view["card_last4"] == "4242"
+    assert view["alert_id"] == "alt_x"
     assert view["amount"] == str(Decimal(amount))
 
 
