@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, url_button
+from localchat.testing import Message
+from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, buttons, url_button
 
 
 async def link_bank(
