@@ -499,10 +499,12 @@ def status_name(tr: Tr, status: str) -> str:
     return names.get(status, status)
 
 
-def consents(tr: Tr, items: Sequence[Consent], names: dict[str, str]) -> tuple[str, Keyboard]:
+def consents(
+    tr: Tr, items: Sequence[Consent], names: dict[str, str]
+) -> tuple[str, Keyboard | None]:
     live = [c for c in items if c.status in ("authorized", "awaiting_authorization")]
     if not live:
-        return tr.message(tr._("You have no active links. Link a bank with /link.")), Keyboard([])
+        return tr.message(tr._("You have no active links. Link a bank with /link.")), None
     lines = [tr._("<b>What you shared</b>")]
     rows = []
     for c in live:
