@@ -3,8 +3,14 @@ numbers and dates in the user's locale, and right-to-left layout for Arabic.
 
 English is the source language (the msgids); ``bot/locales/{ar,pl}/LC_MESSAGES/bot.po`` hold
 the translations with their plural rules (Arabic six forms, Polish three). In Arabic, numbers,
-amounts, dates and Latin names are wrapped in Unicode isolates (LRI … PDI) so they keep their
-left-to-right order inside right-to-left sentences.
+amounts, dates, times, account endings, /commands and Latin names are wrapped in Unicode
+isolates (LRI … PDI) so they keep their left-to-right order inside right-to-left sentences.
+
+Babel writes Arabic dates and amounts for a right-to-left context: a right-to-left mark after
+each number ("2‏/12‏/2026"). Inside a left-to-right isolate those marks make little
+right-to-left runs and the date is drawn "22026/12/". So an isolate never carries a bidi mark:
+:meth:`Tr.ltr` strips them, and the isolate alone decides the order ("2/12/2026", drawn as
+written). tests/localchat/test_browser.py checks the drawn position of every character.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ LOCALES = {"en": "en_GB", "ar": "ar", "pl": "pl_PL"}
 RTL = frozenset({"ar"})
 CATALOGS = Path(__file__).with_name("locales")
 LRI, PDI, RLM = "\u2066", "\u2069", "\u200f"
+# marks and embeddings that would fight an isolate: LRM RLM ALM, LRE RLE PDF LRO RLO, isolates
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 _COMMAND = re.compile(r"(?<![<\w/])/[a-z_]+")
 
 
@@ -70,8 +78,9 @@ class Tr:
         return text % {"n": self.number(n), **values}
 
     def ltr(self, text: str) -> str:
-        """Keep a Latin name, number or code left-to-right inside Arabic text."""
-        return f"{LRI}{text}{PDI}" if self.rtl else text
+        """Keep a Latin name, number, date or code left-to-right inside Arabic text: one
+        isolate, with any bidi mark inside it removed (Babel's RLMs would reorder it)."""
+        return f"{LRI}{BIDI_CONTROLS.sub('', text)}{PDI}" if self.rtl else text
 
     def esc(self, text: str | None) -> str:
         """A value from outside (a merchant or bank name) made safe for HTML and for RTL."""
@@ -80,10 +89,12 @@ class Tr:
     def number(self, n: int | Decimal) -> str:
         return self.ltr(format_decimal(n, locale=self.locale))
 
-    def money(self, amount: Decimal | None, currency: str | None) -> str:
+    def money(self, amount: Decimal | None, currency: str | None, sign: str = "") -> str:
+        """An amount in the user's locale; ``sign`` ("+", "−") goes inside the same isolate,
+        so in Arabic it stays left of the number instead of jumping to its other side."""
         if amount is None or not currency:
             return "—"
-        return self.ltr(format_currency(amount, currency, locale=self.locale))
+        return self.ltr(sign + format_currency(amount, currency, locale=self.locale))
 
     def day(self, value: date | str | None) -> str:
         if value is None:

@@ -255,10 +255,10 @@ def transactions(
         lines.append(tr._("Nothing in this period."))
     for t in page.transactions:
         sign = "+" if t.direction == "in" else "−"
-        amount = tr.money(t.amount, t.currency)
+        amount = tr.money(t.amount, t.currency, sign)
         pending = " ⏳" if t.status == "pending" else ""
         who = tr.esc(t.merchant or t.category or "—")
-        lines.append(f"{tr.day(t.booking_date)} · {who} · {tr.ltr(sign)}{amount}{pending}")
+        lines.append(f"{tr.day(t.booking_date)} · {who} · {amount}{pending}")
     if page.totals:
         lines.append("")
         for currency, sums in sorted(page.totals.items()):

@@ -5,6 +5,8 @@ HTML that never becomes anything but Telegram's own tags."""
 from __future__ import annotations
 
 import html
+import itertools
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,3 +147,90 @@ def _check_shots(shots: Path) -> None:
     names = {p.name for p in shots.glob("localchat-*.png")}
     expected = ("1-echo", "2-edited", "3-pushed-and-sanitized", "4-arabic-rtl")
     assert {f"localchat-{n}.png" for n in expected} <= names, names
+
+
+# For every left-to-right token (a date, time, amount, account ending, /command, Latin name) in
+# the bot's bubbles: the x of each of its characters as Chromium drew them, per text node. Bidi
+# controls are skipped (they draw nothing) but may sit inside a token, as Babel puts them.
+DRAWN_TOKENS = r"""() => {
+  const token = /[\/0-9A-Za-z£$€+\-−](?:[0-9A-Za-z£$€\/:.,+\-−\u200e\u200f\u061c\u2066-\u2069]*[0-9A-Za-z£$€])?/g;
+  const control = /[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]/;
+  const out = [];
+  for (const bubble of document.querySelectorAll(".bubble:not(.mine) .text")) {
+    const walker = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.textContent.matchAll(token)) {
+        const chars = [];
+        for (let i = 0; i < m[0].length; i++) {
+          if (control.test(m[0][i])) continue;
+          const range = document.createRange();
+          range.setStart(node, m.index + i);
+          range.setEnd(node, m.index + i + 1);
+          const rect = range.getClientRects()[0];
+          if (rect) chars.push([m[0][i], rect.x, rect.y]);
+        }
+        out.push([m[0].replace(new RegExp(control, "g"), ""), chars]);
+      }
+    }
+  }
+  return out;
+}"""
+
+
+def misdrawn(tokens: list[tuple[str, list[tuple[str, float, float]]]]) -> list[str]:
+    """Tokens whose characters are not drawn left to right in the order they are written (on
+    one line), shown as drawn."""
+    wrong = []
+    for text, chars in tokens:
+        for (_, x1, y1), (_, x2, y2) in itertools.pairwise(chars):
+            if abs(y1 - y2) < 3 and x2 <= x1:
+                drawn = "".join(c for c, _, _ in sorted(chars, key=lambda c: (round(c[2]), c[1])))
+                wrong.append(f"{text!r} drawn as {drawn!r}")
+                break
+    return wrong
+
+
+async def test_arabic_bubbles_draw_dates_times_amounts_endings_and_commands_in_order(
+    page: Page, shots: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    """Omar (Arabic) links a bank, reads balances and transactions, gets a fraud alert and
+    reads the access log; then every left-to-right token on his page is checked where it is
+    drawn, character by character."""
+    from playwright.async_api import expect
+
+    from tests.bot.system import OMAR as omar
+    from tests.bot.system import start_system, stop_system
+    from tests.bot.test_alerts_and_privacy import inject_fraud
+    from tests.bot.test_conversations import link_bank
+
+    system = await start_system(tmp_path, sqlite_url)
+    try:
+        await link_bank(system, omar)
+        await system.say(omar, "/balance", lambda t: "£" in t)
+        await system.say(omar, "/transactions", lambda t: "/20" in t)
+        before = {m["message_id"] for m in await system.chat.messages(omar)}
+        await inject_fraud(system)
+        alert = await system.expect(omar, lambda t: "Luxe Watches" in t, before)
+        privacy = await system.say(omar, "/privacy", lambda t: "pv:log" not in t)
+        await system.press(omar, privacy, "pv:log", lambda t: "🔗" in t)
+        assert "/unfreeze" not in alert["text"]
+        await page.goto(str(system.localchat.make_url("")))
+        await page.select_option("#user", str(omar))
+        bubbles = page.locator(".bubble:not(.mine)")
+        await expect(bubbles.last).to_contain_text("🔗")
+        tokens = await page.evaluate(DRAWN_TOKENS)
+        await page.screenshot(path=shots / "localchat-5-arabic-drawn-order.png", full_page=True)
+    finally:
+        await stop_system(system)
+    texts = [text for text, _ in tokens]
+    kinds = {
+        "date": r"^\d{1,2}/\d{1,2}/\d{4}$",
+        "time": r"^\d{1,2}:\d{2}$",
+        "amount": r"^[−+-]?[\d,]+\.\d{2}$",
+        "ending": r"^\d{4}$",
+        "command": r"^/[a-z]+$",
+    }
+    for kind, pattern in kinds.items():
+        assert any(re.match(pattern, t) for t in texts), (kind, texts)
+    assert len([t for t in texts if re.match(kinds["date"], t)]) >= 5, texts
+    assert misdrawn(tokens) == []
