@@ -23,6 +23,7 @@ from telegram.error import TelegramError
 
 from bot import views
 from bot.context import Services
+from bot.handlers.link import close_approval
 from bot.i18n import tr
 from bot.store import repo
 
@@ -139,8 +140,17 @@ class BrokerEvents:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
             await self.bot.send_message(user.chat_id, text, reply_markup=maybe_keyboard)
+            if kind in ENDS_A_LINK:
+                await close_approval(
+                    self.bot, self.services.sessions, user, str(data.get("consent_id"))
+                )
         self.shown += 1
         return "shown"
+
+
+ENDS_A_LINK = frozenset(
+    {"consent_authorized", "consent_rejected", "consent_revoked", "consent_expired"}
+)
 
 
 def _refuse(status: int, code: str) -> web.Response:

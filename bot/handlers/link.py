@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -47,6 +47,8 @@ from bot.handlers import basics, reading, text
 from bot.handlers.common import answer_button, report, say
 from bot.intents import classify
 from bot.store import repo
+from bot.store.repo import Sessions
+from bot.store.tables import ChatUser
 
 BANK, SCOPES, DURATION, CONFIRM = "bank", "scopes", "duration", "confirm"
 END = ConversationHandler.END
@@ -184,8 +186,24 @@ async def confirm(update: Update, context: ChatContext) -> int:
         return END
     await _keep(update, context, {})
     text, keyboard = views.approve_at_bank(tr, bank, started.authorization_url)
-    await say(update, text, keyboard)
+    shown = await say(update, text, keyboard)
+    message = shown or (update.callback_query.message if update.callback_query else None)
+    user = update.effective_user
+    if message is not None and user is not None:
+        await repo.remember_approval(
+            context.services.sessions, user.id, started.consent_id, message.message_id
+        )
     return END
+
+
+async def close_approval(bot: Bot, sessions: Sessions, user: ChatUser, consent_id: str) -> None:
+    """The link has ended one way or another: its "Approve at …" button goes, as a finished
+    flow's buttons do in Telegram after an edit."""
+    message_id = await repo.take_approval(sessions, user.telegram_user_id, consent_id)
+    if message_id is None:
+        return
+    with contextlib.suppress(TelegramError):  # deleted by the user, or already without buttons
+        await bot.edit_message_reply_markup(user.chat_id, message_id, reply_markup=None)
 
 
 STEPS: dict[str, Callable[[Update, ChatContext, dict[str, Any]], Awaitable[str]]] = {

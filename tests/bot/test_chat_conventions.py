@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.system import ALICE, OMAR, ZOFIA, System, buttons, start_system, stop_system
+from localchat.testing import Message
+from tests.bot.system import (
+    ALICE,
+    OMAR,
+    ZOFIA,
+    System,
+    buttons,
+    start_system,
+    stop_system,
+    url_button,
+)
 
 NOTHING_LINKED = {
     ALICE: "You have no active links",
@@ -49,3 +59,26 @@ async def test_an_unfinished_link_times_out_tells_the_user_and_removes_the_butto
     assert buttons(flow) == []  # the ended flow's buttons are gone, as Telegram shows an edit
     again = await impatient.say(ALICE, "/link", lambda t: "Which bank" in t)  # starts afresh
     assert buttons(again)
+
+
+async def test_the_approve_button_goes_once_the_link_is_done(system: System) -> None:
+    """An old "Approve at …" button of a finished link is no longer live, whatever the user
+    did in between (here: /balance and /transactions, which keep their own flow state)."""
+    picker = await system.say(ALICE, "/link", lambda t: "Which bank" in t)
+    scopes = await system.press(ALICE, picker, "lk:bank:northwind", lambda t: "what may" in t)
+    durations = await system.press(ALICE, scopes, "lk:next", lambda t: "how long" in t.lower())
+    days = next(b for b in buttons(durations) if str(b.get("callback_data")).startswith("lk:d"))
+    disclosure = await system.press(ALICE, durations, days["callback_data"], lambda t: "<b>" in t)
+    approve = await system.press(ALICE, disclosure, "lk:ok", lambda t: "approve" in t)
+    url = url_button(approve)
+    await system.say(ALICE, "/balance", lambda t: "link" in t)
+    await system.approve_at_bank(url)
+    await system.expect(ALICE, lambda t: "is linked" in t)
+
+    def gone(ms: list[Message]) -> bool:
+        old = next(m for m in ms if m["message_id"] == approve["message_id"])
+        return not buttons(old)
+
+    messages = await system.chat.wait_for(ALICE, gone)
+    old = next(m for m in messages if m["message_id"] == approve["message_id"])
+    assert "approve" in old["text"]  # the text stays, only the button went

@@ -4,6 +4,7 @@ HTML that never becomes anything but Telegram's own tags."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import itertools
 import re
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -234,3 +236,70 @@ async def test_arabic_bubbles_draw_dates_times_amounts_endings_and_commands_in_o
         assert any(re.match(pattern, t) for t in texts), (kind, texts)
     assert len([t for t in texts if re.match(kinds["date"], t)]) >= 5, texts
     assert misdrawn(tokens) == []
+
+
+async def test_the_page_hints_on_first_visit_shows_times_files_and_waits_on_pressed_buttons(
+    page: Page, shots: Path, aiohttp_server: MakeServer
+) -> None:
+    """No bot here: the test plays the bot through the Bot API, so every step is controlled."""
+    from playwright.async_api import expect
+
+    server = await aiohttp_server(create_app(Settings(bot_token=TOKEN)), host="127.0.0.1")
+    base = str(server.make_url("")).rstrip("/")
+    zofia = 1003
+    async with aiohttp.ClientSession() as http:
+
+        async def bot(method: str, **params: object) -> dict[str, object]:
+            async with http.post(f"{base}/bot{TOKEN}/{method}", json=params) as resp:
+                body: dict[str, object] = await resp.json()
+                assert body["ok"], body
+                return body
+
+        await page.goto(base)
+        await page.select_option("#user", str(zofia))
+        hint = page.locator("#hint")
+        await expect(hint).to_contain_text("Przywitaj się")  # in the person's language
+        await page.screenshot(path=shots / "localchat-6-first-visit-hint.png")
+        await hint.get_by_role("button", name="/start").click()
+        await expect(page.locator(".bubble.mine .text")).to_have_text("/start")
+        await expect(hint).to_have_count(0)
+
+        keyboard = {"inline_keyboard": [[{"text": "Go", "callback_data": "go"}]]}
+        sent = await bot("sendMessage", chat_id=zofia, text="Pick", reply_markup=keyboard)
+        result = sent["result"]
+        assert isinstance(result, dict)
+        bubble = page.locator(f"#m{result['message_id']}")
+        await expect(bubble.locator("time")).to_have_text(re.compile(r"^\d{1,2}:\d{2}"))
+        go = bubble.get_by_role("button", name="Go")
+        await go.click()
+        await expect(go).to_be_disabled()  # waiting for the bot, as Telegram shows a spinner
+        updates = server.app[STORE].updates
+        async with asyncio.timeout(5):
+            while not (updates and "callback_query" in updates[-1]):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        await expect(go).to_be_disabled()  # still waiting: the bot has not answered yet
+        query = updates[-1]["callback_query"]
+        await bot("answerCallbackQuery", callback_query_id=query["id"], text="Zrobione")
+        await expect(go).to_be_enabled()
+        await expect(page.locator(".toast")).to_have_text("Zrobione")
+        await bot("editMessageText", chat_id=zofia, message_id=result["message_id"], text="Done")
+        await expect(bubble.locator(".text")).to_have_text("Done")
+        await expect(bubble.get_by_role("button")).to_have_count(0)  # the ended flow's buttons
+        await expect(bubble.locator(".edited")).to_be_visible()
+
+        form = aiohttp.FormData()
+        form.add_field("chat_id", str(zofia))
+        form.add_field("caption", "Twoje dane")
+        form.add_field(
+            "document", b'{"a": 1}', filename="export.json", content_type="application/json"
+        )
+        async with http.post(f"{base}/bot{TOKEN}/sendDocument", data=form) as resp:
+            assert resp.status == 200
+        link = page.locator(".bubble .document")
+        await expect(link).to_contain_text("export.json")
+        href = await link.get_attribute("href")
+        assert href is not None and await link.get_attribute("download") == "export.json"
+        async with http.get(base + href) as resp:
+            assert await resp.read() == b'{"a": 1}'
+        await page.screenshot(path=shots / "localchat-7-times-and-file.png")
