@@ -25,7 +25,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -35,7 +35,7 @@ NAMES = {"en": "English", "ar": "العربية", "pl": "Polski"}
 LOCALES = {"en": "en_GB", "ar": "ar", "pl": "pl_PL"}
 RTL = frozenset({"ar"})
 CATALOGS = Path(__file__).with_name("locales")
-LRI, PDI, RLM = "\u2066", "\u2069", "\u200f"
+LRI, FSI, PDI, RLM = "\u2066", "\u2068", "\u2069", "\u200f"
 # marks and embeddings that would fight an isolate: LRM RLM ALM, LRE RLE PDF LRO RLO, isolates
 BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 _COMMAND = re.compile(r"(?<![<\w/])/[a-z_]+")
@@ -107,7 +107,13 @@ class Tr:
         return self.ltr(format_date(value, "medium", locale=self.locale))
 
     def moment(self, value: datetime) -> str:
-        return self.ltr(format_datetime(value, "short", locale=self.locale))
+        """A date and time. In Arabic, two isolates: the date left-to-right, the time ("5:32 ص")
+        first-strong, so its digits stay in order and the ص/م reads where Arabic puts it."""
+        if not self.rtl:
+            return format_datetime(value, "short", locale=self.locale)
+        day = format_date(value, "short", locale=self.locale)
+        time = BIDI_CONTROLS.sub("", format_time(value, "short", locale=self.locale))
+        return f"{self.ltr(day)} {FSI}{time}{PDI}"
 
     def message(self, text: str) -> str:
         """A whole message: Arabic ones open with a right-to-left mark, and their /commands

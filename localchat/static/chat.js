@@ -194,11 +194,12 @@ function render(messages) {
     const time = document.createElement("time");
     time.dateTime = new Date(m.date * 1000).toISOString();
     time.textContent = clock(m.date);
+    time.dir = "ltr";  // "05:31 AM" reads the same on a right-to-left page
     if (m.edit_count > 0) {
       const edited = document.createElement("span");
       edited.className = "edited";
       edited.textContent = "edited";
-      meta.appendChild(edited);
+      meta.append(edited, " ");
     }
     meta.appendChild(time);
     bubble.appendChild(meta);

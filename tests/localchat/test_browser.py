@@ -76,7 +76,7 @@ async def test_the_page_chats_edits_in_place_updates_live_and_sanitizes_bot_html
 
         typed = "hi <img src=x onerror=window.pwned=1>"
         await _send(page, typed)
-        await expect(page.locator(".bubble.mine").last).to_have_text(typed)
+        await expect(page.locator(".bubble.mine .text").last).to_have_text(typed)
         bot_bubbles = page.locator(".bubble:not(.mine)")
         await expect(bot_bubbles).to_have_count(1)
         await expect(bot_bubbles.first.locator(".text")).to_have_text(f"echo: {typed}")
@@ -94,7 +94,7 @@ async def test_the_page_chats_edits_in_place_updates_live_and_sanitizes_bot_html
         await page.screenshot(path=shots / "localchat-2-edited.png")
 
         await bot_app.bot.send_message(ALICE, "pushed <b>live</b>", parse_mode="HTML")
-        await expect(bot_bubbles.last).to_have_text("pushed live")
+        await expect(bot_bubbles.last.locator(".text")).to_have_text("pushed live")
         with pytest.raises(BadRequest, match=r'(?i)unsupported start tag "img" at byte offset 0'):
             await bot_app.bot.send_message(ALICE, HOSTILE, parse_mode="HTML")
 
