@@ -39,6 +39,11 @@ async def link_bank(
     await system.approve_at_bank(url)
     await system.expect(user, lambda t: "/balance" in t, before)
 
+    def closed(ms: list[Message], mid: int = approve["message_id"]) -> bool:
+        return not any(m["message_id"] == mid and buttons(m) for m in ms)
+
+    await system.chat.wait_for(user, closed)  # the finished link's button has gone
+
 
 async def test_start_welcomes_in_the_users_language_with_the_privacy_promise(
     system: System,
