@@ -31,11 +31,13 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy bank_mock consent bot localchat chatbank tests bench
 
-# the browser test drives Debian's Chromium headless; install it when we can (root + apt-get)
+# the browser tests drive Debian's Chromium headless, with Noto for real Arabic glyphs in the
+# screenshots; install them when we can (root + apt-get)
 browser-deps:
-	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
-	  && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-	  || echo "make: Chromium is not installed; the browser test will be skipped"
+	@{ test -x /usr/bin/chromium && dpkg -s fonts-noto-core >/dev/null 2>&1; } \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && apt-get install -y -qq chromium fonts-noto-core >/dev/null; } \
+	  || echo "make: Chromium or Noto is not installed; the browser tests may be skipped"
 
 pytest: $(TEST_STAMP) browser-deps
 	$(BIN)/pytest -q

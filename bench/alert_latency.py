@@ -59,11 +59,13 @@ async def main(rate: float, seconds: float, users: int) -> int:
     arrivals: dict[str, float] = {}
     original = chat_store.Store.add_message
 
-    def timed(self: Any, chat_id: int, text: str, *, from_bot: bool) -> Any:
+    def timed(
+        self: Any, chat_id: int, text: str, *, from_bot: bool, sender_id: int | None = None
+    ) -> Any:
         if from_bot and "Bench Shop " in text:
             key = text.split("Bench Shop ", 1)[1][:6]
             arrivals.setdefault(key, time.perf_counter())
-        return original(self, chat_id, text, from_bot=from_bot)
+        return original(self, chat_id, text, from_bot=from_bot, sender_id=sender_id)
 
     chat_store.Store.add_message = timed  # type: ignore[method-assign]
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from telegram import BotCommand, Update
+from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    Defaults,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -17,8 +20,10 @@ from bot.context import SERVICES, ChatApp, ChatContext, Services, texts
 from bot.handlers import (
     alerts,
     basics,
+    cards,
     consents,
     errors,
+    guard,
     link,
     privacy,
     reading,
@@ -31,7 +36,17 @@ from bot.i18n import LANGUAGES, tr
 from bot.store import repo
 from bot.store.persistence import SqlPersistence
 
-COMMANDS = ("link", "balance", "transactions", "consents", "privacy", "language", "help", "cancel")
+COMMANDS = (
+    "link",
+    "balance",
+    "transactions",
+    "unfreeze",
+    "consents",
+    "privacy",
+    "language",
+    "help",
+    "cancel",
+)
 
 
 def command_descriptions(language: str) -> list[BotCommand]:
@@ -40,6 +55,7 @@ def command_descriptions(language: str) -> list[BotCommand]:
         "link": t._("link a bank"),
         "balance": t._("balances of your linked accounts"),
         "transactions": t._("recent transactions, with filters"),
+        "unfreeze": t._("unfreeze a card"),
         "consents": t._("what you shared, and revoke it"),
         "privacy": t._("what I hold, the access log, export or delete"),
         "language": t._("change language"),
@@ -88,6 +104,7 @@ def build_application(services: Services) -> ChatApp:
         .base_url(settings.api_base_url)
         .base_file_url(file_base_url(settings.api_base_url))
         .context_types(ContextTypes(context=ChatContext))
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
         .persistence(SqlPersistence(services.sessions))
         .rate_limiter(AIORateLimiter(overall_max_rate=settings.max_messages_per_s, max_retries=3))
         .post_init(_post_init)
@@ -99,7 +116,8 @@ def build_application(services: Services) -> ChatApp:
         builder = builder.updater(None)
     application: ChatApp = builder.build()
     application.bot_data[SERVICES] = services
-    application.add_handler(link.conversation(text.IntentIs("link")))
+    application.add_handler(TypeHandler(Update, guard.private_only), group=-1)
+    application.add_handler(link.conversation(text.IntentIs("link"), settings.link_timeout_s))
     for name, callback in (
         ("start", basics.start),
         ("help", basics.help_command),
@@ -108,6 +126,8 @@ def build_application(services: Services) -> ChatApp:
         ("transactions", reading.transactions),
         ("consents", consents.show),
         ("privacy", privacy.show),
+        ("freeze", cards.freeze_command),
+        ("unfreeze", cards.unfreeze_command),
         ("cancel", basics.cancel),
     ):
         application.add_handler(CommandHandler(name, callback))
@@ -116,6 +136,7 @@ def build_application(services: Services) -> ChatApp:
         (r"^tx:", reading.transactions_button),
         (r"^sp:", spending.list_button),
         (r"^al:", alerts.answer),
+        (r"^cd:", cards.button),
         (r"^cs:", consents.button),
         (r"^pv:", privacy.button),
         (r"^cl:", text.clarified),

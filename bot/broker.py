@@ -126,9 +126,20 @@ class TransactionPage(_Wire):
 
 
 class AlertResult(_Wire):
+    """The alert as it stands after an answer: its minimized view, its answer so far (None when
+    only the card was acted on before any answer) and the card's status at the bank."""
+
     alert_id: str
-    answer: str
+    answer: str | None = None
     card_status: str | None = None
+    alert: dict[str, Any] = {}
+
+
+class Card(_Wire):
+    card_handle: str
+    bank_id: str
+    last4: str | None = None
+    status: str
 
 
 class AccessEntry(_Wire):
@@ -293,6 +304,15 @@ class BrokerClient:
     async def answer_alert(self, subject: str, alert_id: str, answer: str) -> AlertResult:
         path = f"/v1/subjects/{subject}/alerts/{alert_id}/answer"
         return await self._model(AlertResult, "POST", path, json={"answer": answer})
+
+    async def cards(self, subject: str) -> list[Card]:
+        data = await self._call("GET", f"/v1/subjects/{subject}/cards")
+        return [Card.model_validate(c) for c in data["cards"]]
+
+    async def set_card(self, subject: str, card_handle: str, action: str) -> Card:
+        """``action``: freeze or unfreeze."""
+        path = f"/v1/subjects/{subject}/cards/{card_handle}/{action}"
+        return await self._model(Card, "POST", path)
 
     async def access_log(self, subject: str) -> AccessLog:
         return await self._model(AccessLog, "GET", f"/v1/subjects/{subject}/access-log")

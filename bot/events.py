@@ -19,11 +19,11 @@ from aiohttp import web
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
 from telegram import Bot
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot import views
 from bot.context import Services
+from bot.handlers.link import close_approval
 from bot.i18n import tr
 from bot.store import repo
 
@@ -132,20 +132,25 @@ class BrokerEvents:
                 return "duplicate_alert"
             text, keyboard = views.alert(t, alert)
             try:
-                await self.bot.send_message(
-                    user.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
-                )
+                await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
             except TelegramError:
                 await repo.forget_seen(self.services.sessions, key)
                 raise
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
-            await self.bot.send_message(
-                user.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=maybe_keyboard
-            )
+            await self.bot.send_message(user.chat_id, text, reply_markup=maybe_keyboard)
+            if kind in ENDS_A_LINK:
+                await close_approval(
+                    self.bot, self.services.sessions, user, str(data.get("consent_id"))
+                )
         self.shown += 1
         return "shown"
+
+
+ENDS_A_LINK = frozenset(
+    {"consent_authorized", "consent_rejected", "consent_revoked", "consent_expired"}
+)
 
 
 def _refuse(status: int, code: str) -> web.Response:

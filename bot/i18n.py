@@ -3,8 +3,14 @@ numbers and dates in the user's locale, and right-to-left layout for Arabic.
 
 English is the source language (the msgids); ``bot/locales/{ar,pl}/LC_MESSAGES/bot.po`` hold
 the translations with their plural rules (Arabic six forms, Polish three). In Arabic, numbers,
-amounts, dates and Latin names are wrapped in Unicode isolates (LRI … PDI) so they keep their
-left-to-right order inside right-to-left sentences.
+amounts, dates, times, account endings, /commands and Latin names are wrapped in Unicode
+isolates (LRI … PDI) so they keep their left-to-right order inside right-to-left sentences.
+
+Babel writes Arabic dates and amounts for a right-to-left context: a right-to-left mark after
+each number ("2‏/12‏/2026"). Inside a left-to-right isolate those marks make little
+right-to-left runs and the date is drawn "22026/12/". So an isolate never carries a bidi mark:
+:meth:`Tr.ltr` strips them, and the isolate alone decides the order ("2/12/2026", drawn as
+written). tests/localchat/test_browser.py checks the drawn position of every character.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -29,7 +35,9 @@ NAMES = {"en": "English", "ar": "العربية", "pl": "Polski"}
 LOCALES = {"en": "en_GB", "ar": "ar", "pl": "pl_PL"}
 RTL = frozenset({"ar"})
 CATALOGS = Path(__file__).with_name("locales")
-LRI, PDI, RLM = "\u2066", "\u2069", "\u200f"
+LRI, FSI, PDI, RLM = "\u2066", "\u2068", "\u2069", "\u200f"
+# marks and embeddings that would fight an isolate: LRM RLM ALM, LRE RLE PDF LRO RLO, isolates
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 _COMMAND = re.compile(r"(?<![<\w/])/[a-z_]+")
 
 
@@ -70,8 +78,9 @@ class Tr:
         return text % {"n": self.number(n), **values}
 
     def ltr(self, text: str) -> str:
-        """Keep a Latin name, number or code left-to-right inside Arabic text."""
-        return f"{LRI}{text}{PDI}" if self.rtl else text
+        """Keep a Latin name, number, date or code left-to-right inside Arabic text: one
+        isolate, with any bidi mark inside it removed (Babel's RLMs would reorder it)."""
+        return f"{LRI}{BIDI_CONTROLS.sub('', text)}{PDI}" if self.rtl else text
 
     def esc(self, text: str | None) -> str:
         """A value from outside (a merchant or bank name) made safe for HTML and for RTL."""
@@ -80,10 +89,12 @@ class Tr:
     def number(self, n: int | Decimal) -> str:
         return self.ltr(format_decimal(n, locale=self.locale))
 
-    def money(self, amount: Decimal | None, currency: str | None) -> str:
+    def money(self, amount: Decimal | None, currency: str | None, sign: str = "") -> str:
+        """An amount in the user's locale; ``sign`` ("+", "−") goes inside the same isolate,
+        so in Arabic it stays left of the number instead of jumping to its other side."""
         if amount is None or not currency:
             return "—"
-        return self.ltr(format_currency(amount, currency, locale=self.locale))
+        return self.ltr(sign + format_currency(amount, currency, locale=self.locale))
 
     def day(self, value: date | str | None) -> str:
         if value is None:
@@ -96,7 +107,13 @@ class Tr:
         return self.ltr(format_date(value, "medium", locale=self.locale))
 
     def moment(self, value: datetime) -> str:
-        return self.ltr(format_datetime(value, "short", locale=self.locale))
+        """A date and time. In Arabic, two isolates: the date left-to-right, the time ("5:32 ص")
+        first-strong, so its digits stay in order and the ص/م reads where Arabic puts it."""
+        if not self.rtl:
+            return format_datetime(value, "short", locale=self.locale)
+        day = format_date(value, "short", locale=self.locale)
+        time = BIDI_CONTROLS.sub("", format_time(value, "short", locale=self.locale))
+        return f"{self.ltr(day)} {FSI}{time}{PDI}"
 
     def message(self, text: str) -> str:
         """A whole message: Arabic ones open with a right-to-left mark, and their /commands

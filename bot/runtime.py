@@ -113,8 +113,11 @@ class BotRuntime:
         if not hmac.compare_digest(given, expected):
             return web.json_response({"error": "forbidden"}, status=403)
         try:
-            update = Update.de_json(json.loads(await request.read()), self.application.bot)
-        except (ValueError, KeyError, TypeError):
+            body = json.loads(await request.read())
+            if not isinstance(body, dict) or type(body.get("update_id")) is not int:
+                raise ValueError("not an update")
+            update = Update.de_json(body, self.application.bot)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return web.json_response({"error": "bad_update"}, status=400)
         await self.application.update_queue.put(update)
         return web.json_response({"ok": True})

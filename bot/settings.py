@@ -57,6 +57,8 @@ class BotSettings(BaseSettings):
     telegram_secret_token: SecretStr = SecretStr("")  # checked on every Telegram webhook call
     webhook_max_age_s: int = Field(default=300, ge=10)  # older signed deliveries are refused
     default_language: Literal["en", "ar", "pl"] = "en"
+    # an unfinished /link ends after this long without an answer (the user is told)
+    link_timeout_s: float = Field(default=900.0, gt=0)
     # Telegram's documented broadcast limit is about 30 messages a second for a bot; bots with
     # paid broadcasts may send up to 1000. PTB's AIORateLimiter keeps the bot under this.
     max_messages_per_s: float = Field(default=30.0, gt=0, le=1000)

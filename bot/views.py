@@ -255,10 +255,10 @@ def transactions(
         lines.append(tr._("Nothing in this period."))
     for t in page.transactions:
         sign = "+" if t.direction == "in" else "−"
-        amount = tr.money(t.amount, t.currency)
+        amount = tr.money(t.amount, t.currency, sign)
         pending = " ⏳" if t.status == "pending" else ""
         who = tr.esc(t.merchant or t.category or "—")
-        lines.append(f"{tr.day(t.booking_date)} · {who} · {tr.ltr(sign)}{amount}{pending}")
+        lines.append(f"{tr.day(t.booking_date)} · {who} · {amount}{pending}")
     if page.totals:
         lines.append("")
         for currency, sums in sorted(page.totals.items()):
@@ -395,7 +395,17 @@ def account_label(b: Balance | Account) -> str:
     return f"{b.bank_name or ''} · {b.nickname or b.account_type or ''}".strip(" ·")
 
 
-def alert(tr: Tr, view: Mapping[str, object]) -> tuple[str, Keyboard]:
+ALERT_BUTTONS = {"it_was_me": "me", "freeze_card": "fz", "unfreeze_card": "uf"}
+
+
+def alert(
+    tr: Tr,
+    view: Mapping[str, object],
+    answer: str | None = None,
+    card_status: str | None = None,
+) -> tuple[str, Keyboard | None]:
+    """A fraud alert: the payment's story (amount, merchant, time, card), then where it stands
+    after the user's answers, and the buttons for what may still be done (from the broker)."""
     amount = view.get("amount")
     currency = view.get("currency")
     money = tr.money(Decimal(str(amount)), str(currency)) if amount and currency else "—"
@@ -407,27 +417,46 @@ def alert(tr: Tr, view: Mapping[str, object]) -> tuple[str, Keyboard]:
             merchant=tr.esc(str(view.get("merchant") or "—")),
         ),
     ]
+    when = view.get("time")
+    if isinstance(when, str):
+        try:
+            moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            lines.append(tr._("When: %(time)s", time=tr.moment(moment.astimezone(UTC))))
     if view.get("card_last4"):
         lines.append(tr._("Card ending %(last4)s", last4=tr.ltr(str(view["card_last4"]))))
+    status = alert_status(tr, answer, card_status)
+    if status:
+        lines += ["", status]
     alert_id = str(view.get("alert_id"))
     actions = view.get("actions")
     actions = actions if isinstance(actions, list) else []
-    row = [Button(tr._("It was me"), callback_data=f"al:me:{alert_id}")]
-    if "freeze_card" in actions:
-        row.append(Button(tr._("Not me: freeze card"), callback_data=f"al:fz:{alert_id}"))
-    return tr.message("\n".join(lines)), Keyboard([row])
+    labels = {
+        "it_was_me": tr._("It was me"),
+        "freeze_card": tr._("Not me after all: freeze card")
+        if answer == "it_was_me"
+        else tr._("Not me: freeze card"),
+        "unfreeze_card": tr._("Unfreeze card"),
+    }
+    row = [
+        Button(labels[a], callback_data=f"al:{ALERT_BUTTONS[a]}:{alert_id}")
+        for a in ALERT_BUTTONS
+        if a in actions
+    ]
+    return tr.message("\n".join(lines)), Keyboard([row]) if row else None
 
 
-def alert_outcome(tr: Tr, answer: str, card_status: str | None) -> str:
-    if answer == "freeze_card":
-        text = "🧊 " + tr._("Your card is frozen. Contact your bank to get a new one.")
-        if card_status and card_status != "Frozen":
-            text = tr._(
-                "I asked the bank to freeze your card; it reports: %(status)s",
-                status=tr.esc(card_status),
-            )
-        return tr.message(text)
-    return tr.message("✅ " + tr._("Thanks, marked as yours. Nothing else to do."))
+def alert_status(tr: Tr, answer: str | None, card_status: str | None) -> str:
+    """Where an answered alert stands: the card's state wins over the answer's."""
+    if card_status == "Frozen":
+        return "🧊 " + tr._("Your card is frozen. Unfreeze it here or with /unfreeze.")
+    if answer == "freeze_card" or (answer is None and card_status == "Active"):
+        return "🔓 " + tr._("Your card is active again.")
+    if answer == "it_was_me":
+        return "✅ " + tr._("Thanks, marked as yours. Nothing else to do.")
+    return ""
 
 
 def notice(tr: Tr, kind: str, data: Mapping[str, object], bank: str) -> tuple[str, Keyboard | None]:
@@ -470,10 +499,12 @@ def status_name(tr: Tr, status: str) -> str:
     return names.get(status, status)
 
 
-def consents(tr: Tr, items: Sequence[Consent], names: dict[str, str]) -> tuple[str, Keyboard]:
+def consents(
+    tr: Tr, items: Sequence[Consent], names: dict[str, str]
+) -> tuple[str, Keyboard | None]:
     live = [c for c in items if c.status in ("authorized", "awaiting_authorization")]
     if not live:
-        return tr.message(tr._("You have no active links. Link a bank with /link.")), Keyboard([])
+        return tr.message(tr._("You have no active links. Link a bank with /link.")), None
     lines = [tr._("<b>What you shared</b>")]
     rows = []
     for c in live:
@@ -536,6 +567,10 @@ def action_name(tr: Tr, action: str) -> str:
         "push.fraud_alert": tr._("fraud alert sent"),
         "alert.it_was_me": tr._("alert answered: it was me"),
         "alert.freeze_card": tr._("alert answered: card frozen"),
+        "alert.unfreeze_card": tr._("card unfrozen from an alert"),
+        "read.cards": tr._("cards listed"),
+        "card.freeze": tr._("card frozen"),
+        "card.unfreeze": tr._("card unfrozen"),
         "alert.answer": tr._("alert answer"),
         "consent.create": tr._("link started"),
         "consent.authorize": tr._("link approved at the bank"),
@@ -595,8 +630,10 @@ def problem(tr: Tr, error: BrokerError) -> str:
     code = error.code
     if code in ("broker_unavailable", "broker_timeout", "broker_bad_answer"):
         text = tr._("I can't reach the bank link service right now. Please try again shortly.")
-    elif code in ("bank_unavailable", "bank_timeout", "bank_refused"):
+    elif code in ("bank_unavailable", "bank_timeout"):
         text = tr._("Your bank is not answering right now. Please try again in a minute.")
+    elif code == "bank_refused":
+        text = tr._("Your bank refused this request.")
     elif code == "rate_limited":
         seconds = int(error.retry_after or 60)
         text = tr.n_(

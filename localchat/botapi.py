@@ -5,18 +5,30 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from localchat.errors import TERMINATED, WEBHOOK_ACTIVE, BotApiError, fail
 from localchat.keys import SETTINGS, STORE
-from localchat.markup import TextError, check_markup, check_text
+from localchat.markup import MAX_CAPTION_LENGTH, TextError, check_markup, check_text, parse_html
 from localchat.store import JSON, Store, StoredMessage
 from localchat.webhook import delete_webhook, get_webhook_info, set_webhook
 
 Method = Callable[[Store, JSON], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file posted in a multipart request (sendDocument, sendPhoto)."""
+
+    name: str
+    content_type: str
+    data: bytes
 
 
 async def _params(request: web.Request) -> JSON:
@@ -24,14 +36,29 @@ async def _params(request: web.Request) -> JSON:
         data: JSON = await request.json()
         return data
     out: JSON = {**request.query}
+    uploads: dict[str, Upload] = {}
     for key, value in (await request.post()).items():
         if isinstance(value, str):
             out[key] = value
+        elif isinstance(value, web.FileField):
+            uploads[key] = Upload(value.filename, value.content_type, value.file.read())
     for key, value in out.items():
-        if key != "text":
+        if key not in ("text", "caption"):
             with contextlib.suppress(ValueError):
                 out[key] = json.loads(value)
+    for key, upload in uploads.items():
+        out[key] = upload
+    for key, value in list(out.items()):  # attach://<name> points at another multipart field
+        if isinstance(value, str) and value.startswith("attach://"):
+            out[key] = uploads.get(value.removeprefix("attach://"), value)
     return out
+
+
+def _chat(store: Store, params: JSON) -> int:
+    chat_id = int(params["chat_id"])
+    if not store.has_chat(chat_id):
+        raise BotApiError(400, "Bad Request: chat not found")
+    return chat_id
 
 
 def _flood(store: Store, chat_id: int) -> None:
@@ -57,6 +84,7 @@ async def get_updates(store: Store, params: JSON) -> list[JSON]:
     offset = int(params.get("offset", 0))
     limit = int(params.get("limit", 100))
     timeout = float(params.get("timeout", 0))
+    store.set_allowed_updates(params.get("allowed_updates"))
     store.poll_generation += 1
     mine = store.poll_generation
     await store.wake()  # an older open poll answers 409 now, as Telegram's does
@@ -74,16 +102,14 @@ async def get_updates(store: Store, params: JSON) -> list[JSON]:
 
 
 async def send_message(store: Store, params: JSON) -> JSON:
-    chat_id = int(params["chat_id"])
-    if chat_id not in store.users:
-        raise BotApiError(400, "Bad Request: chat not found")
+    chat_id = _chat(store, params)
     text, parse_mode = str(params.get("text", "")), params.get("parse_mode")
     check_text(text, parse_mode)
-    check_markup(params.get("reply_markup"))
+    markup = check_markup(params.get("reply_markup"))
     _flood(store, chat_id)
     msg = store.add_message(chat_id, text, from_bot=True)
     msg.parse_mode = parse_mode
-    msg.reply_markup = params.get("reply_markup")
+    msg.reply_markup = markup
     await store.touch()
     return store.message_json(msg)
 
@@ -92,28 +118,102 @@ async def edit_message_text(store: Store, params: JSON) -> JSON:
     msg = _message(store, params)
     text, parse_mode = str(params.get("text", "")), params.get("parse_mode")
     check_text(text, parse_mode)
-    markup = params.get("reply_markup")
-    check_markup(markup)
+    if msg.document is not None or msg.photo is not None:
+        raise BotApiError(400, "Bad Request: there is no text in the message to edit")
+    markup = check_markup(params.get("reply_markup"))
     if text == msg.text and markup == msg.reply_markup:
         raise BotApiError(400, "Bad Request: message is not modified")
     _flood(store, msg.chat_id)
     msg.text, msg.reply_markup, msg.parse_mode = text, markup, parse_mode
     msg.edit_count += 1
+    msg.edited_at = int(time.time())
     await store.touch()
     return store.message_json(msg)
 
 
 async def edit_message_reply_markup(store: Store, params: JSON) -> JSON:
     msg = _message(store, params)
-    markup = params.get("reply_markup")
-    check_markup(markup)
+    markup = check_markup(params.get("reply_markup"))
     if markup == msg.reply_markup:
         raise BotApiError(400, "Bad Request: message is not modified")
     _flood(store, msg.chat_id)
     msg.reply_markup = markup
     msg.edit_count += 1
+    msg.edited_at = int(time.time())
     await store.touch()
     return store.message_json(msg)
+
+
+def _stored_file(store: Store, value: object, default_name: str) -> JSON:
+    """An uploaded file is kept and given an id; a known file id is sent again."""
+    if isinstance(value, str) and value in store.files:
+        name, content_type, data = store.files[value]
+        return {
+            "file_id": value,
+            "file_name": name,
+            "mime_type": content_type,
+            "file_size": len(data),
+        }
+    if not isinstance(value, Upload):
+        raise BotApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+    if not value.data:
+        raise BotApiError(400, "Bad Request: file must be non-empty")
+    file_id = f"f{len(store.files) + 1}-{secrets.token_hex(8)}"
+    name = value.name or default_name
+    store.files[file_id] = (name, value.content_type, value.data)
+    return {
+        "file_id": file_id,
+        "file_unique_id": file_id,
+        "file_name": name,
+        "mime_type": value.content_type,
+        "file_size": len(value.data),
+    }
+
+
+async def _send_file(store: Store, params: JSON, kind: str) -> JSON:
+    chat_id = _chat(store, params)
+    caption, parse_mode = str(params.get("caption") or ""), params.get("parse_mode")
+    if caption:
+        plain = parse_html(caption) if (parse_mode or "").upper() == "HTML" else caption
+        if len(plain) > MAX_CAPTION_LENGTH:
+            raise BotApiError(400, "Bad Request: message caption is too long")
+    markup = check_markup(params.get("reply_markup"))
+    stored = _stored_file(store, params.get(kind), "document" if kind == "document" else "photo")
+    if kind == "photo" and not str(stored["mime_type"]).startswith("image/"):
+        raise BotApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+    _flood(store, chat_id)
+    msg = store.add_message(chat_id, caption, from_bot=True)
+    msg.parse_mode, msg.reply_markup = parse_mode, markup
+    if kind == "document":
+        msg.document = stored
+    else:
+        msg.photo = {
+            k: stored[k] for k in ("file_id", "file_unique_id", "file_size") if k in stored
+        }
+        msg.photo.update(width=0, height=0)
+    await store.touch()
+    return store.message_json(msg)
+
+
+async def send_document(store: Store, params: JSON) -> JSON:
+    return await _send_file(store, params, "document")
+
+
+async def send_photo(store: Store, params: JSON) -> JSON:
+    return await _send_file(store, params, "photo")
+
+
+async def get_file(store: Store, params: JSON) -> JSON:
+    file_id = str(params["file_id"])
+    if file_id not in store.files:
+        raise BotApiError(400, "Bad Request: invalid file_id")
+    name, _, data = store.files[file_id]
+    return {
+        "file_id": file_id,
+        "file_unique_id": file_id,
+        "file_size": len(data),
+        "file_path": f"{file_id}/{name}",
+    }
 
 
 async def answer_callback_query(store: Store, params: JSON) -> bool:
@@ -155,6 +255,9 @@ METHODS: dict[str, Method] = {
     "getme": get_me,
     "getupdates": get_updates,
     "sendmessage": send_message,
+    "senddocument": send_document,
+    "sendphoto": send_photo,
+    "getfile": get_file,
     "editmessagetext": edit_message_text,
     "editmessagereplymarkup": edit_message_reply_markup,
     "answercallbackquery": answer_callback_query,

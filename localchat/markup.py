@@ -13,8 +13,11 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
+JSON = dict[str, Any]
 MAX_TEXT_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
 ALLOWED_TAGS = frozenset(
     {
@@ -170,14 +173,55 @@ def check_text(text: str, parse_mode: str | None) -> str:
     return plain
 
 
-def check_markup(markup: Any) -> None:
-    """Refuse inline buttons whose callback_data is empty or longer than 64 bytes of UTF-8."""
+URL_SCHEMES = frozenset({"http", "https", "tg"})
+BUTTON_ACTIONS = ("callback_data", "url", "login_url", "switch_inline_query", "web_app", "pay")
+
+
+def _check_url(url: object) -> None:
+    """Telegram accepts http(s) URLs with a host and tg:// links; anything else is refused."""
+    parsed = urlsplit(url) if isinstance(url, str) else None
+    good = (
+        parsed is not None
+        and parsed.scheme.lower() in URL_SCHEMES
+        and (parsed.scheme.lower() == "tg" or bool(parsed.hostname))
+        and not any(c.isspace() for c in str(url))
+    )
+    if not good:
+        raise TextError(
+            f"Bad Request: inline keyboard button URL '{url}' is invalid: Wrong HTTP URL"
+        )
+
+
+def check_markup(markup: Any) -> JSON | None:
+    """Validate an inline keyboard as Telegram does and return what the message keeps: ``None``
+    when there is no button (``{}`` and ``{"inline_keyboard": []}`` show no keyboard, so the
+    message carries no ``reply_markup``). Refused: a markup that is not an object, rows that are
+    not arrays, buttons without text or action, callback_data empty or over 64 bytes, bad URLs."""
+    if markup is None:
+        return None
     if not isinstance(markup, dict):
-        return
-    for row in markup.get("inline_keyboard", []):
+        raise TextError("Bad Request: object expected as reply markup")
+    rows = markup.get("inline_keyboard", [])
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise TextError(
+            'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup '
+            "should be an Array of Arrays"
+        )
+    for row in rows:
         for button in row:
-            if not isinstance(button, dict) or "callback_data" not in button:
+            if not isinstance(button, dict) or not str(button.get("text", "")).strip():
+                raise TextError("Bad Request: can't parse inline keyboard button: Text is empty")
+            if not any(key in button for key in BUTTON_ACTIONS):
+                raise TextError(
+                    "Bad Request: can't parse inline keyboard button: "
+                    "Text buttons are unallowed in the inline keyboard"
+                )
+            if "url" in button:
+                _check_url(button["url"])
+            if "callback_data" not in button:
                 continue
             data = button["callback_data"]
             if not isinstance(data, str) or not 0 < len(data.encode()) <= MAX_CALLBACK_DATA_BYTES:
                 raise TextError("Bad Request: BUTTON_DATA_INVALID")
+    kept = [row for row in rows if row]
+    return {"inline_keyboard": kept} if kept else None

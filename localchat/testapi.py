@@ -8,18 +8,28 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from localchat.keys import STORE
+from localchat.keys import SETTINGS, STORE
 from localchat.page import stream_changes, users_json
 from localchat.store import JSON, Store
 
 
+def _chat_of(store: Store, body: JSON, user_id: int) -> int:
+    """The chat a test acts in: the user's private chat unless ``chat_id`` names a group."""
+    if user_id not in store.users:
+        raise web.HTTPNotFound(text="unknown user")
+    chat_id = int(body.get("chat_id", user_id))
+    if not store.has_chat(chat_id):
+        raise web.HTTPNotFound(text="unknown chat")
+    return chat_id
+
+
 async def api_send(request: web.Request) -> web.Response:
+    """``{"user_id", "text", "chat_id"?}``: the user writes in their private chat or a group."""
     store = request.app[STORE]
     body = await request.json()
     user_id, text = int(body["user_id"]), str(body["text"])
-    if user_id not in store.users:
-        raise web.HTTPNotFound(text="unknown user")
-    msg = store.add_message(user_id, text, from_bot=False)
+    chat_id = _chat_of(store, body, user_id)
+    msg = store.add_message(chat_id, text, from_bot=False, sender_id=user_id)
     if text.startswith("/"):
         length = len(text.split()[0])
         msg.entities = [{"type": "bot_command", "offset": 0, "length": length}]
@@ -32,7 +42,8 @@ async def api_press(request: web.Request) -> web.Response:
     store = request.app[STORE]
     body = await request.json()
     user_id, data = int(body["user_id"]), str(body["data"])
-    msg = store.find(user_id, int(body["message_id"]))
+    chat_id = _chat_of(store, body, user_id)
+    msg = store.find(chat_id, int(body["message_id"]))
     if msg is None:
         raise web.HTTPNotFound(text="unknown message")
     buttons = [b for row in (msg.reply_markup or {}).get("inline_keyboard", []) for b in row]
@@ -44,7 +55,7 @@ async def api_press(request: web.Request) -> web.Response:
         "id": query_id,
         "from": store.user_json(user_id),
         "message": store.message_json(msg),
-        "chat_instance": str(user_id),
+        "chat_instance": str(chat_id),
         "data": data,
     }
     store.add_update({"callback_query": query})
@@ -62,19 +73,50 @@ async def api_flood(request: web.Request) -> web.Response:
     return web.json_response({"count": count, "retry_after": retry_after})
 
 
-def _snapshot(store: Store, user_id: int) -> list[JSON]:
+def _snapshot(store: Store, chat_id: int) -> list[JSON]:
     return [
         {
             "message_id": m.message_id,
             "from_bot": m.from_bot,
+            "sender_id": None if m.from_bot else (m.sender_id or m.chat_id),
             "text": m.text,
             "parse_mode": m.parse_mode,
             "edit_count": m.edit_count,
             "reply_markup": m.reply_markup,
+            "date": m.date,
+            "edit_date": m.edited_at,
+            "document": m.document,
+            "photo": m.photo,
         }
-        for m in store.messages.get(user_id, [])
+        for m in store.messages.get(chat_id, [])
         if not m.deleted
     ]
+
+
+async def api_group(request: web.Request) -> web.Response:
+    """``{"chat_id": negative id, "title"}``: a group chat every known user may write in."""
+    store = request.app[STORE]
+    body = await request.json()
+    chat_id, title = int(body["chat_id"]), str(body.get("title") or "group")
+    if chat_id >= 0:
+        raise web.HTTPBadRequest(text="group chat ids are negative, as Telegram's")
+    store.groups[chat_id] = title
+    return web.json_response(store.chat_json(chat_id))
+
+
+async def api_file(request: web.Request) -> web.Response:
+    """A file the bot sent, as a download (the page links documents here)."""
+    found = request.app[STORE].files.get(request.match_info["file_id"])
+    token = request.match_info.get("token")
+    if found is None or (token is not None and token != request.app[SETTINGS].bot_token):
+        raise web.HTTPNotFound(text="unknown file")
+    name, content_type, data = found
+    disposition = "inline" if content_type.startswith("image/") else "attachment"
+    return web.Response(
+        body=data,
+        content_type=content_type or "application/octet-stream",
+        headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
+    )
 
 
 async def api_messages(request: web.Request) -> web.Response:
@@ -125,6 +167,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/send", _checked(api_send))
     app.router.add_post("/api/press", _checked(api_press))
     app.router.add_post("/api/flood", _checked(api_flood))
+    app.router.add_post("/api/groups", _checked(api_group))
+    app.router.add_get("/api/files/{file_id}", api_file)
+    app.router.add_get("/file/bot{token}/{file_id}/{name}", api_file)  # getFile's file_path
     app.router.add_get("/api/messages/{user_id}", _checked(api_messages))
     app.router.add_get("/api/callback-answers", api_answers)
     app.router.add_get("/api/changes", _checked(api_changes))

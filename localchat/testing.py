@@ -43,14 +43,35 @@ class ChatDriver:
             resp.raise_for_status()
             return await resp.json()
 
-    async def send(self, user_id: int, text: str) -> Message:
-        result: Message = await self._post("/api/send", {"user_id": user_id, "text": text})
+    async def send(self, user_id: int, text: str, *, chat_id: int | None = None) -> Message:
+        """``user_id`` writes ``text`` in their private chat, or in group ``chat_id``."""
+        body: dict[str, Any] = {"user_id": user_id, "text": text}
+        if chat_id is not None:
+            body["chat_id"] = chat_id
+        result: Message = await self._post("/api/send", body)
         return result
 
-    async def press(self, user_id: int, message_id: int, data: str) -> str:
-        body = {"user_id": user_id, "message_id": message_id, "data": data}
+    async def press(
+        self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> str:
+        """``user_id`` presses a button of a message in their chat, or in chat ``chat_id``
+        (a group, or someone else's private chat: what Telegram would never deliver, for
+        testing that the bot refuses it)."""
+        body: dict[str, Any] = {"user_id": user_id, "message_id": message_id, "data": data}
+        if chat_id is not None:
+            body["chat_id"] = chat_id
         result = await self._post("/api/press", body)
         return str(result["callback_query_id"])
+
+    async def add_group(self, chat_id: int, title: str = "group") -> None:
+        """Create group chat ``chat_id`` (negative) where every known user may write."""
+        await self._post("/api/groups", {"chat_id": chat_id, "title": title})
+
+    async def file(self, file_id: str) -> bytes:
+        """The bytes of a file the bot sent."""
+        async with self._session.get(f"{self._base}/api/files/{file_id}") as resp:
+            resp.raise_for_status()
+            return await resp.read()
 
     async def flood(self, count: int, retry_after: int) -> None:
         """Make the bot's next ``count`` sends or edits answer 429 (retry after ``retry_after``)."""

@@ -94,6 +94,7 @@ async def run_deliverer(
 async def set_webhook(store: Store, params: JSON) -> bool:
     store.webhook_url = str(params["url"])
     store.webhook_secret = str(params.get("secret_token", ""))
+    store.set_allowed_updates(params.get("allowed_updates"))
     return await _webhook_changed(store, params)
 
 
@@ -117,6 +118,8 @@ async def get_webhook_info(store: Store, params: JSON) -> JSON:
         "has_custom_certificate": False,
         "pending_update_count": len(store.updates),
     }
+    if store.allowed_updates is not None:
+        info["allowed_updates"] = sorted(store.allowed_updates)
     if store.webhook_last_error_date:
         info["last_error_date"] = store.webhook_last_error_date
         info["last_error_message"] = store.webhook_last_error_message

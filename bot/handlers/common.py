@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.broker import BrokerError
@@ -18,9 +17,7 @@ async def say(
     query = update.callback_query
     if edit and query is not None and query.message is not None:
         try:
-            result = await query.edit_message_text(
-                text, parse_mode=ParseMode.HTML, reply_markup=keyboard
-            )
+            result = await query.edit_message_text(text, reply_markup=keyboard)
         except BadRequest as e:
             if "not modified" not in str(e).lower():
                 raise
@@ -28,7 +25,7 @@ async def say(
         return result if isinstance(result, Message) else None
     chat = update.effective_chat
     assert chat is not None
-    return await chat.send_message(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+    return await chat.send_message(text, reply_markup=keyboard)
 
 
 async def answer_button(update: Update, text: str | None = None) -> None:

@@ -13,6 +13,7 @@ stateDiagram-v2
     SCOPES --> [*]: Cancel, /cancel
     DURATION --> [*]: Cancel, /cancel
     CONFIRM --> [*]: Cancel, /cancel
+    BANK --> [*]: no answer for BOT_LINK_TIMEOUT_S (told, buttons removed)
 ```
 
 A digression (/balance, "what's my balance?") in any state is answered and the step is shown
@@ -21,17 +22,20 @@ again. The broker reports the outcome later through its webhook (see :mod:`bot.e
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 from telegram.warnings import PTBUserWarning
@@ -43,6 +47,8 @@ from bot.handlers import basics, reading, text
 from bot.handlers.common import answer_button, report, say
 from bot.intents import classify
 from bot.store import repo
+from bot.store.repo import Sessions
+from bot.store.tables import ChatUser
 
 BANK, SCOPES, DURATION, CONFIRM = "bank", "scopes", "duration", "confirm"
 END = ConversationHandler.END
@@ -180,8 +186,24 @@ async def confirm(update: Update, context: ChatContext) -> int:
         return END
     await _keep(update, context, {})
     text, keyboard = views.approve_at_bank(tr, bank, started.authorization_url)
-    await say(update, text, keyboard)
+    shown = await say(update, text, keyboard)
+    message = shown or (update.callback_query.message if update.callback_query else None)
+    user = update.effective_user
+    if message is not None and user is not None:
+        await repo.remember_approval(
+            context.services.sessions, user.id, started.consent_id, message.message_id
+        )
     return END
+
+
+async def close_approval(bot: Bot, sessions: Sessions, user: ChatUser, consent_id: str) -> None:
+    """The link has ended one way or another: its "Approve at …" button goes, as a finished
+    flow's buttons do in Telegram after an edit."""
+    message_id = await repo.take_approval(sessions, user.telegram_user_id, consent_id)
+    if message_id is None:
+        return
+    with contextlib.suppress(TelegramError):  # deleted by the user, or already without buttons
+        await bot.edit_message_reply_markup(user.chat_id, message_id, reply_markup=None)
 
 
 STEPS: dict[str, Callable[[Update, ChatContext, dict[str, Any]], Awaitable[str]]] = {
@@ -233,7 +255,23 @@ async def text_inside(update: Update, context: ChatContext) -> int | None:
     return None
 
 
-def conversation(entry_text: filters.BaseFilter) -> ConversationHandler[ChatContext]:
+async def timed_out(update: Update, context: ChatContext) -> None:
+    """No answer for too long: forget the draft, take the buttons away, say so."""
+    user = update.effective_user
+    if user is not None:
+        await repo.save_state(context.services.sessions, user.id, {})
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        with contextlib.suppress(TelegramError):  # already gone or already without buttons
+            await query.edit_message_reply_markup(None)
+    t = await texts(update, context)
+    text = t._("Linking stopped because it waited too long. Start again with /link.")
+    await say(update, t.message(text), edit=False)
+
+
+def conversation(
+    entry_text: filters.BaseFilter, timeout_s: float | None = None
+) -> ConversationHandler[ChatContext]:
     digressions: list[BaseHandler[Update, ChatContext, Any]] = [
         CommandHandler("balance", _digression(reading.balance)),
         CommandHandler("transactions", _digression(reading.transactions)),
@@ -256,6 +294,7 @@ def conversation(entry_text: filters.BaseFilter) -> ConversationHandler[ChatCont
                 ],
                 DURATION: [CallbackQueryHandler(pick_duration, pattern=r"^lk:days:")],
                 CONFIRM: [CallbackQueryHandler(confirm, pattern=r"^lk:ok$")],
+                ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
             },
             fallbacks=[
                 CommandHandler("cancel", basics.cancel),
@@ -266,4 +305,5 @@ def conversation(entry_text: filters.BaseFilter) -> ConversationHandler[ChatCont
             ],
             name="link",
             persistent=True,
+            conversation_timeout=timeout_s,
         )

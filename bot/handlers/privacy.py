@@ -3,10 +3,9 @@ export, and delete."""
 
 from __future__ import annotations
 
-import html
 import json
 
-from telegram import Update
+from telegram import InputFile, Update
 
 from bot import views
 from bot.broker import BrokerError
@@ -14,7 +13,7 @@ from bot.context import ChatContext, chat_user, subject_of, texts
 from bot.handlers.common import answer_button, report, say
 from bot.store import repo
 
-CHUNK = 3500  # characters per message, under Telegram's 4096 after escaping
+EXPORT_NAME = "chatbank-export.json"
 
 
 async def show(update: Update, context: ChatContext) -> None:
@@ -23,6 +22,30 @@ async def show(update: Update, context: ChatContext) -> None:
     t = await texts(update, context)
     text, keyboard = views.privacy(t, row.subject_id, row.language or "en")
     await say(update, text, keyboard, edit=False)
+
+
+async def export(update: Update, context: ChatContext, user_id: int, subject: str | None) -> None:
+    """Everything held about the user as one JSON file, with a short summary as its caption."""
+    t = await texts(update, context)
+    held = {"telegram_user_id": user_id, "subject_id": subject, "language": t.language}
+    broker_part = await context.services.broker.export(subject) if subject else {}
+    body = json.dumps({"bot": held, "broker": broker_part}, indent=2, ensure_ascii=False)
+    links = broker_part.get("consents") or []
+    entries = broker_part.get("access_log") or []
+    summary = "\n".join(
+        [
+            t._("Everything held about you, by me and by the consent broker, is in this file:"),
+            "• " + t.n_("%(n)s bank link", "%(n)s bank links", len(links)),
+            "• " + t.n_("%(n)s access log entry", "%(n)s access log entries", len(entries)),
+            "• " + t._("no balances, transactions or account numbers"),
+        ]
+    )
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_document(
+        InputFile(body.encode(), filename=EXPORT_NAME),
+        caption=t.message(summary),
+    )
 
 
 async def button(update: Update, context: ChatContext) -> None:
@@ -43,17 +66,7 @@ async def button(update: Update, context: ChatContext) -> None:
                 return
             await say(update, views.access_log(t, await broker.access_log(subject)), edit=False)
         elif action == "export":
-            held = {"telegram_user_id": user.id, "subject_id": subject, "language": t.language}
-            broker_part = await broker.export(subject) if subject else {}
-            body = json.dumps({"bot": held, "broker": broker_part}, indent=2, ensure_ascii=False)
-            await say(
-                update,
-                t.message(t._("Everything held about you, by me and by the consent broker:")),
-                edit=False,
-            )
-            for start in range(0, len(body), CHUNK):
-                part = html.escape(body[start : start + CHUNK], quote=False)
-                await say(update, f"<pre>{part}</pre>", edit=False)
+            await export(update, context, user.id, subject)
         elif action == "del":
             text, keyboard = views.delete_confirm(t)
             await say(update, text, keyboard)

@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import filters
 
 from bot.context import ChatContext, texts
-from bot.handlers import basics, consents, privacy, reading, spending, talk
+from bot.handlers import basics, cards, consents, privacy, reading, spending, talk
 from bot.handlers.common import answer_button, say
 from bot.i18n import Tr, pick_language
 from bot.intents import Intent, classify
@@ -75,8 +75,10 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
             date_from=intent.date_from,
             date_to=intent.date_to,
         )
-    elif name in ("freeze_card", "unfreeze_card"):
-        await talk.freeze_unavailable(update, context)
+    elif name == "freeze_card":
+        await cards.freeze_command(update, context)
+    elif name == "unfreeze_card":
+        await cards.unfreeze_command(update, context)
     elif name == "support":
         await talk.support(update, context)
     elif name == "smalltalk":

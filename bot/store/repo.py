@@ -52,10 +52,41 @@ async def load_state(sessions: Sessions, telegram_user_id: int) -> dict[str, Any
         return dict(json.loads(row.data)) if row else {}
 
 
+APPROVALS = "approvals"  # consent id → id of the message with its "Approve at …" button
+
+
 async def save_state(sessions: Sessions, telegram_user_id: int, data: dict[str, Any]) -> None:
+    """Replace the user's flow state; the open approval links outlive any flow."""
     async with sessions() as session:
+        row = await session.get(UserState, telegram_user_id)
+        kept = json.loads(row.data).get(APPROVALS) if row else None
+        if kept and APPROVALS not in data:
+            data = {**data, APPROVALS: kept}
         await session.merge(UserState(telegram_user_id=telegram_user_id, data=json.dumps(data)))
         await session.commit()
+
+
+async def remember_approval(
+    sessions: Sessions, telegram_user_id: int, consent_id: str, message_id: int
+) -> None:
+    """Keep which message holds a consent's "Approve at …" button (a few at most)."""
+    state = await load_state(sessions, telegram_user_id)
+    approvals = dict(state.get(APPROVALS) or {})
+    approvals[consent_id] = message_id
+    state[APPROVALS] = dict(list(approvals.items())[-5:])
+    await save_state(sessions, telegram_user_id, state)
+
+
+async def take_approval(sessions: Sessions, telegram_user_id: int, consent_id: str) -> int | None:
+    """The message with that consent's approval button, forgotten as it is returned."""
+    state = await load_state(sessions, telegram_user_id)
+    approvals = dict(state.get(APPROVALS) or {})
+    message_id = approvals.pop(consent_id, None)
+    if message_id is None:
+        return None
+    state[APPROVALS] = approvals
+    await save_state(sessions, telegram_user_id, state)
+    return int(message_id)
 
 
 async def first_time(sessions: Sessions, key: str, now: int) -> bool:

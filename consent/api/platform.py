@@ -15,7 +15,7 @@ from consent.api.keys import BROKER, LIMITER
 from consent.api.params import query_decimal, query_int
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
-from consent.service import accounts, alerts, lifecycle, linking, platform, reads
+from consent.service import accounts, alerts, cards, lifecycle, linking, platform, reads
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request
 from consent.service.spending import SpendingQuery, spending
@@ -321,12 +321,30 @@ class AlertAnswer(BaseModel):
 
 @routes.post("/v1/subjects/{subject_id}/alerts/{alert_id}/answer")
 async def answer_alert(request: web.Request) -> web.Response:
-    """The user's answer to a fraud alert: it_was_me, or freeze_card (idempotent)."""
+    """The user's answer to a fraud alert: it_was_me, freeze_card or unfreeze_card; answers
+    converge in any order and return the alert's view as it now stands."""
     broker, client, subject = await _caller(request, "alert.answer")
     body: AlertAnswer = await _body(request, AlertAnswer)
     return web.json_response(
         await alerts.answer(broker, client, subject, request.match_info["alert_id"], body.answer)
     )
+
+
+@routes.get("/v1/subjects/{subject_id}/cards")
+async def list_cards(request: web.Request) -> web.Response:
+    """The subject's cards on card-controls consents: handle, last 4, bank, status."""
+    broker, client, subject = await _caller(request, "read.cards")
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    return web.json_response({"cards": await cards.cards(broker, client, subject)})
+
+
+@routes.post("/v1/subjects/{subject_id}/cards/{card_handle}/{action:freeze|unfreeze}")
+async def set_card(request: web.Request) -> web.Response:
+    """Freeze or unfreeze one card (idempotent)."""
+    broker, client, subject = await _caller(request, f"card.{request.match_info['action']}")
+    handle, action = request.match_info["card_handle"], request.match_info["action"]
+    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    return web.json_response(await cards.set_card(broker, client, subject, handle, action))
 
 
 @routes.get("/v1/subjects/{subject_id}/export")

@@ -242,6 +242,28 @@ class BankClient:
         result: dict[str, Any] = body
         return result
 
+    async def read_alert(self, access_token: str, alert_id: str) -> dict[str, Any]:
+        """Card controls: a fraud alert, its answer so far and its card's status."""
+        return await self._card_controls(access_token, "GET", f"/fraud-alerts/{alert_id}")
+
+    async def list_cards(self, access_token: str) -> list[dict[str, Any]]:
+        """Card controls: the cards on the consented accounts (masked PANs)."""
+        body = await self._card_controls(access_token, "GET", "/cards")
+        cards = body.get("Card")
+        return [c for c in cards if isinstance(c, dict)] if isinstance(cards, list) else []
+
+    async def set_card(self, access_token: str, card_id: str, action: str) -> dict[str, Any]:
+        """Card controls: ``freeze`` or ``unfreeze`` one card (idempotent at the bank)."""
+        if action not in ("freeze", "unfreeze"):
+            raise ValueError(action)
+        return await self._card_controls(access_token, "POST", f"/cards/{card_id}/{action}")
+
+    async def _card_controls(self, access_token: str, method: str, path: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {access_token}"}
+        _, body = await self._call(method, f"{self.info.card_controls_base}{path}", headers=headers)
+        data = body.get("Data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else {}
+
     async def gather_reads(self, access_token: str, paths: list[str]) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(self.read(access_token, p) for p in paths)))
 

@@ -1,5 +1,11 @@
-"""The user's answer to a fraud alert goes back to the bank: "it was me" or "freeze the card".
-Answers are idempotent; a different second answer is refused."""
+"""The user's answers to a fraud alert go back to the bank: "it was me", "freeze the card",
+"unfreeze the card".
+
+Answers converge whatever their order: "it was me" on an alert already answered changes
+nothing, freezing after "it was me" still freezes the card, and unfreezing works on any alert
+whose card was frozen. Only the card actions need the card_controls scope. Every answer returns
+the alert's minimized view as it stands after the answer (the platform keeps nothing).
+"""
 
 from __future__ import annotations
 
@@ -8,68 +14,121 @@ from typing import Any
 from sqlmodel import select
 
 from consent.banks.client import BankCallError, BankClient
+from consent.domain.minimize import fraud_alert_view
+from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
 from consent.service.linking import bank_error
-from consent.service.reads import _with_token
+from consent.service.reads import _with_token, handle_for
 from consent.store import audit
 from consent.store.tables import AlertRow, ConsentRow, PlatformClient, Subject
 
-ANSWERS = {"it_was_me": "Genuine", "freeze_card": "Fraud"}
+ANSWERS = ("it_was_me", "freeze_card", "unfreeze_card")
+CARD_ACTIONS = frozenset({"freeze_card", "unfreeze_card"})
+
+
+def _bank_alert_id(alert: AlertRow) -> str:
+    """The id the bank knows the alert by."""
+    return alert.alert_id
+
+
+async def _at_bank(
+    bank: BankClient, token: str, bank_alert_id: str, choice: str, answered: str | None
+) -> dict[str, Any]:
+    """Make the bank's state match ``choice``; return the bank's alert afterwards."""
+    if answered is None and choice != "unfreeze_card":
+        resolution = "Genuine" if choice == "it_was_me" else "Fraud"
+        body = await bank.resolve_alert(token, bank_alert_id, resolution)
+        data = body.get("Data")
+        return data if isinstance(data, dict) else {}
+    current = await bank.read_alert(token, bank_alert_id)
+    card_id = current.get("CardId")
+    if choice == "it_was_me" or not isinstance(card_id, str):
+        return current  # already answered: nothing changes; no card: nothing to act on
+    changed = await bank.set_card(
+        token, card_id, "freeze" if choice == "freeze_card" else "unfreeze"
+    )
+    return {**current, "CardStatus": changed.get("Status", current.get("CardStatus"))}
+
+
+def _as_event(alert_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The bank's alert in the shape of its fraud-alert event, for the one minimizer."""
+    raw_tx, raw_money = data.get("Transaction"), None
+    tx: dict[str, Any] = raw_tx if isinstance(raw_tx, dict) else {}
+    raw_money = tx.get("Amount")
+    money: dict[str, Any] = raw_money if isinstance(raw_money, dict) else {}
+    return {
+        "alert_id": alert_id,
+        "masked_pan": data.get("MaskedPan"),
+        "reason": data.get("Reason"),
+        "transaction": {
+            "merchant_name": tx.get("MerchantName"),
+            "Amount": money.get("Amount"),
+            "Currency": money.get("Currency"),
+            "booked_at": tx.get("BookingDateTime"),
+        },
+    }
+
+
+def next_actions(scopes: list[str], answer: str | None, card_status: str | None) -> list[str]:
+    """What the user may still do with the alert."""
+    actions = [] if answer else ["it_was_me"]
+    if Scope.CARD_CONTROLS.value in scopes and card_status is not None:
+        actions.append("unfreeze_card" if card_status == "Frozen" else "freeze_card")
+    return actions
 
 
 async def answer(
     broker: Broker, client: PlatformClient, subject: Subject, alert_id: str, choice: str
 ) -> dict[str, Any]:
     if choice not in ANSWERS:
-        raise bad_request("answer must be it_was_me or freeze_card", "invalid_answer")
+        raise bad_request(
+            "answer must be it_was_me, freeze_card or unfreeze_card", "invalid_answer"
+        )
     async with broker.sessions() as session:
         # ``alert_id`` is the platform's opaque handle; the bank's own id stays in the broker
         alert = (await session.exec(select(AlertRow).where(AlertRow.handle == alert_id))).first()
         row = await session.get(ConsentRow, alert.consent_id) if alert else None
         if alert is None or row is None or row.subject_id != subject.subject_id:
             raise not_found("alert")
-        if alert.answer == choice:
-            return {
-                "alert_id": alert_id,
-                "answer": choice,
-                "card_status": "Frozen" if choice == "freeze_card" else None,
-            }
-        if alert.answer is not None:
-            raise BrokerError(
-                409, "already_answered", f"this alert was already answered {alert.answer}"
-            )
-        bank_alert_id = alert.alert_id
-        if choice == "freeze_card" and Scope.CARD_CONTROLS.value not in row.scopes.split(","):
+        scopes = row.scopes.split(",")
+        if choice in CARD_ACTIONS and Scope.CARD_CONTROLS.value not in scopes:
             raise BrokerError(
                 403, "scope_not_consented", "freezing a card needs the card_controls scope"
             )
+        answered, bank_alert_id = alert.answer, _bank_alert_id(alert)
 
-        async def resolve(bank: BankClient, token: str) -> dict[str, Any]:
-            url = f"{bank.info.card_controls_base}/fraud-alerts/{bank_alert_id}/resolution"
-            _, body = await bank._call(
-                "POST",
-                url,
-                json={"Resolution": ANSWERS[choice]},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            result: dict[str, Any] = body
-            return result
+        async def call(bank: BankClient, token: str) -> dict[str, Any]:
+            return await _at_bank(bank, token, bank_alert_id, choice, answered)
 
         try:
-            result = await _with_token(broker, session, row, resolve)
+            data: dict[str, Any] = await _with_token(broker, session, row, call)
         except BankCallError as e:
             raise bank_error(e) from e
-        alert.answer = choice
-        session.add(alert)
+        if choice == "freeze_card" or (choice == "it_was_me" and answered is None):
+            alert.answer = choice
+            session.add(alert)
+        card_status = data.get("CardStatus") if isinstance(data.get("CardStatus"), str) else None
+        fields = allowed_fields("fraud_alert", broker.policy(row.bank_id), broker.contract)
+        account_id = data.get("AccountId")
+        handle = (
+            await handle_for(broker, session, row, account_id)
+            if isinstance(account_id, str)
+            else ""
+        )
+        actions = next_actions(scopes, alert.answer, card_status)
+        view = fraud_alert_view(
+            _as_event(alert_id, data), account_handle=handle, actions=actions, fields=fields
+        )
         await audit.record_action(
             session,
             subject_id=subject.subject_id,
             client_id=client.client_id,
             action=f"alert.{choice}",
             at=broker.clock(),
-            scope="fraud_alerts",
+            scope="card_controls" if choice in CARD_ACTIONS else "fraud_alerts",
         )
+        final = alert.answer
         await session.commit()
-    return {"alert_id": alert_id, "answer": choice, "card_status": result["Data"].get("CardStatus")}
+    return {"alert_id": alert_id, "answer": final, "card_status": card_status, "alert": view}

@@ -4,6 +4,10 @@ const log = document.getElementById("log");
 const composer = document.getElementById("composer");
 const input = document.getElementById("text");
 let users = [];
+// presses waiting for the bot: "<message id>:<edit count>:<data>" → callback query id; a press
+// ends when the bot answers the callback query or edits the message (the key no longer fits)
+const pending = new Map();
+const toasted = new Set();
 
 function currentUser() {
   return users.find((u) => String(u.id) === userSelect.value);
@@ -92,7 +96,18 @@ function keyboardFor(message) {
       } else {
         el = document.createElement("button");
         el.type = "button";
-        el.addEventListener("click", () => press(message.message_id, button.callback_data));
+        // as in Telegram's clients: a pressed button waits (disabled) until the bot answers
+        // or edits the message; the next render draws the message as it then stands
+        const key = message.message_id + ":" + message.edit_count + ":" + button.callback_data;
+        el.disabled = pending.has(key);
+        el.addEventListener("click", async () => {
+          el.disabled = true;
+          pending.set(key, null);
+          const id = await press(message.message_id, button.callback_data);
+          if (id === null) pending.delete(key);
+          else pending.set(key, id);
+          await refresh();
+        });
       }
       el.textContent = button.text;
       line.appendChild(el);
@@ -102,8 +117,61 @@ function keyboardFor(message) {
   return box;
 }
 
+// the first-visit hint, in the chosen person's language
+const HINTS = {
+  en: ["Nobody has written here yet.", "Say hello: send /start, or tap below."],
+  ar: ["لم يكتب أحد هنا بعد.", "ابدأ بإرسال /start، أو اضغط أدناه."],
+  pl: ["Nikt jeszcze tu nie pisał.", "Przywitaj się: wyślij /start albo stuknij poniżej."],
+};
+
+function hint(user) {
+  const [title, line] = HINTS[user.language_code] || HINTS.en;
+  const box = document.createElement("div");
+  box.className = "hint";
+  box.id = "hint";
+  const strong = document.createElement("strong");
+  strong.textContent = title;
+  const text = document.createElement("p");
+  text.textContent = line;
+  text.dir = "auto";
+  const start = document.createElement("button");
+  start.type = "button";
+  start.textContent = "/start";
+  start.addEventListener("click", () => send("/start"));
+  box.append(strong, text, start);
+  return box;
+}
+
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function attachment(m) {
+  if (m.document) {
+    const link = document.createElement("a");
+    link.className = "document";
+    link.href = "/api/files/" + encodeURIComponent(m.document.file_id);
+    link.download = m.document.file_name || "file";
+    link.textContent = "📄 " + (m.document.file_name || "file");
+    const size = document.createElement("span");
+    size.className = "size";
+    size.textContent = " " + Math.max(1, Math.round(m.document.file_size / 1024)) + " KB";
+    link.appendChild(size);
+    return link;
+  }
+  if (m.photo) {
+    const img = document.createElement("img");
+    img.className = "photo";
+    img.alt = "photo";
+    img.src = "/api/files/" + encodeURIComponent(m.photo.file_id);
+    return img;
+  }
+  return null;
+}
+
 function render(messages) {
   log.replaceChildren();
+  if (messages.length === 0) log.appendChild(hint(currentUser()));
   for (const m of messages) {
     const bubble = document.createElement("div");
     bubble.className = m.from_bot ? "bubble" : "bubble mine";
@@ -118,17 +186,49 @@ function render(messages) {
       // first strong character, as Telegram's clients do; the bot's messages follow the page
       text.dir = "auto";
     }
-    bubble.appendChild(text);
+    const file = attachment(m);
+    if (file) bubble.appendChild(file);
+    if (m.text) bubble.appendChild(text);
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    const time = document.createElement("time");
+    time.dateTime = new Date(m.date * 1000).toISOString();
+    time.textContent = clock(m.date);
+    time.dir = "ltr";  // "05:31 AM" reads the same on a right-to-left page
     if (m.edit_count > 0) {
       const edited = document.createElement("span");
       edited.className = "edited";
       edited.textContent = "edited";
-      bubble.appendChild(edited);
+      meta.append(edited, " ");
     }
+    meta.appendChild(time);
+    bubble.appendChild(meta);
     bubble.appendChild(keyboardFor(m));
     log.appendChild(bubble);
   }
   log.scrollTop = log.scrollHeight;
+}
+
+function toast(text) {
+  const box = document.createElement("div");
+  box.className = "toast";
+  box.textContent = text;
+  box.dir = "auto";
+  document.body.appendChild(box);
+  setTimeout(() => box.remove(), 3000);
+}
+
+function settle(answers) {
+  const answered = new Map(answers.map((a) => [a.callback_query_id, a]));
+  for (const [key, id] of pending) {
+    const answer = id === null ? undefined : answered.get(id);
+    if (answer === undefined) continue;
+    pending.delete(key);
+    if (answer.text && !toasted.has(id)) {
+      toasted.add(id);
+      toast(answer.text);
+    }
+  }
 }
 
 async function refresh() {
@@ -137,15 +237,28 @@ async function refresh() {
   document.documentElement.dir = user.dir;
   document.documentElement.lang = user.language_code;
   log.dir = user.dir;
-  const response = await fetch("/api/messages/" + user.id);
-  render(await response.json());
+  const [messages, answers] = await Promise.all([
+    fetch("/api/messages/" + user.id).then((r) => r.json()),
+    pending.size ? fetch("/api/callback-answers").then((r) => r.json()) : [],
+  ]);
+  settle(answers);
+  render(messages);
 }
 
 async function press(messageId, data) {
-  await fetch("/api/press", {
+  const response = await fetch("/api/press", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ user_id: currentUser().id, message_id: messageId, data }),
+  });
+  return response.ok ? (await response.json()).callback_query_id : null;
+}
+
+async function send(text) {
+  await fetch("/api/send", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user_id: currentUser().id, text }),
   });
 }
 
@@ -154,11 +267,7 @@ composer.addEventListener("submit", async (event) => {
   const text = input.value.trim();
   if (!text) return;
   input.value = "";
-  await fetch("/api/send", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user_id: currentUser().id, text }),
-  });
+  await send(text);
 });
 
 userSelect.addEventListener("change", refresh);

@@ -93,3 +93,38 @@ async def test_answering_fraud_freezes_the_card_and_a_different_second_answer_co
         url, json={"Resolution": "Maybe"}, headers=flow.bearer(linked.access_token)
     )
     assert bad.status == 400
+
+
+async def test_genuine_and_reading_an_alert_need_only_accounts_fraud_needs_cards(
+    bank_client: Client,
+) -> None:
+    reg = await flow.register(bank_client, "northwind")
+    linked = await flow.link(bank_client, reg)  # accounts only: no card controls
+    inject = await bank_client.post(
+        "/sandbox/banks/northwind/transactions",
+        json={
+            "account_id": "noc000001a0",
+            "amount": "3100.00",
+            "merchant_name": "Gadget Hub",
+            "country": "BR",
+        },
+    )
+    alert_id = (await inject.json())["alerts"][0]
+    headers = flow.bearer(linked.access_token)
+    url = f"{CARDS}/fraud-alerts/{alert_id}"
+    fraud = await bank_client.post(
+        f"{url}/resolution", json={"Resolution": "Fraud"}, headers=headers
+    )
+    assert fraud.status == 403
+    before = await bank_client.get(url, headers=headers)
+    assert before.status == 200
+    assert (await before.json())["Data"]["Resolution"] is None
+    genuine = await bank_client.post(
+        f"{url}/resolution", json={"Resolution": "Genuine"}, headers=headers
+    )
+    assert genuine.status == 200
+    data = (await genuine.json())["Data"]
+    assert (data["Resolution"], data["CardStatus"]) == ("Genuine", "Active")
+    assert data["Transaction"]["MerchantName"] == "Gadget Hub"
+    assert data["Transaction"]["Amount"] == {"Amount": "3100.00", "Currency": "GBP"}
+    assert flow.MASKED.match(data["MaskedPan"]) and data["AccountId"] == "noc000001a0"

@@ -148,6 +148,7 @@ async def start_system(
     *,
     webhook_secret: str | None = None,
     public_urls: dict[str, str] | None = None,
+    link_timeout_s: float = 900.0,
 ) -> System:
     """Everything up; with ``webhook_secret`` the bot runs in webhook mode (Telegram calls it);
     ``public_urls`` ({"bank", "broker", "bot"}; "{port}" in the bot's is its port) are the
@@ -188,6 +189,7 @@ async def start_system(
         mode="webhook" if webhook_secret else "polling",
         telegram_secret_token=webhook_secret or "",
         public_url=public.get("bot", "").format(port=bot_port),
+        link_timeout_s=link_timeout_s,
     )
     runtime = BotRuntime(settings, clock=env.clock, observe=observe)
     await runtime.start()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
 from bank_mock.keys import BANKS
-from tests.bot.system import ALICE, OMAR, System, button
+from tests.bot.system import ALICE, OMAR, System, button, buttons
 from tests.bot.test_conversations import link_bank
 
 
@@ -53,7 +54,8 @@ async def test_fraud_alert_arrives_and_freezing_the_card_edits_it_once(system: S
     )
     done = next(m for m in messages if m["message_id"] == alert["message_id"])
     assert "frozen" in done["text"]
-    assert done.get("reply_markup") in (None, {}, {"inline_keyboard": []})
+    assert "Luxe Watches" in done["text"] and "£" in done["text"]  # the story stays
+    assert [b["callback_data"][:6] for b in buttons(done)] == ["al:uf:"]
     assert not any("already answered" in m["text"] for m in messages)
     async with asyncio.timeout(10):  # every press is acknowledged, the double tap's too
         while len(await system.chat.callback_answers()) < 4 + 2:  # noqa: ASYNC110 - polls HTTP
@@ -144,8 +146,16 @@ async def test_privacy_shows_handles_the_verified_access_log_export_and_delete(
     assert subject in page["text"]
     log = await system.press(ALICE, page, "pv:log", lambda t: "Access log" in t)
     assert "Integrity verified" in log["text"] and "balances read" in log["text"]
-    export = await system.press(ALICE, page, "pv:export", lambda t: "<pre>" in t)
-    assert subject in export["text"]
+    export = await system.press(ALICE, page, "pv:export", lambda t: "in this file" in t)
+    assert "1 bank link" in export["text"] and "access log entries" in export["text"]
+    document = export["document"]
+    assert document["file_name"] == "chatbank-export.json"
+    assert document["mime_type"] == "application/json"
+    exported = json.loads(await system.chat.file(document["file_id"]))
+    assert exported["bot"]["subject_id"] == subject == exported["broker"]["subject_id"]
+    assert [c["bank_id"] for c in exported["broker"]["consents"]] == ["northwind"]
+    chat = await system.chat.messages(ALICE)
+    assert not any("<pre>" in m["text"] for m in chat)  # no raw JSON bubbles
     ask = await system.press(ALICE, page, "pv:del", lambda t: "Delete everything" in t)
     await system.press(ALICE, ask, "pv:delok", lambda t: "forgot you" in t)
     from bot.store import repo

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, url_button
+from localchat.testing import Message
+from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, buttons, url_button
 
 
 async def link_bank(
@@ -12,9 +13,10 @@ async def link_bank(
     *,
     drop: tuple[str, ...] = (),
     days: int | None = None,
-) -> None:
+) -> str:
     """/link → bank → (untick ``drop``) → Next → days (the shortest offered when not given)
-    → I agree → approve at the bank."""
+    → I agree → approve at the bank. Returns the approval URL the user was given (its button
+    goes once the link is done)."""
     picker = await system.say(user, "/link", lambda t: "lk:bank" not in t)
     assert button(picker, f"lk:bank:{bank}")
     scopes = await system.press(user, picker, f"lk:bank:{bank}", lambda t: True)
@@ -37,6 +39,12 @@ async def link_bank(
     before = {m["message_id"] for m in await system.chat.messages(user)}
     await system.approve_at_bank(url)
     await system.expect(user, lambda t: "/balance" in t, before)
+
+    def closed(ms: list[Message], mid: int = approve["message_id"]) -> bool:
+        return not any(m["message_id"] == mid and buttons(m) for m in ms)
+
+    await system.chat.wait_for(user, closed)  # the finished link's button has gone
+    return url
 
 
 async def test_start_welcomes_in_the_users_language_with_the_privacy_promise(

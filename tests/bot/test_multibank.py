@@ -93,8 +93,9 @@ async def test_small_talk_support_transfers_cards_and_typos_get_polite_answers(
         ("thanks!", "You're welcome"),
         ("👍", "You're welcome"),
         ("can I transfer money to Bob", "can't move money"),
-        ("freeze my card", "lost or stolen"),
-        ("I lost my card", "lost or stolen"),
+        ("freeze my card", "Which card should I freeze?"),  # the cards flow, from free text
+        ("I lost my card", "Which card should I freeze?"),
+        ("unfreeze my card", "None of your cards is frozen."),
         ("/balanse", "Did you mean /balance?"),
     ):
         await system.say(ALICE, text, lambda t, e=expected: e in t)  # type: ignore[misc]

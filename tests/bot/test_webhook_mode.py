@@ -51,10 +51,23 @@ async def test_calls_without_the_secret_token_are_refused(
     assert await hooked.chat.messages(ALICE) == []
 
 
-async def test_a_malformed_update_is_a_400(hooked: System) -> None:
+NOT_UPDATES = [
+    b"not json",
+    b"[]",
+    b"[1, 2]",
+    b"42",
+    b'"update"',
+    b"null",
+    b"{}",
+    b'{"update_id": "1"}',
+]
+
+
+async def test_any_json_that_is_not_an_update_is_a_400(hooked: System) -> None:
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(hooked.runtime.telegram_webhook_url(), data=b"not json", headers=headers) as resp,
-    ):
-        assert resp.status == 400
+    async with aiohttp.ClientSession() as http:
+        for body in NOT_UPDATES:
+            url = hooked.runtime.telegram_webhook_url()
+            async with http.post(url, data=body, headers=headers) as resp:
+                assert resp.status == 400, body
+                assert (await resp.json())["error"] == "bad_update"

@@ -6,12 +6,14 @@ names the folder; otherwise the test's temporary folder)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bank_mock.settings import BankSettings
@@ -57,8 +59,6 @@ async def up(tmp_path: Path) -> AsyncIterator[Running]:
             stop=stop,
         )
     )
-    import aiohttp
-
     async with aiohttp.ClientSession() as http:
         for _ in range(400):
             try:
@@ -91,12 +91,16 @@ _SLASH_POSITIONS = """() => {
 }"""
 
 
+MINE = {f"{i:02d}" for i in (*range(1, 9), 10, 11, 12)}  # 09 is the bank page test's
+
+
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("CHATBANK_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
+    for old in folder.glob("*.png"):  # only this test's own: other tests share the folder
+        if old.name[:2] in MINE:
+            old.unlink()
     return folder
 
 
@@ -154,7 +158,10 @@ async def test_the_demo_works_in_a_browser_from_link_to_frozen_card(
         await expect(alert).to_be_visible()  # pushed live: no reload
         await page.screenshot(path=shots / "06-fraud-alert.png")
         await alert.get_by_role("button", name="Not me: freeze card").click()
-        await expect(page.locator(".bubble", has_text="card is frozen")).to_be_visible()
+        frozen = page.locator(".bubble", has_text="card is frozen")
+        await expect(frozen).to_be_visible()
+        await expect(frozen).to_contain_text("Luxe Watches")  # the alert keeps its story
+        await expect(frozen.get_by_role("button", name="Unfreeze card")).to_be_visible()
         await page.screenshot(path=shots / "07-card-frozen.png")
 
         omar = await page.locator("#user option", has_text="(ar)").get_attribute("value")
@@ -173,6 +180,93 @@ async def test_the_demo_works_in_a_browser_from_link_to_frozen_card(
         assert {text for text, _, _ in slashes} >= {"/start", "/link", "/privacy"}, slashes
         assert all(slash_x < letter_x for _, slash_x, letter_x in slashes), slashes
         await page.screenshot(path=shots / "08-arabic-rtl.png")
+
+        # Omar links another customer through the chat API (his page shows it all live)
+        await link_through_api(up, int(omar), "demo2")
+        await send("/balance")
+        await expect(bubbles.last).to_contain_text("£")
+        await page.screenshot(path=shots / "10-arabic-balance.png")
+        await send("/transactions")
+        await expect(bubbles.last).to_contain_text("/2026")
+        await page.screenshot(path=shots / "11-arabic-transactions.png")
+        answer = await inject_fraud(up.bank_url, "northwind", "demo2", merchant="Gold Bazaar")
+        assert answer["alerts"], answer
+        arabic_alert = page.locator(".bubble", has_text="Gold Bazaar")
+        await expect(arabic_alert).to_be_visible()
+        await arabic_alert.get_by_role("button").last.click()  # "not me: freeze card"
+        await expect(arabic_alert.get_by_role("button")).to_have_count(1)  # unfreeze
+        await page.screenshot(path=shots / "12-arabic-alert-frozen.png")
+        shown = await bubbles.count()
+        await send("/unfreeze")
+        await expect(bubbles).to_have_count(shown + 1)  # the offer, not the alert's own button
+        offer = bubbles.last
+        await expect(offer.get_by_role("button")).to_have_count(1)
+        await offer.get_by_role("button").click()
+        await expect(offer).to_contain_text("🔓")
+        await expect(offer.get_by_role("button")).to_have_count(0)
         await browser.close()
     taken = await asyncio.to_thread(lambda: sorted(p.name for p in shots.glob("*.png")))
-    assert {f"0{i}" for i in range(1, 9)} <= {name[:2] for name in taken}, taken  # and others
+    assert {name[:2] for name in taken} >= MINE, taken
+
+
+async def link_through_api(up: Running, user: int, customer: str) -> None:
+    """/link → Northwind → Next → the shortest period → I agree, pressed through localchat's
+    test API; then the bank's sandbox approves for ``customer`` and the broker's callback
+    lands."""
+    from yarl import URL
+
+    from localchat.testing import ChatDriver
+
+    async with ChatDriver(up.chat_url) as chat:
+
+        def first(message: dict[str, object], prefix: str) -> str | None:
+            markup = message.get("reply_markup")
+            rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+            for row in rows:
+                for b in row:
+                    if str(b.get("callback_data", "")).startswith(prefix) or (
+                        prefix == "url" and b.get("url")
+                    ):
+                        return str(b.get("url") or b["callback_data"])
+            return None
+
+        async def offered(after: int, prefix: str) -> dict[str, object]:
+            """The newest bot message after ``after`` that has a ``prefix`` button."""
+
+            def found(ms: list[dict[str, object]]) -> bool:
+                return any(
+                    m["from_bot"] and int(str(m["message_id"])) > after and first(m, prefix)
+                    for m in ms
+                )
+
+            messages = await chat.wait_for(user, found)
+            return next(
+                m
+                for m in reversed(messages)
+                if m["from_bot"] and int(str(m["message_id"])) > after and first(m, prefix)
+            )
+
+        last = max([int(str(m["message_id"])) for m in await chat.messages(user)] or [0])
+        await chat.send(user, "/link")
+        steps = ("lk:bank:northwind", "lk:next", "lk:days:", "lk:ok", "url")
+        picker = await offered(last, steps[0])
+        for prefix, following in itertools.pairwise(steps):
+            await chat.press(user, int(str(picker["message_id"])), str(first(picker, prefix)))
+            picker = await offered(last, following)
+        url = URL(str(first(picker, "url")))
+    bank_id = url.path.split("/")[2]
+    async with aiohttp.ClientSession() as http:
+        approve = await http.post(
+            f"{up.bank_url}/sandbox/banks/{bank_id}/consents/{url.query['consent_id']}/approve",
+            json={
+                "username": customer,
+                "redirect_uri": url.query["redirect_uri"],
+                "code_challenge": url.query["code_challenge"],
+                "scopes": url.query["scope"].split(),
+            },
+        )
+        code = (await approve.json())["code"]
+        async with http.get(
+            url.query["redirect_uri"], params={"state": url.query["state"], "code": code}
+        ) as landing:
+            assert landing.status == 200
