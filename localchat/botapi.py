@@ -77,6 +77,8 @@ async def send_message(store: Store, params: JSON) -> JSON:
     chat_id = int(params["chat_id"])
     if chat_id not in store.users:
         raise BotApiError(400, "Bad Request: chat not found")
+    if chat_id in store.blocked:
+        raise BotApiError(403, "Forbidden: bot was blocked by the user")
     text, parse_mode = str(params.get("text", "")), params.get("parse_mode")
     check_text(text, parse_mode)
     check_markup(params.get("reply_markup"))
