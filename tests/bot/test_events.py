@@ -18,8 +18,8 @@ from bot.context import Services
 from bot.events import BrokerEvents
 from bot.settings import BotSettings
 from bot.store import deliveries, repo
-from bot.store.deliveries import Claim
 from bot.store.db import make_engine, session_factory, upgrade_async
+from bot.store.deliveries import Claim
 from bot.store.tables import ChatUser
 from consent.outbox.signing import sign_webhook
 from localchat.app import create_app as create_localchat
