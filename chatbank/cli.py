@@ -119,6 +119,13 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from chatbank.outbox import print_dead_letters
+    from consent.settings import BrokerSettings
+
+    return asyncio.run(print_dead_letters(BrokerSettings().database_url, args.limit))
+
+
 def _up(args: argparse.Namespace) -> int:
     folder = Path(args.data_dir)
     (folder / "keys").mkdir(parents=True, exist_ok=True)
@@ -176,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser(
         "rotate", help="new key-encryption key; re-wrap every data key"
     ).set_defaults(func=_keys_rotate)
+    outbox = sub.add_parser("outbox", help="the broker's outbox (settings: CONSENT_* in .env)")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    dead = outbox_sub.add_parser(
+        "dead-letters", help="messages the relay gave up on (blocked users, permanent failures)"
+    )
+    dead.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
+    dead.set_defaults(func=_dead_letters)
     return parser
 
 

@@ -1,7 +1,11 @@
 """The relay: claims due outbox rows and POSTs them, signed, to the platform's webhook until a
 2xx comes back; exponential backoff with full jitter; nothing is lost across a restart because
 the rows stay until delivered. On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED so
-several broker processes share the work."""
+several broker processes share the work.
+
+Retries are bounded: a 410 from the platform (the user blocked the bot, or the chat refuses the
+message for good) or ``outbox_max_attempts`` failed attempts end a message as a dead letter
+(:mod:`consent.outbox.deadletter`)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import contextlib
 import json
 import logging
 import random
+import re
 from datetime import timedelta
 
 import aiohttp
 from sqlmodel import col, select
 
+from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
 from consent.service.broker import Broker
 from consent.store.tables import OutboxRow, PlatformClient
@@ -23,6 +29,19 @@ from consent.vault.envelope import WrappedKey, open_sealed, unwrap_key
 log = logging.getLogger(__name__)
 BATCH = 20
 MAX_BACKOFF_S = 300.0
+
+
+DELIVERED, RETRY = "delivered", "retry"
+_REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+async def _reason(resp: aiohttp.ClientResponse) -> str:
+    """The platform's error code from a 410 body, if it is a plain code; else "gone"."""
+    try:
+        code = (await resp.json(content_type=None)).get("error")
+    except (ValueError, AttributeError, aiohttp.ClientError):
+        code = None
+    return f"platform:{code}" if isinstance(code, str) and _REASON.match(code) else "gone"
 
 
 def backoff(attempts: int, rng: random.Random) -> timedelta:
@@ -64,18 +83,26 @@ class Relay:
                     row.next_attempt_at = now + timedelta(minutes=5)  # nowhere to send it yet
                     session.add(row)
                     continue
-                if await self._post(client, row):
+                outcome = await self._post(client, row)
+                if outcome is DELIVERED:
                     row.delivered_at = broker.clock()
                     delivered += 1
+                    session.add(row)
+                    continue
+                row.attempts += 1
+                if outcome is not RETRY:
+                    await bury(session, row, outcome, broker.clock())
+                elif row.attempts >= broker.settings.outbox_max_attempts:
+                    await bury(session, row, "too_many_attempts", broker.clock())
                 else:
-                    row.attempts += 1
                     row.next_attempt_at = now + backoff(row.attempts, self.rng)
-                session.add(row)
+                    session.add(row)
             await session.commit()
         self.delivered += delivered
         return delivered
 
-    async def _post(self, client: PlatformClient, row: OutboxRow) -> bool:
+    async def _post(self, client: PlatformClient, row: OutboxRow) -> str:
+        """DELIVERED, RETRY, or the platform's reason for refusing the message for good."""
         assert client.webhook_url is not None
         body = json.dumps(
             {
@@ -100,13 +127,15 @@ class Relay:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=5),
             ) as resp:
-                ok = 200 <= resp.status < 300
+                if 200 <= resp.status < 300:
+                    return DELIVERED
+                log.info("webhook refused %s with %s", row.id, resp.status)
+                if resp.status != 410:
+                    return RETRY
+                return await _reason(resp)
         except (aiohttp.ClientError, TimeoutError) as e:
             log.info("webhook delivery of %s failed: %s", row.id, type(e).__name__)
-            return False
-        if not ok:
-            log.info("webhook refused %s with %s", row.id, resp.status)
-        return ok
+            return RETRY
 
     async def run_forever(self, idle_s: float = 1.0) -> None:
         """Deliver, then sleep until woken (new rows) or ``idle_s`` passes (retries)."""
