@@ -78,6 +78,8 @@ class ConsentRow(SQLModel, table=True):
     bank_consent_id: str | None = Field(default=None, index=True, max_length=128)
     state: str = Field(index=True, unique=True, max_length=64)  # OAuth state of the link
     renewal_noticed: bool = False
+    # the bank refused the refresh token (invalid_grant): the user must link the bank again
+    needs_reauthorization: bool = False
 
 
 class ConsentKey(SQLModel, table=True):

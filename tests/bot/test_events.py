@@ -256,3 +256,24 @@ async def test_a_delivery_for_a_forgotten_user_is_acknowledged_and_dropped(hook:
     message["subject_id"] = "sub_nobody"
     status, body, _ = await hook.post(message)
     assert (status, body["status"]) == (200, "no_such_user")
+
+
+async def test_a_link_needing_approval_again_is_shown_with_a_button_to_relink(
+    hook: Hook,
+) -> None:
+    await repo.save_user(
+        hook.events.services.sessions,
+        ChatUser(telegram_user_id=ALICE, chat_id=ALICE, subject_id="sub_alice", language="pl"),
+    )
+    message = {
+        "id": "msg_11",
+        "kind": "consent_needs_reauthorization",
+        "subject_id": "sub_alice",
+        "data": {"consent_id": "c1", "bank_id": "northwind"},
+    }
+    status, body, _ = await hook.post(message)
+    assert (status, body["status"]) == (200, "shown")
+    shown = (await hook.chat.messages(ALICE))[0]
+    assert "/link" in shown["text"] and "nie akceptuje" in shown["text"]
+    button = shown["reply_markup"]["inline_keyboard"][0][0]
+    assert (button["text"], button["callback_data"]) == ("Połącz ponownie", "rn:northwind")

@@ -1,4 +1,4 @@
-"""dead letters, and event jti de-duplication per bank
+"""dead letters, event jti de-duplication per bank, consents needing re-authorization
 
 Revision ID: d3l1v3ry0003
 Revises: 0002
@@ -35,6 +35,12 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_outbox_dead_letter_client_id"), ["client_id"], unique=False
         )
+    with op.batch_alter_table("consent", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "needs_reauthorization", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
     # a jti is unique per issuer only: the key becomes (bank_id, jti); the table is rebuilt the
     # same way on both databases (SQLite cannot alter a primary key), keeping what it held
     _rebuild_processed_event(["bank_id", "jti"])
@@ -57,6 +63,8 @@ def _rebuild_processed_event(key: list[str]) -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("consent", schema=None) as batch_op:
+        batch_op.drop_column("needs_reauthorization")
     _rebuild_processed_event(["jti"])  # fails if two banks share a jti by then, as it must
     with op.batch_alter_table("outbox_dead_letter", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_dead_letter_client_id"))
