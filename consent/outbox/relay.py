@@ -15,10 +15,12 @@ import json
 import logging
 import random
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 
 import aiohttp
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
@@ -31,7 +33,7 @@ BATCH = 20
 MAX_BACKOFF_S = 300.0
 
 
-DELIVERED, RETRY = "delivered", "retry"
+DELIVERED, RETRY, HELD_BACK = "delivered", "retry", "held_back"
 _REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -63,7 +65,12 @@ class Relay:
         self.delivered = 0
 
     async def run_once(self) -> int:
-        """Deliver what is due now; returns how many were delivered."""
+        """Deliver what is due now; returns how many were delivered.
+
+        The batch is posted concurrently across subjects and in order within a subject (one
+        chat's messages arrive as they were written). On SQLite the outcome is written under
+        the process's write gate (:class:`consent.store.writes.WriteGate`), never while posting.
+        """
         broker = self.broker
         now = broker.clock()
         delivered = 0
@@ -77,29 +84,66 @@ class Relay:
             if broker.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.exec(query)).all()
-            for row in rows:
-                client = await session.get(PlatformClient, row.client_id)
-                if client is None or not client.webhook_url:
-                    row.next_attempt_at = now + timedelta(minutes=5)  # nowhere to send it yet
-                    session.add(row)
-                    continue
-                outcome = await self._post(client, row)
-                if outcome is DELIVERED:
-                    row.delivered_at = broker.clock()
-                    delivered += 1
-                    session.add(row)
-                    continue
-                row.attempts += 1
-                if outcome is not RETRY:
-                    await bury(session, row, outcome, broker.clock())
-                elif row.attempts >= broker.settings.outbox_max_attempts:
-                    await bury(session, row, "too_many_attempts", broker.clock())
-                else:
-                    row.next_attempt_at = now + backoff(row.attempts, self.rng)
-                    session.add(row)
-            await session.commit()
+            clients = {
+                client_id: await session.get(PlatformClient, client_id)
+                for client_id in {row.client_id for row in rows}
+            }
+            outcomes = await self._post_all(rows, clients)
+            async with broker.writes():
+                for row in rows:
+                    outcome = outcomes.get(row.id)
+                    if outcome is None:
+                        row.next_attempt_at = now + timedelta(minutes=5)  # nowhere to send it
+                        session.add(row)
+                    elif outcome == DELIVERED:
+                        row.delivered_at = broker.clock()
+                        delivered += 1
+                        session.add(row)
+                    else:
+                        await self._failed(session, row, outcome)
+                await session.commit()
         self.delivered += delivered
         return delivered
+
+    async def _post_all(
+        self, rows: Sequence[OutboxRow], clients: dict[str, PlatformClient | None]
+    ) -> dict[str, str]:
+        """Post ``rows``: subjects side by side, each subject's rows one after the other (a
+        failure holds back that subject's later rows). Rows with nowhere to go are left out."""
+        by_subject: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_subject.setdefault(row.subject_id, []).append(row)
+        outcomes: dict[str, str] = {}
+
+        async def one_subject(queue: list[OutboxRow]) -> None:
+            for row in queue:
+                client = clients.get(row.client_id)
+                if client is None or not client.webhook_url:
+                    continue
+                outcomes[row.id] = await self._post(client, row)
+                if outcomes[row.id] != DELIVERED:
+                    for later in queue[queue.index(row) + 1 :]:
+                        outcomes[later.id] = HELD_BACK
+                    return
+
+        await asyncio.gather(*(one_subject(queue) for queue in by_subject.values()))
+        return outcomes
+
+    async def _failed(self, session: AsyncSession, row: OutboxRow, outcome: str) -> None:
+        """Count a failed attempt: back off, or give up (a dead letter)."""
+        broker = self.broker
+        if outcome == HELD_BACK:  # not tried: an earlier message of its subject failed
+            row.next_attempt_at = broker.clock() + backoff(row.attempts, self.rng)
+            session.add(row)
+            return
+        row.attempts += 1
+        if outcome != RETRY:
+            await bury(session, row, outcome, broker.clock())
+        elif row.attempts >= broker.settings.outbox_max_attempts:
+            await bury(session, row, "too_many_attempts", broker.clock())
+        else:
+            row.next_attempt_at = broker.clock() + backoff(row.attempts, self.rng)
+            session.add(row)
 
     async def _post(self, client: PlatformClient, row: OutboxRow) -> str:
         """DELIVERED, RETRY, or the platform's reason for refusing the message for good."""
