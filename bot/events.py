@@ -29,6 +29,7 @@ from bot.context import Services
 from bot.i18n import tr
 from bot.store import deliveries, repo
 from bot.store.deliveries import Claim
+from bot.store.writes import WriteGate
 
 log = logging.getLogger(__name__)
 TAG = "chatbank-webhook"
@@ -65,6 +66,7 @@ class BrokerEvents:
         self.services = services
         self.bot = bot
         self.shown = 0  # messages sent to users, for the benchmark and the health page
+        self.writes = WriteGate(services.settings.database_url)
 
     def _verify(self, request: web.Request, body: bytes) -> str:
         """Check the signature and its age; returns the nonce."""
@@ -99,7 +101,9 @@ class BrokerEvents:
         try:
             nonce = self._verify(request, body)
             now = int(self.services.clock().timestamp())
-            if not await repo.first_time(self.services.sessions, f"nonce:{nonce}", now):
+            async with self.writes():
+                fresh = await repo.first_time(self.services.sessions, f"nonce:{nonce}", now)
+            if not fresh:
                 raise Refused(409, "replayed")
             message = json.loads(body)
             delivery = str(message["id"])
@@ -110,7 +114,8 @@ class BrokerEvents:
             return _refuse(400, "bad_body")
         sessions, settings = self.services.sessions, self.services.settings
         scoped = f"{settings.broker_client_id}:{delivery}"
-        claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
+        async with self.writes():
+            claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
         if claim is Claim.SENT:
             return web.json_response({"status": "duplicate"})
         if claim is Claim.BUSY:
@@ -118,17 +123,20 @@ class BrokerEvents:
         try:
             outcome, alert_id = await self._show(message)
         except (Forbidden, BadRequest) as e:
-            await deliveries.release(sessions, scoped)
+            async with self.writes():
+                await deliveries.release(sessions, scoped)
             code = "blocked_by_user" if isinstance(e, Forbidden) else "undeliverable"
             log.warning("the chat refused delivery for good (%s); telling the broker", code)
             return _refuse(410, code)
         except TelegramError as e:
-            await deliveries.release(sessions, scoped)
+            async with self.writes():
+                await deliveries.release(sessions, scoped)
             log.warning(
                 "could not show delivery to the user (%s); the broker will retry", type(e).__name__
             )
             return _refuse(503, "chat_unavailable")
-        await deliveries.mark_sent(sessions, scoped, now, alert_id)
+        async with self.writes():
+            await deliveries.mark_sent(sessions, scoped, now, alert_id)
         return web.json_response({"status": outcome})
 
     async def _show(self, message: dict[str, Any]) -> tuple[str, str | None]:
