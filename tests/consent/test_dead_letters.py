@@ -5,6 +5,7 @@ and bank event ids are de-duplicated per bank."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +22,7 @@ from chatbank.cli import main as chatbank_main
 from consent.api.keys import BROKER, RELAY
 from consent.events.ingest import FRAUD_ALERT, ingest
 from consent.outbox import deadletter
+from consent.outbox.write import enqueue
 from consent.store.tables import AlertRow, AuditRow, ConsentRow, OutboxRow
 from tests.consent.broker_env import ADMIN, Env, start, stop
 
@@ -34,9 +36,10 @@ class Platform:
     status: int = 204
     body: dict[str, Any] = field(default_factory=dict)
     calls: int = 0
+    ids: list[str] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
-        await request.read()
+        self.ids.append(json.loads(await request.read())["id"])
         self.calls += 1
         if self.status == 204:
             return web.Response(status=204)
@@ -178,3 +181,36 @@ async def test_an_event_id_another_bank_used_is_not_a_duplicate(
     assert await ingest(broker, "northwind", claims) == "duplicate"
     async with broker.sessions() as session:
         assert await session.get(AlertRow, "fa-77") is not None
+
+
+async def test_a_failing_message_holds_back_the_later_ones_of_its_subject(
+    wired: tuple[Env, Platform],
+) -> None:
+    """The relay posts subjects side by side but one subject's messages in order: while the
+    first keeps failing, the ones written after it are not sent ahead of it."""
+    env, platform = wired
+    broker = env.broker.app[BROKER]
+    platform.status, platform.body = 503, {"error": "chat_unavailable"}
+    subject = await env.subject()
+    client_id = env.credential.split(".")[0]
+    async with broker.sessions() as session:
+        ids = [
+            enqueue(
+                session,
+                client_id=client_id,
+                subject_id=subject,
+                kind="consent_expiring",
+                data={"n": n},
+                now=env.clock.now + timedelta(microseconds=n),
+            )
+            for n in range(3)
+        ]
+        await session.commit()
+    relay = env.broker.app[RELAY]
+    for _ in range(3):
+        await relay.run_once()
+        env.clock.now += timedelta(minutes=10)
+    assert platform.ids and set(platform.ids) == {ids[0]}
+    async with broker.sessions() as session:
+        later = [await session.get(OutboxRow, i) for i in ids[1:]]
+    assert [r.attempts for r in later if r is not None] == [0, 0]
