@@ -295,7 +295,9 @@ async def test_alerts_survive_kill_9_of_broker_and_bot_each_shown_exactly_once(
                 ) as resp:
                     assert resp.status == 201, await resp.text()
                     assert (await resp.json())["alerts"], "the fraud rules did not flag it"
-            await asyncio.wait_for(kill_on_send.killed.wait(), 10)  # the next alert's send
+            # the next alert's send kills the bot (bounds are generous for a loaded machine;
+            # on a quiet one all is shown some 15 s after the flood began)
+            await asyncio.wait_for(kill_on_send.killed.wait(), 60)
             assert (broker.kills, bot.kills) == (1, 1)
 
             store = chat_app[STORE]
@@ -309,7 +311,7 @@ async def test_alerts_survive_kill_9_of_broker_and_bot_each_shown_exactly_once(
                             counts[key] = counts.get(key, 0) + 1
                 return counts
 
-            await store.wait_until(lambda: len(shown()) >= ALERTS, 40)
+            await store.wait_until(lambda: len(shown()) >= ALERTS, 90)
             print(f"all shown {time.monotonic() - started:.1f} s after the flood began")
             await asyncio.sleep(1.0)  # a late duplicate would arrive now
             counts = shown()
