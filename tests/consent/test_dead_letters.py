@@ -22,6 +22,7 @@ from chatbank.cli import main as chatbank_main
 from consent.api.keys import BROKER, RELAY
 from consent.events.ingest import FRAUD_ALERT, ingest
 from consent.outbox import deadletter
+from consent.outbox.stats import Depth, depth
 from consent.outbox.write import enqueue
 from consent.store.tables import AlertRow, AuditRow, ConsentRow, OutboxRow
 from tests.consent.broker_env import ADMIN, Env, start, stop
@@ -214,3 +215,15 @@ async def test_a_failing_message_holds_back_the_later_ones_of_its_subject(
     async with broker.sessions() as session:
         later = [await session.get(OutboxRow, i) for i in ids[1:]]
     assert [r.attempts for r in later if r is not None] == [0, 0]
+
+
+async def test_the_outbox_depth_counts_what_waits_and_its_age(
+    wired: tuple[Env, Platform],
+) -> None:
+    env, platform = wired
+    broker = env.broker.app[BROKER]
+    assert await depth(broker.sessions, env.clock.now) == Depth(0, 0.0)
+    platform.status, platform.body = 503, {"error": "chat_unavailable"}
+    await env.link(await env.subject())  # its notice cannot be delivered
+    later = env.clock.now + timedelta(seconds=90)
+    assert await depth(broker.sessions, later) == Depth(1, 90.0)
