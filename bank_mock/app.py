@@ -11,6 +11,7 @@ from bank_mock.auth import authorize, clients, consents, token
 from bank_mock.auth.grants import GrantStore
 from bank_mock.auth.store import AUTH, AuthStore
 from bank_mock.clock import Clock, utc_now
+from bank_mock.disk import Disk
 from bank_mock.errors import error_middleware
 from bank_mock.fraud import publisher, signing
 from bank_mock.generate import build_banks
@@ -36,9 +37,18 @@ def create_app(settings: BankSettings, *, clock: Clock = utc_now) -> web.Applica
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[GRANTS] = GrantStore()
-    app[AUTH] = AuthStore()
+    disk = Disk(Path(settings.data_dir)) if settings.data_dir else None
+    app[GRANTS] = GrantStore(disk)
+    app[AUTH] = AuthStore(disk)
     app[BANKS] = build_banks(settings)
+    if disk is not None:
+        for bank in app[BANKS].values():
+            bank.restore(disk)
+
+        async def close_disk(app: web.Application) -> None:
+            disk.close()
+
+        app.on_cleanup.append(close_disk)
     app[EVENTS] = NullSink()  # replaced by the event publisher's setup below
     pages.setup(app)
     directory.setup(app)

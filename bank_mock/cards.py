@@ -70,6 +70,7 @@ async def _set_status(request: web.Request, status: CardStatus) -> web.Response:
     bank = bank_of(request)
     card = _card(request, bank, _consent(request, bank))
     card.status = status
+    bank.keep("card", card.card_id, card)
     body = {
         "CardId": card.card_id,
         "Status": card.status.value,
@@ -151,8 +152,10 @@ async def resolve_alert(request: web.Request) -> web.Response:
         )
     alert.resolution = body.Resolution
     card = bank.cards.get(alert.card_id) if alert.card_id else None
+    bank.keep("alert", alert.alert_id, alert)
     if card is not None and body.Resolution == "Fraud":
         card.status = CardStatus.FROZEN
+        bank.keep("card", card.card_id, card)
     return web.json_response({"Data": _alert_json(bank, alert)})
 
 

@@ -41,6 +41,9 @@ class BankSettings(BaseSettings):
     # folder of per-bank ES256 event-signing keys ({bank_id}.pem), created on first use;
     # empty: keys live in memory only
     signing_key_dir: str = ""
+    # where clients, consents, tokens, card states and injected transactions are kept (SQLite),
+    # so a restart changes nothing; empty: in memory only, forgotten on restart
+    data_dir: str = ""
     event_retry_max: int = Field(default=6, ge=0)
     event_retry_base_s: float = Field(default=0.5, ge=0.0)
     faults: dict[str, FaultSettings] = Field(default_factory=dict)  # bank_id -> faults

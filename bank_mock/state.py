@@ -12,6 +12,7 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bank_mock.models import (
     Account,
@@ -24,6 +25,9 @@ from bank_mock.models import (
     Transaction,
     TxStatus,
 )
+
+if TYPE_CHECKING:
+    from bank_mock.disk import Disk
 
 HistoryFactory = Callable[[Account], list[Transaction]]
 
@@ -74,6 +78,34 @@ class BankState:
         self._added: dict[str, list[Transaction]] = {}  # run-time transactions per account
         self._pinned: dict[str, Ledger] = {}  # histories set with replace_history
         self.version = 0  # bumped on every mutation of transactions; for caches keyed on it
+        self.disk: Disk | None = None  # where run-time changes are kept (bank_mock.disk)
+
+    def keep(self, kind: str, key: str, value: object) -> None:
+        """Write a changed record through to disk (a no-op for a bank kept in memory)."""
+        if self.disk is not None:
+            self.disk.put(kind, f"{self.profile.bank_id}/{key}", value)
+
+    def restore(self, disk: Disk) -> None:
+        """Take back what this bank learnt before a restart, and keep what comes next."""
+        from bank_mock import disk as kinds
+
+        mine = f"{self.profile.bank_id}/"
+        for key, client in disk.load(kinds.CLIENT, Client):
+            if key.startswith(mine):
+                self.clients[client.client_id] = client
+        for key, consent in disk.load(kinds.CONSENT, Consent):
+            if key.startswith(mine):
+                self.consents[consent.consent_id] = consent
+        for key, card in disk.load(kinds.CARD, Card):
+            if key.startswith(mine) and card.card_id in self.cards:
+                self.cards[card.card_id].status = card.status
+        for key, alert in disk.load(kinds.ALERT, FraudAlert):
+            if key.startswith(mine):
+                self.alerts[alert.alert_id] = alert
+        for key, tx in disk.load(kinds.TRANSACTION, Transaction):
+            if key.startswith(mine) and tx.account_id in self.accounts:
+                self.add_transaction(tx)
+        self.disk = disk
 
     def add_customer(self, customer: Customer) -> None:
         self.customers[customer.customer_id] = customer
@@ -104,6 +136,7 @@ class BankState:
     def add_transaction(self, tx: Transaction) -> None:
         """Record a transaction that happens at run time (never lost on cache eviction)."""
         self._added.setdefault(tx.account_id, []).append(tx)
+        self.keep("transaction", tx.transaction_id, tx)
         cached = self._pinned.get(tx.account_id) or self._ledgers.get(tx.account_id)
         if cached is not None:
             cached.insert(tx)

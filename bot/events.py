@@ -3,9 +3,11 @@
 Each delivery is verified before anything else: an HTTP Message Signature (RFC 9421, HMAC with
 the webhook secret the broker issued to this platform client, tag ``chatbank-webhook``) over
 the method, URL, content type and Content-Digest; a ``created`` time within the allowed age;
-a nonce never seen before. Deliveries and alerts are de-duplicated by id, so the broker's
-retries never show an alert twice. A delivery is acknowledged only once the user was told; on
-failure the de-duplication mark is dropped and the broker retries later.
+a nonce never seen before. Deliveries are claimed (pending) before sending and marked sent only
+once the Bot API accepted the message (:mod:`bot.store.deliveries`), with ids scoped by their
+source, so the broker's retry after a crash shows a pending message and acknowledges a sent one.
+A chat that refuses for good (the user blocked the bot: 403) is answered 410, so the broker
+stops retrying and records a dead letter; other failures are 503 and the broker retries.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from aiohttp import web
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
 from telegram import Bot
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot import views
 from bot.context import Services
 from bot.handlers.link import close_approval
 from bot.i18n import tr
-from bot.store import repo
+from bot.store import deliveries, repo
+from bot.store.deliveries import Claim
+from bot.store.writes import WriteGate
 
 log = logging.getLogger(__name__)
 TAG = "chatbank-webhook"
@@ -62,6 +66,7 @@ class BrokerEvents:
         self.services = services
         self.bot = bot
         self.shown = 0  # messages sent to users, for the benchmark and the health page
+        self.writes = WriteGate(services.settings.database_url)
 
     def _verify(self, request: web.Request, body: bytes) -> str:
         """Check the signature and its age; returns the nonce."""
@@ -96,7 +101,9 @@ class BrokerEvents:
         try:
             nonce = self._verify(request, body)
             now = int(self.services.clock().timestamp())
-            if not await repo.first_time(self.services.sessions, f"nonce:{nonce}", now):
+            async with self.writes():
+                fresh = await repo.first_time(self.services.sessions, f"nonce:{nonce}", now)
+            if not fresh:
                 raise Refused(409, "replayed")
             message = json.loads(body)
             delivery = str(message["id"])
@@ -105,37 +112,48 @@ class BrokerEvents:
             return _refuse(e.status, e.code)
         except (ValueError, KeyError, TypeError):
             return _refuse(400, "bad_body")
-        sessions = self.services.sessions
-        if not await repo.first_time(sessions, f"delivery:{delivery}", now):
+        sessions, settings = self.services.sessions, self.services.settings
+        scoped = f"{settings.broker_client_id}:{delivery}"
+        async with self.writes():
+            claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
+        if claim is Claim.SENT:
             return web.json_response({"status": "duplicate"})
+        if claim is Claim.BUSY:
+            return _refuse(503, "in_progress")
         try:
-            outcome = await self._show(message)
+            outcome, alert_id = await self._show(message)
+        except (Forbidden, BadRequest) as e:
+            async with self.writes():
+                await deliveries.release(sessions, scoped)
+            code = "blocked_by_user" if isinstance(e, Forbidden) else "undeliverable"
+            log.warning("the chat refused delivery for good (%s); telling the broker", code)
+            return _refuse(410, code)
         except TelegramError as e:
-            await repo.forget_seen(sessions, f"delivery:{delivery}")
+            async with self.writes():
+                await deliveries.release(sessions, scoped)
             log.warning(
                 "could not show delivery to the user (%s); the broker will retry", type(e).__name__
             )
             return _refuse(503, "chat_unavailable")
+        async with self.writes():
+            await deliveries.mark_sent(sessions, scoped, now, alert_id)
         return web.json_response({"status": outcome})
 
-    async def _show(self, message: dict[str, Any]) -> str:
+    async def _show(self, message: dict[str, Any]) -> tuple[str, str | None]:
+        """Send the message; returns the outcome and the scoped id of the alert it showed."""
         kind, data = str(message.get("kind")), message.get("data") or {}
         user = await repo.user_by_subject(self.services.sessions, str(message.get("subject_id")))
         if user is None or not isinstance(data, dict):
-            return "no_such_user"
+            return "no_such_user", None
         t = tr(user.language or "en")
+        alert_id = None
         if kind == "fraud_alert":
             alert = data.get("alert") or {}
-            key = f"alert:{alert.get('alert_id')}"
-            now = int(self.services.clock().timestamp())
-            if not await repo.first_time(self.services.sessions, key, now):
-                return "duplicate_alert"
+            alert_id = f"{self.services.settings.broker_client_id}:{alert.get('alert_id')}"
+            if await deliveries.alert_shown(self.services.sessions, alert_id):
+                return "duplicate_alert", None
             text, keyboard = views.alert(t, alert)
-            try:
-                await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
-            except TelegramError:
-                await repo.forget_seen(self.services.sessions, key)
-                raise
+            await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
@@ -145,7 +163,7 @@ class BrokerEvents:
                     self.bot, self.services.sessions, user, str(data.get("consent_id"))
                 )
         self.shown += 1
-        return "shown"
+        return "shown", alert_id
 
 
 ENDS_A_LINK = frozenset(

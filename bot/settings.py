@@ -56,6 +56,9 @@ class BotSettings(BaseSettings):
     public_url: str = ""  # how the broker and Telegram reach that server
     telegram_secret_token: SecretStr = SecretStr("")  # checked on every Telegram webhook call
     webhook_max_age_s: int = Field(default=300, ge=10)  # older signed deliveries are refused
+    # A delivery being sent is claimed this long; a broker retry meanwhile is answered 503, after
+    # it the claim is taken over (its holder died). Keep it above the broker's webhook timeout.
+    delivery_lease_s: int = Field(default=30, ge=1, le=3600)
     default_language: Literal["en", "ar", "pl"] = "en"
     # an unfinished /link ends after this long without an answer (the user is told)
     link_timeout_s: float = Field(default=900.0, gt=0)

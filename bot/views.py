@@ -485,6 +485,15 @@ def notice(tr: Tr, kind: str, data: Mapping[str, object], bank: str) -> tuple[st
         bank_id = str(data.get("bank_id", ""))
         keyboard = Keyboard([[Button(tr._("Renew"), callback_data=f"rn:{bank_id}")]])
         return tr.message(text), keyboard
+    if kind == "consent_needs_reauthorization":
+        text = tr._(
+            "%(bank)s no longer accepts your link, so I cannot read it. "
+            "Tap Link again to approve it at your bank once more (or use /link).",
+            bank=b,
+        )
+        bank_id = str(data.get("bank_id", ""))
+        keyboard = Keyboard([[Button(tr._("Link again"), callback_data=f"rn:{bank_id}")]])
+        return tr.message(text), keyboard
     return tr.message(tr._("A message from your bank link: %(kind)s", kind=tr.esc(kind))), None
 
 
@@ -581,6 +590,8 @@ def action_name(tr: Tr, action: str) -> str:
         "access_log.read": tr._("access log read"),
         "subject.create": tr._("handle created"),
         "subject.export": tr._("data exported"),
+        "push.dead_letter": tr._("message could not be delivered"),
+        "consent.needs_reauth": tr._("link needs approving again"),
     }
     return names.get(action, tr.ltr(action))
 

@@ -135,6 +135,13 @@ def _keys_retire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from chatbank.outbox import print_dead_letters
+    from consent.settings import BrokerSettings
+
+    return asyncio.run(print_dead_letters(BrokerSettings().database_url, args.limit))
+
+
 def _up(args: argparse.Namespace) -> int:
     folder = Path(args.data_dir)
     (folder / "keys").mkdir(parents=True, exist_ok=True)
@@ -199,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", type=int, default=None, help="retire this version only (refused if in use)"
     )
     retire_cmd.set_defaults(func=_keys_retire)
+    outbox = sub.add_parser("outbox", help="the broker's outbox (settings: CONSENT_* in .env)")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    dead = outbox_sub.add_parser(
+        "dead-letters", help="messages the relay gave up on (blocked users, permanent failures)"
+    )
+    dead.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
+    dead.set_defaults(func=_dead_letters)
     return parser
 
 

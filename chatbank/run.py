@@ -124,7 +124,10 @@ async def run_up(
     """Start the services, print where to go, and wait until ``stop`` is set or a signal comes."""
     started = time.perf_counter()
     settings = (bank or BankSettings()).model_copy(
-        update={"signing_key_dir": str(folder / "keys" / "banks")}
+        update={
+            "signing_key_dir": str(folder / "keys" / "banks"),
+            "data_dir": (bank.data_dir if bank and bank.data_dir else str(folder / "bank")),
+        }
     )
     _say(f"chatbank: starting in {folder}")
     runners: list[web.AppRunner] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from consent.api import badhttp, callback, events, platform
+from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
 from consent.api.params import id_guard
@@ -104,6 +104,7 @@ def create_app(
     app.router.add_routes(platform.routes)
     app.router.add_routes(callback.routes)
     app.router.add_routes(events.routes)
+    app.router.add_routes(outbox.routes)
     app.router.add_get("/openapi.json", _openapi)
     return app
 

@@ -49,6 +49,8 @@ class BrokerSettings(BaseSettings):
     policy_dir: str = str(Path(__file__).with_name("policies"))
     bank_timeout_s: float = Field(default=5.0, gt=0, le=60)
     relay_idle_s: float = Field(default=1.0, gt=0, le=60)  # outbox retry poll when idle
+    # a message failing this often (backoff doubling from 0.5 s up to 300 s) is a dead letter
+    outbox_max_attempts: int = Field(default=15, ge=1, le=1000)
     sweep_interval_s: float = Field(default=60.0, gt=0)  # expiry, renewal notices, outbox purge
     # delivered outbox messages (alert payloads) are deleted this long after delivery
     outbox_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)

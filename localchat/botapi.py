@@ -58,6 +58,8 @@ def _chat(store: Store, params: JSON) -> int:
     chat_id = int(params["chat_id"])
     if not store.has_chat(chat_id):
         raise BotApiError(400, "Bad Request: chat not found")
+    if chat_id in store.blocked:  # a private chat's id is its user's id
+        raise BotApiError(403, "Forbidden: bot was blocked by the user")
     return chat_id
 
 

@@ -56,6 +56,7 @@ class Store:
     webhook_last_error_message: str = ""
     poll_generation: int = 0  # bumped by each getUpdates; an older open poll sees a conflict
     flood: FloodControl = field(default_factory=FloodControl)
+    blocked: set[int] = field(default_factory=set)  # users who blocked the bot: sends get 403
     closing: bool = False  # set at shutdown: every waiter returns at once
     next_update_id: int = 1
     next_message_id: int = 1

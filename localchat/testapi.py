@@ -1,5 +1,5 @@
 """The test API under /api: what the chat page and test drivers do as the human side of a chat
-(send text, press buttons, read the chat, wait for changes) and the flood switch."""
+(send text, press buttons, block the bot, read the chat, wait for changes) and the flood switch."""
 
 from __future__ import annotations
 
@@ -71,6 +71,21 @@ async def api_flood(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="count must be >= 0 and retry_after >= 1")
     request.app[STORE].flood.force(count, retry_after)
     return web.json_response({"count": count, "retry_after": retry_after})
+
+
+async def api_block(request: web.Request) -> web.Response:
+    """``{"user_id": u, "blocked": true}``: the user blocks (or unblocks) the bot; while blocked,
+    sending to them answers 403 "Forbidden: bot was blocked by the user", as Telegram does."""
+    store = request.app[STORE]
+    body = await request.json()
+    user_id, blocked = int(body["user_id"]), bool(body.get("blocked", True))
+    if user_id not in store.users:
+        raise web.HTTPNotFound(text="unknown user")
+    if blocked:
+        store.blocked.add(user_id)
+    else:
+        store.blocked.discard(user_id)
+    return web.json_response({"user_id": user_id, "blocked": blocked})
 
 
 def _snapshot(store: Store, chat_id: int) -> list[JSON]:
@@ -168,6 +183,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/press", _checked(api_press))
     app.router.add_post("/api/flood", _checked(api_flood))
     app.router.add_post("/api/groups", _checked(api_group))
+    app.router.add_post("/api/block", _checked(api_block))
     app.router.add_get("/api/files/{file_id}", api_file)
     app.router.add_get("/file/bot{token}/{file_id}/{name}", api_file)  # getFile's file_path
     app.router.add_get("/api/messages/{user_id}", _checked(api_messages))

@@ -77,6 +77,10 @@ class ChatDriver:
         """Make the bot's next ``count`` sends or edits answer 429 (retry after ``retry_after``)."""
         await self._post("/api/flood", {"count": count, "retry_after": retry_after})
 
+    async def block(self, user_id: int, *, blocked: bool = True) -> None:
+        """The user blocks the bot (or unblocks it with ``blocked=False``)."""
+        await self._post("/api/block", {"user_id": user_id, "blocked": blocked})
+
     async def messages(self, user_id: int) -> list[Message]:
         result: list[Message] = await self._get(f"/api/messages/{user_id}")
         return result

@@ -41,6 +41,7 @@ def authorise(
     consent.customer_id = customer.customer_id
     consent.account_ids = chosen
     consent.scopes = sorted(scopes & ALLOWED_SCOPES - {"openid"})
+    bank.keep("consent", consent.consent_id, consent)
     events.consent_updated(bank, consent)
 
 
@@ -60,6 +61,7 @@ def revoke_by_customer(
         return False
     consent.status = ConsentStatus.REVOKED
     consent.status_updated_at = now
+    bank.keep("consent", consent.consent_id, consent)
     grants.revoke_consent(consent.consent_id)
     events.consent_revoked(bank, consent)
     return True

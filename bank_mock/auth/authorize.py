@@ -197,6 +197,7 @@ async def decision(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     if (form.get("decision") or [""])[0] != "approve":
         approval.reject(consent, now)
+        bank.keep("consent", consent.consent_id, consent)
         request.app[AUTH].requests.pop(req.request_id, None)
         raise _back_to_client(req, error="access_denied", error_description="The customer declined")
     try:

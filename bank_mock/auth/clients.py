@@ -69,6 +69,7 @@ async def register(request: web.Request) -> web.Response:
         event_notification_url=reg.event_notification_url,
     )
     bank.clients[client.client_id] = client
+    bank.keep("client", client.client_id, client)
     return web.json_response(
         {
             "client_id": client.client_id,

@@ -153,6 +153,7 @@ async def create_consent(request: web.Request) -> web.Response:
         transaction_to=end,
     )
     bank.consents[consent.consent_id] = consent
+    bank.keep("consent", consent.consent_id, consent)
     return web.json_response(consent_json(request, consent), status=201)
 
 
@@ -181,6 +182,7 @@ async def delete_consent(request: web.Request) -> web.Response:
     if consent.status != ConsentStatus.REVOKED:
         consent.status = ConsentStatus.REVOKED
         consent.status_updated_at = request.app[CLOCK]()
+        bank.keep("consent", consent.consent_id, consent)
     request.app[GRANTS].revoke_consent(consent.consent_id)
     return web.Response(status=204)
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from bank_mock.disk import ACCESS, REFRESH, Disk
 from bank_mock.errors import BankError
 from bank_mock.models import ConsentStatus
 from bank_mock.state import BankState
@@ -39,11 +40,19 @@ class RefreshGrant:
 
 
 class GrantStore:
-    """Tokens of every bank, in memory."""
+    """Tokens of every bank, in memory, and written through to ``disk`` when there is one."""
 
-    def __init__(self) -> None:
+    def __init__(self, disk: Disk | None = None) -> None:
         self._access: dict[str, AccessGrant] = {}
         self._refresh: dict[str, RefreshGrant] = {}
+        self._disk = disk
+        if disk is not None:
+            self._access = {g.token: g for _, g in disk.load(ACCESS, AccessGrant)}
+            self._refresh = {g.token: g for _, g in disk.load(REFRESH, RefreshGrant)}
+
+    def _dropped(self, kind: str, tokens: list[str]) -> None:
+        if self._disk is not None and tokens:
+            self._disk.drop(kind, tokens)
 
     def issue_access(
         self,
@@ -64,6 +73,8 @@ class GrantStore:
             expires_at=now + timedelta(seconds=ttl_s),
         )
         self._access[grant.token] = grant
+        if self._disk is not None:
+            self._disk.put(ACCESS, grant.token, grant)
         return grant
 
     def issue_refresh(
@@ -71,6 +82,8 @@ class GrantStore:
     ) -> RefreshGrant:
         grant = RefreshGrant(secrets.token_urlsafe(32), client_id, bank_id, consent_id, scopes)
         self._refresh[grant.token] = grant
+        if self._disk is not None:
+            self._disk.put(REFRESH, grant.token, grant)
         return grant
 
     def access(self, token: str, now: datetime) -> AccessGrant | None:
@@ -79,19 +92,26 @@ class GrantStore:
             return None
         if grant.expires_at <= now:
             del self._access[token]
+            self._dropped(ACCESS, [token])
             return None
         return grant
 
     def take_refresh(self, token: str) -> RefreshGrant | None:
         """Use a refresh token once (rotation: the caller issues a new one)."""
-        return self._refresh.pop(token, None)
+        grant = self._refresh.pop(token, None)
+        if grant is not None:
+            self._dropped(REFRESH, [token])
+        return grant
 
     def revoke_consent(self, consent_id: str) -> None:
         """Invalidate every token bound to a consent (on revocation or deletion)."""
+        self._dropped(ACCESS, [k for k, g in self._access.items() if g.consent_id == consent_id])
+        self._dropped(REFRESH, [k for k, g in self._refresh.items() if g.consent_id == consent_id])
         self._access = {k: g for k, g in self._access.items() if g.consent_id != consent_id}
         self._refresh = {k: g for k, g in self._refresh.items() if g.consent_id != consent_id}
 
     def purge_expired(self, now: datetime) -> None:
+        self._dropped(ACCESS, [k for k, g in self._access.items() if g.expires_at <= now])
         self._access = {k: g for k, g in self._access.items() if g.expires_at > now}
 
 

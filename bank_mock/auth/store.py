@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from bank_mock.disk import CODE, Disk
+
 
 @dataclass(slots=True)
 class AuthRequest:
@@ -49,12 +51,17 @@ class Session:
 
 
 class AuthStore:
-    """In-memory, bounded by expiry."""
+    """In memory, bounded by expiry; codes are written through to ``disk`` when there is one (a
+    code issued just before a restart still works after it). Approval-page requests and
+    dashboard sessions are not kept: a restart sends the customer back to sign in again."""
 
-    def __init__(self) -> None:
+    def __init__(self, disk: Disk | None = None) -> None:
         self.requests: dict[str, AuthRequest] = {}
         self.codes: dict[str, AuthCode] = {}
         self.sessions: dict[str, Session] = {}
+        self._disk = disk
+        if disk is not None:
+            self.codes = {c.code: c for _, c in disk.load(CODE, AuthCode)}
 
     def new_request(
         self,
@@ -103,12 +110,17 @@ class AuthStore:
             expires_at=now + timedelta(seconds=ttl_s),
         )
         self.codes[code.code] = code
+        if self._disk is not None:
+            self._disk.put(CODE, code.code, code)
         self.requests.pop(req.request_id, None)
         return code
 
     def take_code(self, code: str) -> AuthCode | None:
         """Use a code once: a second use finds nothing."""
-        return self.codes.pop(code, None)
+        taken = self.codes.pop(code, None)
+        if taken is not None and self._disk is not None:
+            self._disk.drop(CODE, [code])
+        return taken
 
     def new_session(self, bank_id: str, customer_id: str, now: datetime) -> Session:
         s = Session(secrets.token_urlsafe(24), bank_id, customer_id, now + timedelta(hours=1))
@@ -123,6 +135,8 @@ class AuthStore:
 
     def _purge(self, now: datetime) -> None:
         self.requests = {k: r for k, r in self.requests.items() if r.expires_at > now}
+        if self._disk is not None:
+            self._disk.drop(CODE, [k for k, c in self.codes.items() if c.expires_at <= now])
         self.codes = {k: c for k, c in self.codes.items() if c.expires_at > now}
         self.sessions = {k: s for k, s in self.sessions.items() if s.expires_at > now}
 

@@ -42,5 +42,6 @@ def process(
         raised_at=now,
     )
     bank.alerts[alert.alert_id] = alert
+    bank.keep("alert", alert.alert_id, alert)
     events.fraud_alert(bank, alert, tx)
     return alert

@@ -81,6 +81,7 @@ def consent_json(row: ConsentRow) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "expires_at": row.expires_at.isoformat(),
         "authorized_at": row.authorized_at.isoformat() if row.authorized_at else None,
+        "needs_reauthorization": row.needs_reauthorization,
     }
 
 

@@ -52,6 +52,11 @@ class BankRefusedError(BankCallError):
     """The bank answered 4xx: the request or the consent is not acceptable to it."""
 
 
+class UnknownClientError(BankRefusedError):
+    """The token endpoint refused the broker's own client (401 ``invalid_client``): the bank
+    no longer knows the registration, e.g. after it lost its data."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     client_id: str
@@ -139,9 +144,18 @@ class BankClient:
     async def _token(self, cred: Credentials, form: dict[str, str]) -> dict[str, Any]:
         raw = f"{quote(cred.client_id, safe='')}:{quote(cred.client_secret, safe='')}".encode()
         headers = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-        _, body = await self._call("POST", self.info.token_endpoint, data=form, headers=headers)
+        try:
+            _, body = await self._call("POST", self.info.token_endpoint, data=form, headers=headers)
+        except BankRefusedError as e:
+            if e.status == 401:  # RFC 6749 §5.2: client authentication failed
+                raise UnknownClientError(str(e), status=401) from e
+            raise
         result: dict[str, Any] = body
         return result
+
+    def forget_client_token(self) -> None:
+        """Drop the cached client-credentials token (the bank refused it, or we re-registered)."""
+        self._cc_token = None
 
     async def client_token(self, cred: Credentials) -> str:
         """A client-credentials token for the consent endpoints, reused until near expiry."""

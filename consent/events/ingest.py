@@ -49,7 +49,7 @@ def _rid(event: dict[str, Any]) -> object:
 async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
     """Handle one verified SET; returns "processed", "duplicate" or "ignored"."""
     now = broker.clock()
-    async with broker.sessions() as session:
+    async with broker.writes(), broker.sessions() as session:
         session.add(ProcessedEvent(jti=str(claims["jti"])[:100], bank_id=bank_id, received_at=now))
         try:
             await session.flush()

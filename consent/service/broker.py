@@ -29,6 +29,7 @@ from consent.store.fastread import Reader
 from consent.store.locks import SubjectLocks
 from consent.store.secrets import data_key as sealed_data_key
 from consent.store.tables import BankRegistration, PlatformClient, Subject
+from consent.store.writes import WriteGate
 from consent.vault.envelope import WrappedKey, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from consent.vault.keyring import KeyRing
 from consent.vault.source import KeySource
@@ -59,6 +60,8 @@ class Broker:
     reader: Reader | None = None
     # one read per subject at a time in this process (handles are created on first sight)
     _read_locks: SubjectLocks = field(default_factory=SubjectLocks)
+    # on SQLite, this process's write transactions one at a time (consent.store.writes)
+    writes: WriteGate = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -67,6 +70,7 @@ class Broker:
         self.clients = TTLCache(ttl, self.clock)
         self.subjects = TTLCache(ttl, self.clock)
         self.data_keys = TTLCache(ttl, self.clock)
+        self.writes = WriteGate(self.engine.dialect.name)
 
     def forget_consent(self, consent_id: str) -> None:
         """Drop what is cached about a consent that has ended (its key is being shredded)."""

@@ -15,13 +15,20 @@ from dataclasses import dataclass
 
 from sqlmodel import col, select
 
-from consent.banks.client import BankCallError, BankUnavailableError
+from consent.banks.client import (
+    BankCallError,
+    BankClient,
+    BankUnavailableError,
+    Credentials,
+    TokenSet,
+)
 from consent.domain import consent as rules
 from consent.domain.language import state_with_language
 from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError, bad_request, not_found
+from consent.service.registration import with_registration
 from consent.store import audit, shredding
 from consent.store import secrets as sealed
 from consent.store.tables import ConsentRow, PlatformClient, Subject
@@ -96,15 +103,17 @@ async def start_link(
         expires = rules.expiry_for(now, days, policy)
     except ValueError as e:
         raise bad_request(str(e), "invalid_duration") from e
-    bank = await broker.bank(bank_id)
-    cred = await broker.credentials(bank_id)
     verifier = secrets.token_urlsafe(64)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
     state = state_with_language(secrets.token_urlsafe(24), language)  # the return page's language
+
+    async def create(bank: BankClient, cred: Credentials) -> tuple[BankClient, Credentials, str]:
+        return bank, cred, await bank.create_consent(cred, obie_permissions(scopes), expires)
+
     try:
-        bank_consent_id = await bank.create_consent(cred, obie_permissions(scopes), expires)
+        bank, cred, bank_consent_id = await with_registration(broker, bank_id, create)
     except BankCallError as e:
         raise bank_error(e) from e
     url = bank.authorization_url(
@@ -184,10 +193,13 @@ async def complete_link(
         )
         if key is None or verifier is None:
             raise not_found("pending link")
-        bank = await broker.bank(bank_id)
-        cred = await broker.credentials(bank_id)
+        redirect_uri = broker.redirect_uri(bank_id)
+
+        async def exchange(bank: BankClient, cred: Credentials) -> TokenSet:
+            return await bank.exchange_code(cred, code, redirect_uri, verifier)
+
         try:
-            tokens = await bank.exchange_code(cred, code, broker.redirect_uri(bank_id), verifier)
+            tokens = await with_registration(broker, bank_id, exchange)
         except BankCallError as e:
             raise bank_error(e) from e
         apply(row, rules.authorize(to_domain(row), now))
@@ -242,11 +254,13 @@ async def end_consent(
         domain = to_domain(row)
         ended = rules.expire(domain, now) if how == "expire" else rules.revoke(domain, now)
         if tell_bank and row.bank_consent_id:
+            bank_consent_id = row.bank_consent_id
+
+            async def withdraw(bank: BankClient, cred: Credentials) -> None:
+                await bank.delete_consent(cred, bank_consent_id)
+
             try:
-                bank = await broker.bank(row.bank_id)
-                await bank.delete_consent(
-                    await broker.credentials(row.bank_id), row.bank_consent_id
-                )
+                await with_registration(broker, row.bank_id, withdraw)
             except (BankCallError, BrokerError) as e:
                 # the broker forgets the tokens anyway; the bank's copy dies at its expiry
                 log.warning(

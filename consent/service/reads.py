@@ -19,7 +19,13 @@ from sqlalchemy.engine import Row
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from consent.banks.client import BankCallError, BankClient, BankRefusedError
+from consent.banks.client import (
+    BankCallError,
+    BankClient,
+    BankRefusedError,
+    Credentials,
+    TokenSet,
+)
 from consent.domain import consent as rules
 from consent.domain.consent import ConsentStatus, can_read
 from consent.domain.handles import new_handle
@@ -31,6 +37,8 @@ from consent.domain.views import View
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError
 from consent.service.linking import bank_error
+from consent.service.reauth import needs_reauthorization
+from consent.service.registration import with_registration
 from consent.store import secrets as sealed
 from consent.store.audit_writer import PendingEntry
 from consent.store.fastread import utc
@@ -155,8 +163,17 @@ async def _refreshed_token(
     refresh = await sealed.get_secret(session, key, row.consent_id, "refresh_token")
     if refresh is None:
         raise gone
+
+    async def renew(bank: BankClient, cred: Credentials) -> TokenSet:
+        return await bank.refresh(cred, refresh)
+
     try:
-        tokens = await bank.refresh(await broker.credentials(row.bank_id), refresh)
+        tokens = await with_registration(broker, row.bank_id, renew)
+    except BankRefusedError as e:  # invalid_grant: the bank no longer honours this consent
+        await needs_reauthorization(broker, row.consent_id)
+        raise BrokerError(
+            409, "consent_needs_reauthorization", "link this bank again to keep reading it"
+        ) from e
     except BankCallError as e:
         raise gone from e
     await sealed.put_secret(session, key, row.consent_id, "access_token", tokens.access_token)

@@ -78,6 +78,8 @@ class ConsentRow(SQLModel, table=True):
     bank_consent_id: str | None = Field(default=None, index=True, max_length=128)
     state: str = Field(index=True, unique=True, max_length=64)  # OAuth state of the link
     renewal_noticed: bool = False
+    # the bank refused the refresh token (invalid_grant): the user must link the bank again
+    needs_reauthorization: bool = False
 
 
 class ConsentKey(SQLModel, table=True):
@@ -142,11 +144,12 @@ class AuditRow(SQLModel, table=True):
 
 
 class ProcessedEvent(SQLModel, table=True):
-    """A bank event already handled (its ``jti``): replays are recognised and ignored."""
+    """A bank event already handled (its ``jti``, unique per bank: two banks may pick the same
+    one): replays are recognised and ignored."""
 
     __tablename__ = "processed_event"
+    bank_id: str = Field(primary_key=True, max_length=40)
     jti: str = Field(primary_key=True, max_length=100)
-    bank_id: str = Field(max_length=40)
     received_at: datetime = Field(sa_column=_ts())
 
 
@@ -164,6 +167,21 @@ class OutboxRow(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_column=_ts())
     delivered_at: datetime | None = Field(default=None, sa_column=_ts_null())
     created_at: datetime = Field(sa_column=_ts())
+
+
+class DeadLetterRow(SQLModel, table=True):
+    """An outbox message the relay gave up on (the platform refused it for good, e.g. the user
+    blocked the bot, or it kept failing): no payload, only what an operator needs to see."""
+
+    __tablename__ = "outbox_dead_letter"
+    id: str = Field(primary_key=True, max_length=64)  # the outbox message id
+    client_id: str = Field(index=True, max_length=64)
+    subject_id: str = Field(max_length=64)
+    kind: str = Field(max_length=40)
+    attempts: int
+    reason: str = Field(max_length=60)
+    created_at: datetime = Field(sa_column=_ts())
+    failed_at: datetime = Field(sa_column=_ts())
 
 
 class AlertRow(SQLModel, table=True):

@@ -17,8 +17,9 @@ from bot.broker import BrokerClient
 from bot.context import Services
 from bot.events import BrokerEvents
 from bot.settings import BotSettings
-from bot.store import repo
+from bot.store import deliveries, repo
 from bot.store.db import make_engine, session_factory, upgrade_async
+from bot.store.deliveries import Claim
 from bot.store.tables import ChatUser
 from consent.outbox.signing import sign_webhook
 from localchat.app import create_app as create_localchat
@@ -43,6 +44,7 @@ class Clock:
 class Hook:
     def __init__(self, client: TestClient[Any, Any], events: BrokerEvents, chat: ChatDriver):
         self.client, self.events, self.chat = client, events, chat
+        self.bot = events.bot
         self.url = str(client.make_url("/broker/events"))
 
     async def post(
@@ -184,10 +186,54 @@ async def test_when_the_chat_is_down_the_delivery_fails_so_the_broker_retries(
     hook.events.bot = Bot(TOKEN, base_url="http://127.0.0.1:9/bot")  # nothing listens there
     status, body, _ = await hook.post(alert_message())
     assert (status, body["error"]) == (503, "chat_unavailable")
-    # the de-duplication marks were dropped, so the retry is shown
+    # the claim was dropped, so the retry is shown at once
+    hook.events.bot = hook.bot
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["status"]) == (200, "shown")
+    assert len(await hook.chat.messages(ALICE)) == 1
+
+
+async def test_a_delivery_pending_when_the_bot_died_is_shown_by_the_retry(hook: Hook) -> None:
+    """The bot claimed the delivery and died before sendMessage: the claim is older than the
+    lease, so the broker's retry shows the alert instead of calling it a duplicate."""
     services = hook.events.services
-    assert await repo.first_time(services.sessions, "delivery:msg_1", 0)
-    assert await repo.first_time(services.sessions, "alert:fa-1", 0)
+    lease = services.settings.delivery_lease_s
+    died_at = int(NOW.timestamp()) - lease
+    claim = await deliveries.claim(services.sessions, f"{CLIENT}:msg_1", died_at, lease)
+    assert claim is Claim.CLAIMED
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["status"]) == (200, "shown")
+    assert len(await hook.chat.messages(ALICE)) == 1
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["status"]) == (200, "duplicate")
+    assert len(await hook.chat.messages(ALICE)) == 1
+
+
+async def test_a_retry_while_the_delivery_is_being_sent_is_told_to_come_back(hook: Hook) -> None:
+    services = hook.events.services
+    now = int(NOW.timestamp())
+    lease = services.settings.delivery_lease_s
+    assert await deliveries.claim(services.sessions, f"{CLIENT}:msg_1", now, lease) is Claim.CLAIMED
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["error"]) == (503, "in_progress")
+    assert await hook.chat.messages(ALICE) == []
+
+
+async def test_delivery_ids_are_scoped_by_their_broker(hook: Hook) -> None:
+    """The same message id from another broker (another platform client) is another delivery."""
+    services = hook.events.services
+    await deliveries.mark_sent(services.sessions, "pc_other:msg_1", 0, "pc_other:fa-1")
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["status"]) == (200, "shown")
+
+
+async def test_a_user_who_blocked_the_bot_is_a_permanent_failure(hook: Hook) -> None:
+    await hook.chat.block(ALICE)
+    status, body, _ = await hook.post(alert_message())
+    assert (status, body["error"]) == (410, "blocked_by_user")
+    await hook.chat.block(ALICE, blocked=False)
+    status, body, _ = await hook.post(alert_message())  # nothing was recorded as sent
+    assert (status, body["status"]) == (200, "shown")
 
 
 async def test_notices_are_shown_in_the_users_language(hook: Hook) -> None:
@@ -210,3 +256,24 @@ async def test_a_delivery_for_a_forgotten_user_is_acknowledged_and_dropped(hook:
     message["subject_id"] = "sub_nobody"
     status, body, _ = await hook.post(message)
     assert (status, body["status"]) == (200, "no_such_user")
+
+
+async def test_a_link_needing_approval_again_is_shown_with_a_button_to_relink(
+    hook: Hook,
+) -> None:
+    await repo.save_user(
+        hook.events.services.sessions,
+        ChatUser(telegram_user_id=ALICE, chat_id=ALICE, subject_id="sub_alice", language="pl"),
+    )
+    message = {
+        "id": "msg_11",
+        "kind": "consent_needs_reauthorization",
+        "subject_id": "sub_alice",
+        "data": {"consent_id": "c1", "bank_id": "northwind"},
+    }
+    status, body, _ = await hook.post(message)
+    assert (status, body["status"]) == (200, "shown")
+    shown = (await hook.chat.messages(ALICE))[0]
+    assert "/link" in shown["text"] and "nie akceptuje" in shown["text"]
+    button = shown["reply_markup"]["inline_keyboard"][0][0]
+    assert (button["text"], button["callback_data"]) == ("Połącz ponownie", "rn:northwind")

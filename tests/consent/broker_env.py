@@ -101,10 +101,16 @@ class Env:
 
 
 async def start(
-    tmp_path: Path, database_url: str, *, bank_public_url: str = "", broker_public_url: str = ""
+    tmp_path: Path,
+    database_url: str,
+    *,
+    bank_public_url: str = "",
+    broker_public_url: str = "",
+    bank_data_dir: str = "",
 ) -> Env:
     """The bank and the broker; the public URLs are what browsers see (the broker still calls
-    the bank on 127.0.0.1, as a broker next to the bank would)."""
+    the bank on 127.0.0.1, as a broker next to the bank would); ``bank_data_dir`` keeps what
+    the bank learns on disk."""
     clock = Clock()
     bank_port = free_port()
     bank_settings = BankSettings(
@@ -112,6 +118,7 @@ async def start(
         customers_per_bank=3,
         anchor_date=date(2026, 11, 20),
         public_url=bank_public_url,
+        data_dir=bank_data_dir,
     )
     bank_app = create_bank(bank_settings, clock=clock)
     bank = TestClient(TestServer(bank_app, port=bank_port))

@@ -1,0 +1,152 @@
+"""Per-hop timing for the alert benchmark, collected from each process's own records.
+
+Nothing is added to what travels between the services: each process notes, on its own wall
+clock (one machine, one clock), when an alert passed one of its points, keyed by the alert's
+merchant name ("Bench Shop 000123", unique per alert in the bench). The broker process writes
+its notes to a file; the bot and localchat run in the bench process and note in memory.
+
+    booked      the bench asks the bank to book the payment (the bank's event starts here)
+    broker_in   the broker starts verifying the bank's SET
+    verified    the SET is verified
+    committed   the alert, its outbox row and the de-duplication record are committed
+    relay_post  the relay starts POSTing the outbox row to the bot's webhook
+    bot_show    the bot has verified and claimed the delivery and starts showing it
+    sent        localchat's sendMessage stores the message (Telegram accepted it)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+POINTS = ("booked", "broker_in", "verified", "committed", "relay_post", "bot_show", "sent")
+HOPS = (
+    ("booked", "broker_in", "bank event → broker (fraud engine, SET signing, POST)"),
+    ("broker_in", "verified", "broker: verify the SET"),
+    ("verified", "committed", "broker: ingest → outbox commit"),
+    ("committed", "relay_post", "outbox commit → relay picks it up"),
+    ("relay_post", "bot_show", "relay → webhook → bot (verify, claim)"),
+    ("bot_show", "sent", "bot → sendMessage accepted"),
+    ("booked", "sent", "total"),
+)
+SHOP = "Bench Shop "
+
+Notes = dict[str, dict[str, float]]  # key -> point -> wall time
+
+
+def key_of(text: object) -> str | None:
+    text = str(text)
+    return text.split(SHOP, 1)[1][:6] if SHOP in text else None
+
+
+def serve_traced_broker(trace: str, *args: Any) -> None:
+    """:func:`bench.services.serve_broker`, noting each alert's points in ``trace`` (a file)."""
+    import consent.api.events as events_api
+    from consent.events.ingest import FRAUD_ALERT, ingest
+    from consent.outbox.relay import Relay
+
+    out = Path(trace).open("a", buffering=1)  # noqa: SIM115 - open for the process's life
+
+    def note(point: str, key: str | None, at: float) -> None:
+        if key is not None:
+            out.write(f"{point}\t{key}\t{at!r}\n")
+
+    def merchant(claims: dict[str, Any]) -> str | None:
+        event = claims.get("events", {}).get(FRAUD_ALERT) or {}
+        return key_of((event.get("transaction") or {}).get("merchant_name"))
+
+    from consent.events.verify import verify_set as verify
+
+    post = Relay._post
+
+    async def traced_verify(*a: Any, **kw: Any) -> dict[str, Any]:
+        started = time.time()
+        claims: dict[str, Any] = await verify(*a, **kw)
+        key = merchant(claims)
+        note("broker_in", key, started)
+        note("verified", key, time.time())
+        return claims
+
+    async def traced_ingest(broker: Any, bank_id: str, claims: dict[str, Any]) -> str:
+        outcome: str = await ingest(broker, bank_id, claims)
+        note("committed", merchant(claims), time.time())
+        return outcome
+
+    async def traced_post(self: Relay, client: Any, row: Any) -> str:
+        if row.kind == "fraud_alert":
+            note(
+                "relay_post", key_of(json.loads(row.payload)["alert"].get("merchant")), time.time()
+            )
+        return await post(self, client, row)
+
+    setattr(events_api, "verify_set", traced_verify)  # noqa: B010 - patched for the trace
+    setattr(events_api, "ingest", traced_ingest)  # noqa: B010
+    Relay._post = traced_post  # type: ignore[method-assign]
+    from bench.services import serve_broker
+
+    serve_broker(*args)
+
+
+def trace_bot(notes: Notes) -> Callable[[], None]:
+    """Note ``bot_show`` and ``sent`` in this process; returns the undo."""
+    from bot.events import BrokerEvents
+    from localchat import store as chat_store
+
+    show, add = BrokerEvents._show, chat_store.Store.add_message
+
+    async def traced_show(self: BrokerEvents, message: dict[str, Any]) -> Any:
+        alert = (message.get("data") or {}).get("alert") or {}
+        key = key_of(alert.get("merchant"))
+        if key is not None:
+            notes.setdefault(key, {}).setdefault("bot_show", time.time())
+        return await show(self, message)
+
+    def traced_add(
+        self: Any, chat_id: int, text: str, *, from_bot: bool, sender_id: int | None = None
+    ) -> Any:
+        key = key_of(text) if from_bot else None
+        if key is not None:
+            notes.setdefault(key, {}).setdefault("sent", time.time())
+        return add(self, chat_id, text, from_bot=from_bot, sender_id=sender_id)
+
+    BrokerEvents._show = traced_show  # type: ignore[method-assign]
+    chat_store.Store.add_message = traced_add  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BrokerEvents._show = show  # type: ignore[method-assign]
+        chat_store.Store.add_message = add  # type: ignore[method-assign]
+
+    return undo
+
+
+def read_trace(path: Path, notes: Notes) -> None:
+    """Merge the broker's notes (the first of each point: a retry keeps the first try)."""
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        point, key, at = line.split("\t")
+        notes.setdefault(key, {}).setdefault(point, float(at))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def report(notes: Notes) -> list[str]:
+    """p50 / p99 / max per hop, in milliseconds, over alerts that have both ends."""
+    lines = []
+    for start, end, name in HOPS:
+        spans = [(n[end] - n[start]) * 1000 for n in notes.values() if start in n and end in n]
+        if not spans:
+            lines.append(f"  {name:<58} (no samples)")
+            continue
+        lines.append(
+            f"  {name:<58} p50 {statistics.median(spans):7.1f} · "
+            f"p99 {percentile(spans, 99):7.1f} · max {max(spans):7.1f} ms  (n={len(spans)})"
+        )
+    return lines
