@@ -119,7 +119,11 @@ async def answer(
         )
         actions = next_actions(scopes, alert.answer, card_status)
         view = fraud_alert_view(
-            _as_event(alert_id, data), account_handle=handle, actions=actions, fields=fields
+            _as_event(alert_id, data),
+            alert_handle=alert_id,
+            account_handle=handle,
+            actions=actions,
+            fields=fields,
         )
         await audit.record_action(
             session,
