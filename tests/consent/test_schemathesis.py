@@ -37,6 +37,7 @@ EXAMPLES = 150
 SEMANTIC_400 = {
     "POST /v1/subjects/{subject_id}/consents",
     "GET /v1/subjects/{subject_id}/accounts/{handle}/transactions",
+    "GET /v1/subjects/{subject_id}/spending",
 }
 
 
