@@ -15,7 +15,15 @@ from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.linking import end_consent, revoke, to_domain
 from consent.store import audit
-from consent.store.tables import AccountHandle, AlertRow, AuditRow, ConsentRow, OutboxRow, Subject
+from consent.store.tables import (
+    AccountHandle,
+    AlertRow,
+    AuditRow,
+    ConsentRow,
+    DeadLetterRow,
+    OutboxRow,
+    Subject,
+)
 
 log = logging.getLogger(__name__)
 LIVE = (rules.ConsentStatus.AUTHORIZED.value, rules.ConsentStatus.AWAITING_AUTHORIZATION.value)
@@ -137,6 +145,9 @@ async def delete_subject(broker: Broker, subject: Subject) -> int:
             await session.exec(delete(AlertRow).where(col(AlertRow.consent_id).in_(ids)))
             await session.exec(delete(ConsentRow).where(col(ConsentRow.consent_id).in_(ids)))
         await session.exec(delete(OutboxRow).where(col(OutboxRow.subject_id) == subject.subject_id))
+        await session.exec(
+            delete(DeadLetterRow).where(col(DeadLetterRow.subject_id) == subject.subject_id)
+        )
         await session.exec(delete(AuditRow).where(col(AuditRow.subject_id) == subject.subject_id))
         await session.exec(delete(Subject).where(col(Subject.subject_id) == subject.subject_id))
         await session.commit()

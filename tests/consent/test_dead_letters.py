@@ -112,6 +112,19 @@ async def test_a_user_who_blocked_the_bot_ends_as_one_dead_letter_in_the_access_
     assert "push.dead_letter" in actions
 
 
+async def test_deleting_the_subject_deletes_its_dead_letters(
+    wired: tuple[Env, Platform],
+) -> None:
+    env, platform = wired
+    platform.status, platform.body = 410, {"error": "blocked_by_user", "detail": "x"}
+    subject = await env.subject()
+    await env.link(subject)
+    assert [d["subject_id"] for d in await _until_dead(env)] == [subject]
+    resp = await env.broker.delete(f"/v1/subjects/{subject}", headers=env.auth())
+    assert resp.status < 300
+    assert await _listed(env) == []
+
+
 async def test_a_delivery_failing_every_time_is_given_up_after_the_bounded_attempts(
     wired: tuple[Env, Platform],
 ) -> None:
