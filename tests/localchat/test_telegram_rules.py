@@ -215,3 +215,20 @@ async def test_several_users_write_and_press_in_one_group(client: Client) -> Non
     assert senders == [ALICE, OMAR, None]
     unknown = await client.post("/api/send", json={"user_id": ALICE, "chat_id": -1, "text": "x"})
     assert unknown.status == 404
+
+
+async def test_a_user_who_blocked_the_bot_refuses_messages_and_files_until_unblocked(
+    client: Client,
+) -> None:
+    blocked = await client.post("/api/block", json={"user_id": ALICE, "blocked": True})
+    assert blocked.status == 200
+    refused = (403, "Forbidden: bot was blocked by the user")
+    status, body = await call(client, "sendMessage", chat_id=ALICE, text="hi")
+    assert (status, body["description"]) == refused
+    status, body = await upload(client, "sendDocument", "document", "e.json", b"{}", "text/plain")
+    assert (status, body["description"]) == refused
+    status, _ = await call(client, "sendMessage", chat_id=OMAR, text="hi")  # others still get it
+    assert status == 200
+    await client.post("/api/block", json={"user_id": ALICE, "blocked": False})
+    status, _ = await call(client, "sendMessage", chat_id=ALICE, text="hi")
+    assert status == 200
