@@ -270,10 +270,10 @@ async def access_log(request: web.Request) -> web.Response:
 
 def _date(request: web.Request, name: str) -> date | None:
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
-        return date.fromisoformat(raw)
+        return date.fromisoformat(raw)  # an empty value is not a date either
     except ValueError as e:
         raise bad_request(f"{name} must be a date like 2026-03-31", "invalid_date") from e
 

@@ -99,6 +99,10 @@ async def test_limit_and_amounts_accept_ascii_digits_in_range_only(env: Env) -> 
         assert (await resp.json())["error"] == "invalid_amount"
     resp = await env.broker.get(path, params={"amount_min": "12.50"}, headers=env.auth())
     assert resp.status == 200, await resp.text()
+    for where in (path, f"/v1/subjects/{subject}/spending"):
+        resp = await env.broker.get(where, params={"from": "", "to": "²"}, headers=env.auth())
+        assert resp.status == 400, await resp.text()
+        assert (await resp.json())["error"] == "invalid_date"
 
 
 async def _oversized_requests(env: Env, caplog: pytest.LogCaptureFixture) -> None:

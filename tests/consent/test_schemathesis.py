@@ -33,7 +33,8 @@ ALL_CHECKS = list(CHECKS.get_all())
 EXAMPLES = 150
 # Documented 400s that no schema can predict for a schema-valid request: each bank's policy
 # decides which scopes and how many days it shares (scope_not_allowed_by_bank,
-# invalid_duration); a cursor must be one this API issued, and ``from`` may not follow ``to``.
+# invalid_duration); a cursor must be one this API issued, ``from`` may not follow ``to``, and
+# a spending period is at most SPENDING_MAX_DAYS long.
 SEMANTIC_400 = {
     "POST /v1/subjects/{subject_id}/consents",
     "GET /v1/subjects/{subject_id}/accounts/{handle}/transactions",
