@@ -1,5 +1,5 @@
 """What is not a banking question: thanks and greetings, how to reach the bank, money transfers
-(not something chat can do), card freezing until the cards flow exists, and mistyped commands."""
+(not something chat can do), and mistyped commands."""
 
 from __future__ import annotations
 
@@ -55,16 +55,6 @@ async def support(update: Update, context: ChatContext) -> None:
                 if name not in banks:
                     banks.append(name)
     await say(update, views.support(t, banks), edit=False)
-
-
-async def freeze_unavailable(update: Update, context: ChatContext) -> None:
-    """A card to freeze or unfreeze, before the card controls flow exists in chat."""
-    t = await texts(update, context)
-    text = t._(
-        "I can't freeze or unfreeze a card from this chat yet. If your card is lost or "
-        "stolen, call your bank now: the number is on its website and on the back of the card."
-    )
-    await say(update, t.message(text), edit=False)
 
 
 def nearest_command(typed: str) -> str | None:
