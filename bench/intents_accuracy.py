@@ -4,7 +4,8 @@ Runs every labelled phrase in ``tests/bot/data/intents.yaml`` (or ``--dataset``)
 intent, and each labelled entity (merchant, category, bank, date_from, date_to, limit,
 amount_min, amount_max) on its own: entity accuracy is right entity values / labelled entity
 values, counting an entity wrong when the intent is wrong. Dates are ISO dates relative to the
-dataset's ``today:``; a merchant compares case-insensitively, amounts as decimals. Held-out "test"
+dataset's ``today:``; a merchant compares case-insensitively (a list of spellings accepts any
+of them: the span as typed, or the merchant's own name), amounts as decimals. Held-out "test"
 phrases (never used to tune the lexicon) are reported apart from "dev" ones, and every miss is
 printed. A split with no phrases shows "n/a"; an unseen set is measured with ``--dataset``.
 
@@ -57,7 +58,8 @@ def entity_checks(phrase: dict[str, Any], got: Any) -> dict[str, bool]:
             continue
         wanted, value = phrase[name], getattr(got, name, None)
         if name == "merchant":
-            ok = (value or "").casefold() == str(wanted).casefold()
+            spellings = wanted if isinstance(wanted, list) else [wanted]
+            ok = (value or "").casefold() in {str(w).casefold() for w in spellings}
         elif name in ("date_from", "date_to"):
             ok = value == (date.fromisoformat(str(wanted)) if wanted is not None else None)
         elif name in ("amount_min", "amount_max"):
