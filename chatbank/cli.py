@@ -157,6 +157,21 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from chatbank.cluster import ClusterConfig, run_cluster
+
+    config = ClusterConfig(
+        broker_database_url=args.database_url,
+        bot_database_url=args.bot_database_url,
+        folder=Path(args.data_dir),
+        brokers=args.brokers,
+        bots=args.bots,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_cluster(config))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbank", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -166,6 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default="data", help="where keys and databases live (default: ./data)"
     )
     up.set_defaults(func=_up)
+    cluster = sub.add_parser(
+        "cluster",
+        help="N brokers and N bots (webhook mode) on PostgreSQL behind round-robin proxies",
+    )
+    cluster.add_argument(
+        "--database-url", required=True, help="the broker's PostgreSQL database (postgresql://…)"
+    )
+    cluster.add_argument(
+        "--bot-database-url",
+        required=True,
+        help="the bot's database: another database, the platform's side of the trust boundary",
+    )
+    cluster.add_argument("--brokers", type=int, default=2, help="broker processes (default 2)")
+    cluster.add_argument("--bots", type=int, default=2, help="bot processes (default 2)")
+    cluster.add_argument(
+        "--data-dir", default="data/cluster", help="keys and logs (default: ./data/cluster)"
+    )
+    cluster.set_defaults(func=_cluster)
     bank = sub.add_parser("bank", help="run the mock banks alone (settings: BANK_* in .env)")
     bank.set_defaults(func=_bank)
     broker = sub.add_parser(

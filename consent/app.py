@@ -27,6 +27,7 @@ from consent.store.fastread import PostgresReader, SqliteReader, sqlite_path
 from consent.store.locks import registry
 from consent.store.migrate import upgrade_async
 from consent.store.pgpool import postgres_dsn
+from consent.store.ratelimit_pg import PostgresRateLimiter
 from consent.vault.source import KeySource
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
@@ -76,6 +77,11 @@ def create_app(
                 broker.reader = PostgresReader(dsn)
             if broker.reader is not None:
                 await broker.reader.open()
+            shared_limiter: PostgresRateLimiter | None = None
+            if dsn is not None:  # several broker processes may serve one subject
+                shared_limiter = PostgresRateLimiter(dsn, settings.reads_per_minute)
+                await shared_limiter.open()
+                app[LIMITER] = shared_limiter
             app[BROKER] = broker
             app[JWKS] = JwksCache(http)
             app[RELAY] = relay = Relay(broker)
@@ -97,10 +103,12 @@ def create_app(
             await broker.audit_writer.close()  # flushes what is queued
             if broker.reader is not None:
                 await broker.reader.close()
+            if shared_limiter is not None:
+                await shared_limiter.close()
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)
-    app[LIMITER] = RateLimiter(settings.reads_per_minute)
+    app[LIMITER] = RateLimiter(settings.reads_per_minute)  # in this process: SQLite
     app.router.add_routes(platform.routes)
     app.router.add_routes(callback.routes)
     app.router.add_routes(events.routes)

@@ -191,7 +191,7 @@ async def revoke(request: web.Request) -> web.Response:
 async def balances(request: web.Request) -> web.Response:
     """Minimized balance views across the subject's banks."""
     broker, client, subject = await _caller(request, None)
-    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
     views, failures = await reads.balances(broker, client, subject, _purpose(request))
     return web.Response(
         body=orjson.dumps({"balances": views, "errors": failures}),
@@ -312,7 +312,7 @@ async def account_transactions(request: web.Request) -> web.Response:
         _amount(request, "amount_min"),
         _amount(request, "amount_max"),
     )
-    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
     return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))
 
 

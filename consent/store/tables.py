@@ -192,3 +192,14 @@ class AlertRow(SQLModel, table=True):
     handle: str = Field(unique=True, index=True, max_length=100)  # what the platform is given
     consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
     answer: str | None = Field(default=None, max_length=20)
+
+
+class RateBucket(SQLModel, table=True):
+    """A subject's read allowance on PostgreSQL (``consent.store.ratelimit_pg``); below zero, a
+    refused read was recorded and the bucket holds ``tokens + 1``. No per-user value but the
+    subject's pseudonymous id."""
+
+    __tablename__ = "rate_bucket"
+    subject_id: str = Field(primary_key=True, max_length=64)
+    tokens: float
+    updated_s: float  # epoch seconds of the last spend

@@ -1,0 +1,32 @@
+"""per-subject rate buckets shared by broker processes
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-02 05:20:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rate_bucket",
+        sa.Column("subject_id", sa.String(length=64), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated_s", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("subject_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rate_bucket")

@@ -1,0 +1,74 @@
+"""The per-subject rate limit on PostgreSQL is one limit for every broker process: two limiters
+on one database (two processes) spend from the same buckets, and decide as the in-process
+limiter does."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consent.service.errors import BrokerError
+from consent.service.ratelimit import RateLimiter
+from consent.store.migrate import upgrade_async
+from consent.store.ratelimit_pg import PostgresRateLimiter
+
+pytestmark = pytest.mark.postgres
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+async def limiters(postgres_url: str) -> AsyncIterator[list[PostgresRateLimiter]]:
+    await upgrade_async(postgres_url)
+    pair = [PostgresRateLimiter(postgres_url, per_minute=3) for _ in range(2)]
+    for limiter in pair:
+        await limiter.open()
+    yield pair
+    for limiter in pair:
+        await limiter.close()
+
+
+async def allowed(limiter: PostgresRateLimiter | RateLimiter, subject: str, now: datetime) -> bool:
+    try:
+        await limiter.acquire(subject, now)
+    except BrokerError as e:
+        assert e.status == 429 and int(e.headers["Retry-After"]) >= 1
+        return False
+    return True
+
+
+async def test_two_processes_share_one_subjects_allowance(
+    limiters: list[PostgresRateLimiter],
+) -> None:
+    a, b = limiters
+    assert [await allowed(x, "s1", T0) for x in (a, b, a)] == [True, True, True]
+    assert not await allowed(b, "s1", T0)  # the fourth read in the minute, on the other process
+    assert await allowed(b, "s2", T0)  # other subjects are unaffected
+    assert not await allowed(a, "s1", T0 + timedelta(seconds=5))  # a refusal spends nothing …
+    assert await allowed(a, "s1", T0 + timedelta(seconds=21))  # … and a token came back
+
+
+async def test_concurrent_reads_from_two_processes_never_exceed_the_limit(
+    limiters: list[PostgresRateLimiter],
+) -> None:
+    results = await asyncio.gather(*(allowed(limiters[i % 2], "s1", T0) for i in range(12)))
+    assert sum(results) == 3
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_shared_limit_decides_as_the_in_process_one(
+    limiters: list[PostgresRateLimiter], seed: int
+) -> None:
+    rng = random.Random(seed)
+    model = RateLimiter(per_minute=30)  # half a token a second: exact in binary floating point
+    for limiter in limiters:
+        limiter.per_minute = 30
+    now = T0
+    for _ in range(150):
+        now += timedelta(seconds=rng.choice([0, 0, 0, 1, 2, 7]))
+        subject = rng.choice(["s1", "s2"])
+        expected = await allowed(model, subject, now)
+        assert await allowed(rng.choice(limiters), subject, now) == expected
