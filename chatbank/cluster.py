@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.settings import LOCAL_TOKEN
 from chatbank.proxy import create_proxy
 
 ADMIN_HEADER = "Authorization"
@@ -90,7 +91,7 @@ class ClusterConfig:
     bot_port: int = 8004  # the bots' proxy
     bank_port: int = 8001
     chat_port: int = 8003
-    bot_token: str = "4242:localchat-development-token"
+    bot_token: str = LOCAL_TOKEN
     bank_env: dict[str, str] = field(default_factory=dict)
     broker_env: dict[str, str] = field(default_factory=dict)
     bot_env: dict[str, str] = field(default_factory=dict)
