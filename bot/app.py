@@ -33,7 +33,7 @@ from bot.handlers import (
 )
 from bot.handlers.common import answer_button, say
 from bot.i18n import LANGUAGES, tr
-from bot.store import repo
+from bot.store import repo, shared_conversations
 from bot.store.persistence import SqlPersistence
 
 COMMANDS = (
@@ -145,5 +145,6 @@ def build_application(services: Services) -> ChatApp:
         application.add_handler(CallbackQueryHandler(callback, pattern=pattern))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text.free_text))
     application.add_handler(MessageHandler(filters.COMMAND, talk.unknown_command))
+    shared_conversations.install(application)
     application.add_error_handler(errors.on_error)
     return application

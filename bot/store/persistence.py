@@ -22,12 +22,22 @@ class SqlPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, A
         super().__init__(store_data=NOTHING, update_interval=update_interval)
         self._sessions = sessions
 
+    @property
+    def sessions(self) -> Sessions:
+        return self._sessions
+
     async def get_conversations(self, name: str) -> ConversationDict:
         async with self._sessions() as session:
             rows = await session.exec(
                 select(ConversationState).where(ConversationState.name == name)
             )
             return {tuple(json.loads(r.key)): json.loads(r.state) for r in rows.all()}
+
+    async def get_state(self, name: str, key: ConversationKey) -> object | None:
+        """One conversation's state, fresh from the database (see shared_conversations)."""
+        async with self._sessions() as session:
+            row = await session.get(ConversationState, (name, json.dumps(list(key))))
+            return None if row is None else json.loads(row.state)
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
