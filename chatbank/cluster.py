@@ -92,6 +92,7 @@ class ClusterConfig:
     bank_port: int = 8001
     chat_port: int = 8003
     bot_token: str = LOCAL_TOKEN
+    start_chat: bool = True  # False: a local chat (or a Bot API) already listens on chat_port
     bank_env: dict[str, str] = field(default_factory=dict)
     broker_env: dict[str, str] = field(default_factory=dict)
     bot_env: dict[str, str] = field(default_factory=dict)
@@ -190,8 +191,11 @@ class Cluster:
             )
             for i, port in enumerate(free_port() for _ in range(c.brokers))
         ]
+        if not c.start_chat:
+            self.chat = None
         for p in (self.bank, self.chat, *self.brokers):
-            p.start()
+            if p is not None:
+                p.start()
         await self._proxy(c.broker_port, [p.url for p in self.brokers])
         await wait_ready(f"{self.bank_url}/banks")
         await wait_ready(f"{self.chat_url}/")
