@@ -29,7 +29,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy bank_mock consent bot localchat chatbank tests bench
+	$(BIN)/mypy bank_mock consent bot localchat chatbank ops tests bench
 
 # the browser tests drive Debian's Chromium headless, with Noto for real Arabic glyphs in the
 # screenshots; install them when we can (root + apt-get)

@@ -20,6 +20,8 @@ from bank_mock.notify import NullSink
 from bank_mock.obie import accounts
 from bank_mock.obie.fapi import fapi_middleware
 from bank_mock.settings import BankSettings
+from ops.health import Check, add_health_routes
+from ops.metrics import metrics_handler, metrics_middleware
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -32,7 +34,7 @@ async def serve_openapi(request: web.Request) -> web.FileResponse:
 def create_app(settings: BankSettings, *, clock: Clock = utc_now) -> web.Application:
     """Build the service: seeded banks, their APIs, pages, events and sandbox."""
     app = web.Application(
-        middlewares=[fapi_middleware, error_middleware],
+        middlewares=[metrics_middleware("bank_mock"), fapi_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -59,4 +61,21 @@ def create_app(settings: BankSettings, *, clock: Clock = utc_now) -> web.Applica
     for module in (clients, token, consents, authorize, accounts, cards, dashboard, sandbox_events):
         module.setup(app)
     app.router.add_get("/openapi.json", serve_openapi)
+    add_health_routes(app, "bank_mock", readiness_checks)
+    app.router.add_get("/metrics", metrics_handler())
     return app
+
+
+def readiness_checks(app: web.Application) -> dict[str, Check]:
+    """The banks are generated and each has its event-signing key."""
+
+    async def banks() -> None:
+        if not app[BANKS]:
+            raise LookupError("no banks")
+
+    async def keys() -> None:
+        signers: dict[str, signing.Signer] = app[signing.SIGNERS]
+        if any(bank_id not in signers for bank_id in app[BANKS]):
+            raise LookupError("a bank has no signing key")
+
+    return {"banks": banks, "signing_keys": keys}

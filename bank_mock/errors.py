@@ -143,6 +143,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             413: "Request body too large",
         }.get(e.status, e.reason or "Request refused")
         return error_response(BankError(e.status, message, headers=_allow_header(e)))
+    except ConnectionResetError:
+        raise  # the client went away: one line from ops.metrics, not a traceback
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(BankError(500, "Unexpected error", code="UK.OBIE.UnexpectedError"))

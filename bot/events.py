@@ -27,6 +27,7 @@ from bot import views
 from bot.context import Services
 from bot.handlers.link import close_approval
 from bot.i18n import tr
+from bot.metrics import ALERTS_SHOWN
 from bot.store import deliveries, repo
 from bot.store.deliveries import Claim
 from bot.store.writes import WriteGate
@@ -163,6 +164,7 @@ class BrokerEvents:
                     self.bot, self.services.sessions, user, str(data.get("consent_id"))
                 )
         self.shown += 1
+        ALERTS_SHOWN.labels("fraud_alert" if kind == "fraud_alert" else "notice").inc()
         return "shown", alert_id
 
 

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from sqlalchemy import text
 from telegram import Update
 
 from bot import redact
@@ -20,6 +22,8 @@ from bot.context import ChatApp, Services, utc_now
 from bot.events import BrokerEvents
 from bot.settings import BotSettings
 from bot.store.db import make_engine, session_factory, upgrade_async
+from ops.health import CHECK_TIMEOUT_S, Check, add_health_routes
+from ops.metrics import metrics_handler, metrics_middleware
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -95,15 +99,30 @@ class BotRuntime:
 
     def _web_app(self) -> web.Application:
         assert self.events is not None
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024, middlewares=[metrics_middleware("bot")])
         app.router.add_post("/broker/events", self.events.handle)
-        app.router.add_get("/healthz", self._health)
+        add_health_routes(app, "bot", self._readiness, lambda: {"mode": self.settings.mode})
+        app.router.add_get("/metrics", metrics_handler())
         if self.settings.mode == "webhook":
             app.router.add_post("/telegram", self._telegram)
         return app
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "mode": self.settings.mode})
+    def _readiness(self, app: web.Application) -> dict[str, Check]:
+        """The bot's database answers and the broker is reachable."""
+
+        async def database() -> None:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        async def broker() -> None:
+            timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.get(f"{self.settings.broker_url.rstrip('/')}/healthz") as resp,
+            ):
+                resp.raise_for_status()
+
+        return {"database": database, "broker": broker}
 
     async def _telegram(self, request: web.Request) -> web.Response:
         """Telegram's webhook call: check the secret token, queue the update."""

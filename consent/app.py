@@ -9,12 +9,14 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
 
 from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
 from consent.api.params import id_guard
 from consent.events.verify import JwksCache
+from consent.metrics import BankUrls, bank_call_tracer, refresher
 from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
@@ -29,6 +31,8 @@ from consent.store.migrate import upgrade_async
 from consent.store.pgpool import postgres_dsn
 from consent.store.ratelimit_pg import PostgresRateLimiter
 from consent.vault.source import KeySource
+from ops.health import Check, add_health_routes
+from ops.metrics import metrics_handler, metrics_middleware
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -48,7 +52,10 @@ def create_app(
 ) -> web.Application:
     """Build the broker: storage (migrated on start), vault, bank clients, routes."""
     badhttp.install()
-    app = web.Application(middlewares=[error_middleware, id_guard], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[metrics_middleware("consent"), error_middleware, id_guard],
+        client_max_size=64 * 1024,
+    )
     keys = key_source(settings)
     keys.ring  # noqa: B018 - fail at start-up, not at the first request, if the ring is unusable
 
@@ -58,7 +65,8 @@ def create_app(
         engine = make_engine(settings.database_url)
         path = sqlite_path(settings.database_url)
         dsn = postgres_dsn(settings.database_url)
-        async with aiohttp.ClientSession() as http:
+        bank_urls = BankUrls(lambda: broker.bank_clients())
+        async with aiohttp.ClientSession(trace_configs=[bank_call_tracer(bank_urls)]) as http:
             sessions = session_factory(engine)
             broker = Broker(settings, keys, engine, sessions, http, clock)
             # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
@@ -114,7 +122,39 @@ def create_app(
     app.router.add_routes(events.routes)
     app.router.add_routes(outbox.routes)
     app.router.add_get("/openapi.json", _openapi)
+    add_health_routes(app, "consent", readiness_checks)
+    app.router.add_get("/metrics", metrics_handler(lambda: _refresh(app)))
     return app
+
+
+async def _refresh(app: web.Application) -> None:
+    broker = app.get(BROKER)
+    if broker is not None:
+        await refresher(broker.bank_clients, broker.sessions, broker.clock)()
+
+
+def readiness_checks(app: web.Application) -> dict[str, Check]:
+    """The database answers, the key ring opens, the bank directory is reachable."""
+
+    def broker() -> Broker:
+        found = app.get(BROKER)
+        if found is None:
+            raise LookupError("not started")
+        return found
+
+    async def database() -> None:
+        async with broker().engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def keys() -> None:
+        broker().ring  # noqa: B018 - opening the ring is the check
+
+    async def bank_directory() -> None:
+        b = broker()
+        async with b.http.get(b.settings.bank_directory_url) as resp:
+            resp.raise_for_status()
+
+    return {"database": database, "keys": keys, "bank_directory": bank_directory}
 
 
 async def _openapi(request: web.Request) -> web.FileResponse:

@@ -15,6 +15,8 @@ from localchat.page import STATIC, index
 from localchat.settings import Settings
 from localchat.store import Store
 from localchat.webhook import run_deliverer
+from ops.health import add_health_routes
+from ops.metrics import metrics_handler, metrics_middleware
 
 
 def _deliverer(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -32,7 +34,7 @@ async def _release_waiters(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the localchat application for ``settings``."""
-    app = web.Application()
+    app = web.Application(middlewares=[metrics_middleware("localchat")])
     bot_id = int(settings.bot_token.split(":", 1)[0])
     bot = {
         "id": bot_id,
@@ -53,4 +55,6 @@ def create_app(settings: Settings) -> web.Application:
     testapi.add_routes(app)
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC)
+    add_health_routes(app, "localchat", lambda app: {})  # nothing outside itself to wait for
+    app.router.add_get("/metrics", metrics_handler())
     return app

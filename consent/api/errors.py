@@ -37,6 +37,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             e.status, "invalid_request"
         )
         return error_json(e.status, code, e.reason or "refused")
+    except ConnectionResetError:
+        raise  # the client went away: one line from ops.metrics, not a traceback
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_json(500, "internal_error", "unexpected error")

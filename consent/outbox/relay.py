@@ -22,6 +22,7 @@ import aiohttp
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from consent.metrics import ALERTS_DELIVERED, DEAD_LETTERS, DELIVERY_RETRIES
 from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
 from consent.service.broker import Broker
@@ -99,6 +100,7 @@ class Relay:
                 elif outcome == DELIVERED:
                     row.delivered_at = broker.clock()
                     delivered += 1
+                    ALERTS_DELIVERED.inc()
                     session.add(row)
                 else:
                     await self._failed(session, row, outcome)
@@ -139,10 +141,13 @@ class Relay:
             return
         row.attempts += 1
         if outcome != RETRY:
+            DEAD_LETTERS.inc()
             await bury(session, row, outcome, broker.clock())
         elif row.attempts >= broker.settings.outbox_max_attempts:
+            DEAD_LETTERS.inc()
             await bury(session, row, "too_many_attempts", broker.clock())
         else:
+            DELIVERY_RETRIES.inc()
             row.next_attempt_at = broker.clock() + backoff(row.attempts, self.rng)
             session.add(row)
 

@@ -144,6 +144,10 @@ class Broker:
             )
         return client
 
+    def bank_clients(self) -> list[BankClient]:
+        """The bank clients discovered so far (read-only: metrics and readiness)."""
+        return list(self._banks.values())
+
     def _client(self, info: BankInfo) -> BankClient:
         return BankClient(self.http, info, timeout_s=self.settings.bank_timeout_s, clock=self.clock)
 

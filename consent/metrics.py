@@ -1,0 +1,150 @@
+"""The broker's own Prometheus metrics: bank calls per bank and outcome, breaker states, the
+outbox (depth, oldest undelivered message), delivery retries and alerts delivered.
+
+Bank calls are observed on the broker's HTTP session (an aiohttp ``TraceConfig``), so the read
+path's code is not touched; a call is attributed to the bank whose directory URLs it starts
+with, and calls to anything else (the platform's webhook) are not bank calls. Breaker states and
+the outbox are read when Prometheus scrapes. No label holds a per-user value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from consent.banks.client import BankClient
+from consent.store.tables import OutboxRow
+
+BANK_CALLS = Counter(
+    "chatbank_bank_calls_total",
+    "Calls from the broker to a bank, by bank and outcome (ok, refused, error, timeout, "
+    "unreachable)",
+    ["bank", "outcome"],
+)
+BANK_LATENCY = Histogram(
+    "chatbank_bank_call_duration_seconds",
+    "Time a bank took to answer the broker, by bank",
+    ["bank"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BREAKER = Gauge(
+    "chatbank_bank_breaker_state",
+    "The broker's circuit breaker per bank in this process: 0 closed, 1 half-open, 2 open",
+    ["bank"],
+)
+BREAKER_CODES = {"closed": 0, "half-open": 1, "open": 2}
+OUTBOX_DEPTH = Gauge(
+    "chatbank_outbox_depth", "Outbox messages not yet delivered to the platform (all processes)"
+)
+OUTBOX_OLDEST = Gauge(
+    "chatbank_outbox_oldest_age_seconds",
+    "Age of the oldest undelivered outbox message (0 when none)",
+)
+DELIVERY_RETRIES = Counter(
+    "chatbank_delivery_retries_total",
+    "Outbox deliveries to the platform that failed and were rescheduled (this process)",
+)
+DEAD_LETTERS = Counter(
+    "chatbank_delivery_dead_letters_total",
+    "Outbox deliveries given up for good (refused by the platform or too many attempts)",
+)
+ALERTS_DELIVERED = Counter(
+    "chatbank_outbox_delivered_total",
+    "Outbox messages (alerts and notices) the platform acknowledged (this process)",
+)
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "ok"
+    return "refused" if status < 500 else "error"
+
+
+def bank_call_tracer(bank_of: Callable[[str], str | None]) -> aiohttp.TraceConfig:
+    """Count and time each request whose URL ``bank_of`` attributes to a bank."""
+    trace = aiohttp.TraceConfig()
+
+    async def start(_: Any, ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams) -> None:
+        ctx.bank = bank_of(str(params.url))
+        ctx.started = time.perf_counter()
+
+    async def end(_: Any, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
+        if ctx.bank is not None:
+            BANK_CALLS.labels(ctx.bank, outcome_of(params.response.status)).inc()
+            BANK_LATENCY.labels(ctx.bank).observe(time.perf_counter() - ctx.started)
+
+    async def failed(
+        _: Any, ctx: SimpleNamespace, params: aiohttp.TraceRequestExceptionParams
+    ) -> None:
+        if getattr(ctx, "bank", None) is not None:
+            timeout = isinstance(params.exception, TimeoutError)
+            BANK_CALLS.labels(ctx.bank, "timeout" if timeout else "unreachable").inc()
+
+    trace.on_request_start.append(start)
+    trace.on_request_end.append(end)
+    trace.on_request_exception.append(failed)
+    return trace
+
+
+class BankUrls:
+    """URL prefix → bank id, from the bank clients the broker has discovered."""
+
+    def __init__(self, clients: Callable[[], list[BankClient]]) -> None:
+        self._clients = clients
+        self._prefixes: list[tuple[str, str]] = []
+        self._known = -1
+
+    def __call__(self, url: str) -> str | None:
+        clients = self._clients()
+        if len(clients) != self._known:
+            self._known = len(clients)
+            self._prefixes = sorted(
+                (
+                    (prefix.rstrip("/"), c.info.bank_id)
+                    for c in clients
+                    for prefix in (
+                        c.info.aisp_base,
+                        c.info.card_controls_base,
+                        c.info.token_endpoint,
+                        c.info.registration_endpoint,
+                        c.info.jwks_uri,
+                    )
+                ),
+                key=lambda p: -len(p[0]),
+            )
+        for prefix, bank_id in self._prefixes:
+            if url.startswith(prefix):
+                return bank_id
+        return None
+
+
+def refresher(
+    clients: Callable[[], list[BankClient]],
+    sessions: Any,
+    clock: Callable[[], datetime],
+) -> Callable[[], Awaitable[None]]:
+    """Update the gauges read at scrape time: breakers, outbox depth and oldest age."""
+
+    async def refresh() -> None:
+        now = clock()
+        for client in clients():
+            BREAKER.labels(client.info.bank_id).set(BREAKER_CODES[client.breaker.state(now)])
+        undelivered = col(OutboxRow.delivered_at).is_(None)
+        async with sessions() as session:
+            depth, oldest = (
+                await session.exec(
+                    select(func.count(), func.min(OutboxRow.created_at)).where(undelivered)
+                )
+            ).one()
+        OUTBOX_DEPTH.set(depth)
+        OUTBOX_OLDEST.set(0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()))
+
+    return refresh

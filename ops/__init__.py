@@ -1,0 +1,1 @@
+"""Operability shared by every service: ``/healthz``, ``/readyz`` and Prometheus ``/metrics``."""
