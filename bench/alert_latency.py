@@ -8,6 +8,12 @@ how many alerts were lost.
 Target: p99 under 250 ms at 50 alerts a second for 30 seconds, none lost.
 
     python -m bench.alert_latency [--rate 50] [--seconds 30] [--users 20]
+    python -m bench.alert_latency --postgres postgresql://postgres@127.0.0.1:5432/postgres \
+        --brokers 2 --bots 2 --rate 200 [--seconds 30] [--users 400]
+
+With ``--postgres`` the brokers and the bots run as separate processes on throwaway databases on
+that server, behind round-robin proxies (see :func:`main_cluster` for the Telegram limits it
+assumes).
 
 The bank and the broker run in their own processes (as in production, on this 2-core
 machine); the bot and localchat share this one, which also books the payments and notes when
@@ -208,10 +214,125 @@ async def main(rate: float, seconds: float, users: int) -> int:
     return 0 if ok else 1
 
 
+async def main_cluster(
+    postgres: str, brokers: int, bots: int, rate: float, seconds: float, users: int
+) -> int:
+    """The same flood through ``brokers`` broker and ``bots`` bot processes on PostgreSQL, each
+    group behind a round-robin proxy (:class:`chatbank.cluster.Cluster`); localchat runs here
+    and notes when each alert reaches ``sendMessage``.
+
+    Telegram's limits, modelled: a bot may send about 30 messages a second in all, or up to
+    1000 with paid broadcasts; 200 alerts a second needs paid broadcasts, so the bot token's
+    1000/s is split between the bot processes (``BOT_MAX_MESSAGES_PER_S``). No chat may get more
+    than one message a second: localchat answers 429 above that (``LOCALCHAT_FLOOD_PER_CHAT_PER_S
+    = 1``), and the alerts are spread over ``users`` chats (default: twice the rate)."""
+    import secrets
+
+    import asyncpg
+
+    from bench.cluster_alerts import MERCHANT, book_alerts, chat_ids, link_users
+    from chatbank.cluster import Cluster, ClusterConfig, free_port
+    from localchat import store as chat_store
+    from localchat.app import create_app as create_localchat
+    from localchat.settings import DemoUser
+    from localchat.settings import Settings as LocalchatSettings
+
+    arrivals: dict[str, float] = {}
+    original = chat_store.Store.add_message
+
+    def timed(self: Any, chat_id: int, text: str, *, from_bot: bool) -> Any:
+        if from_bot and MERCHANT in text:
+            arrivals.setdefault(text.split(MERCHANT, 1)[1][:6], time.perf_counter())
+        return original(self, chat_id, text, from_bot=from_bot)
+
+    chat_store.Store.add_message = timed  # type: ignore[method-assign]
+    names = [f"chatbank_bench_{secrets.token_hex(4)}" for _ in range(2)]
+    admin = await asyncpg.connect(postgres)
+    for name in names:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    root = postgres.rsplit("/", 1)[0]
+    chat_port = free_port()
+    config = ClusterConfig(
+        broker_database_url=f"{root}/{names[0]}",
+        bot_database_url=f"{root}/{names[1]}",
+        folder=Path(tempfile.mkdtemp(prefix="chatbank-cluster-")),
+        brokers=brokers,
+        bots=bots,
+        broker_port=free_port(),
+        bot_port=free_port(),
+        bank_port=free_port(),
+        chat_port=chat_port,
+        bot_token=TOKEN,
+        start_chat=False,
+        bank_env={"BANK_CUSTOMERS_PER_BANK": str(users), "BANK_ACCESS_TOKEN_TTL_S": "3600"},
+        broker_env={"CONSENT_RELAY_IDLE_S": "0.5", "CONSENT_READS_PER_MINUTE": "100000"},
+        bot_env={"BOT_MAX_MESSAGES_PER_S": f"{1000 / bots:g}"},
+    )
+    chat_settings = LocalchatSettings(
+        port=chat_port,
+        bot_token=TOKEN,
+        users=[DemoUser(id=c, first_name=f"U{c}", language_code="en") for c in chat_ids(users)],
+        flood_per_chat_per_s=1,
+        flood_global_per_s=1000,
+    )
+    runner = web.AppRunner(create_localchat(chat_settings), access_log=None)
+    cluster = Cluster(config)
+    sent: dict[str, float] = {}
+    booked_in = 0.0
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", chat_port).start()
+        await cluster.start()
+        print(f"linking {users} users through {brokers} brokers …", flush=True)
+        accounts = await link_users(cluster, users)
+        total = int(rate * seconds)
+        print(f"booking {total} suspicious payments at {rate:g}/s for {seconds:g} s …", flush=True)
+        flood = await book_alerts(cluster.bank_url, accounts, total, rate)
+        sent, booked_in = flood.sent, flood.seconds
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline and not set(sent) <= set(arrivals):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    finally:
+        await cluster.stop()
+        await runner.cleanup()
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    latencies = [(arrivals[k] - t) * 1000 for k, t in sent.items() if k in arrivals]
+    lost = len(sent) - len(latencies)
+    print(
+        f"\n{brokers} brokers + {bots} bots on PostgreSQL: booked {len(sent)} flagged payments "
+        f"in {booked_in:.1f} s ({len(sent) / max(booked_in, 1e-9):.1f}/s) to {users} chats"
+    )
+    if latencies:
+        print(
+            f"bank event → sendMessage: p50 {statistics.median(latencies):.1f} ms · "
+            f"p95 {percentile(latencies, 95):.1f} ms · p99 {percentile(latencies, 99):.1f} ms · "
+            f"max {max(latencies):.1f} ms"
+        )
+    print(f"lost: {lost} (target 0) · p99 target < 250 ms")
+    ok = lost == 0 and bool(latencies) and percentile(latencies, 99) < 250
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument(
+        "--users", type=int, default=None, help="default 20; 2 × rate with --postgres"
+    )
+    parser.add_argument(
+        "--postgres", default=None, help="PostgreSQL server URL: run N brokers and N bots on it"
+    )
+    parser.add_argument("--brokers", type=int, default=2, help="with --postgres (default 2)")
+    parser.add_argument("--bots", type=int, default=2, help="with --postgres (default 2)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.rate, args.seconds, args.users)))
+    if args.postgres:
+        users = args.users or max(20, int(2 * args.rate))
+        sys.exit(
+            asyncio.run(
+                main_cluster(args.postgres, args.brokers, args.bots, args.rate, args.seconds, users)
+            )
+        )
+    sys.exit(asyncio.run(main(args.rate, args.seconds, args.users or 20)))
