@@ -42,6 +42,7 @@ from consent.service.registration import with_registration
 from consent.store import secrets as sealed
 from consent.store.audit_writer import PendingEntry
 from consent.store.fastread import utc
+from consent.store.locks import lock_across_processes
 from consent.store.tables import (
     AccountHandle,
     ConsentKey,
@@ -279,6 +280,10 @@ async def handles_for(broker: Broker, row: ConsentRef, account_ids: list[str]) -
     if known is not None and all(a in known for a in account_ids):
         return [known[a] for a in account_ids]
     async with broker.sessions() as session:
+        # another broker process may be creating this consent's handles right now: wait for it
+        # and read what it made, so an account never gets two handles
+        if await lock_across_processes(session, f"handles:{row.consent_id}"):
+            broker.handles.pop(row.consent_id, None)
         out = [await handle_for(broker, session, row, a) for a in account_ids]
         await session.commit()
     return out

@@ -13,7 +13,7 @@ import asyncio
 import weakref
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -61,6 +61,18 @@ async def lock_subject(session: AsyncSession, subject_id: str) -> None:
         await session.exec(
             select(Subject).where(Subject.subject_id == subject_id).with_for_update()
         )
+
+
+async def lock_across_processes(session: AsyncSession, key: str) -> bool:
+    """On PostgreSQL, hold a transaction-scoped advisory lock on ``key`` (another broker process
+    taking it waits until this transaction ends) and return True; on SQLite (one process, whose
+    callers already hold an asyncio lock) do nothing and return False."""
+    bind: Any = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return False
+    conn = await session.connection()
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+    return True
 
 
 def registry(factory: Any) -> SubjectLocks | None:
