@@ -3,7 +3,8 @@
 One statement refills the subject's bucket for the time passed, spends a token if there is one,
 and says whether it spent; the row lock PostgreSQL takes for the upsert
 serializes two processes spending for the same subject, so the limit is exact across processes.
-It runs on a connection of its own (:class:`PgConnections`), one round trip per read.
+It runs on connections of its own (:class:`PgConnections`, four: with two, 64 concurrent
+readers queued for them), one round trip per read.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ RETURNING tokens
 
 
 class PostgresRateLimiter:
-    def __init__(self, dsn: str, per_minute: int, size: int = 2) -> None:
+    def __init__(self, dsn: str, per_minute: int, size: int = 4) -> None:
         self.per_minute = per_minute
         self.connections = PgConnections(dsn, size)
 
