@@ -1,14 +1,18 @@
 """The per-subject token buckets in PostgreSQL, shared by every broker process.
 
-One statement refills the subject's bucket for the time passed, spends a token if there is one,
-and says whether it spent; the row lock PostgreSQL takes for the upsert
-serializes two processes spending for the same subject, so the limit is exact across processes.
-It runs on connections of its own (:class:`PgConnections`, four: with two, 64 concurrent
-readers queued for them), one round trip per read.
+One statement refills each subject's bucket for the time passed, spends a token if there is one,
+and says whether it did; the row lock PostgreSQL takes for the upsert serializes two processes
+spending for the same subject, so the limit is exact across processes.
+
+Reads that arrive together share a round trip: spends queue up while one statement is in
+flight, and the next statement takes them all at once (one per subject; a second read of the
+same subject waits for the following statement). Rows are locked in subject order, so two
+processes' statements never deadlock.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from consent.service.ratelimit import rate_limited
@@ -18,40 +22,81 @@ from consent.store.pgpool import PgConnections
 # [0, 1)), so one statement both decides and tells the caller what it decided
 SPEND_SQL = """
 INSERT INTO rate_bucket AS b (subject_id, tokens, updated_s)
-VALUES ($1, $2 - 1.0, $3)
+SELECT s, $2 - 1.0, t FROM unnest($1::text[], $3::float8[]) AS u(s, t) ORDER BY s
 ON CONFLICT (subject_id) DO UPDATE SET
     tokens = LEAST(
         $2,
         CASE WHEN b.tokens < 0 THEN b.tokens + 1.0 ELSE b.tokens END
-        + GREATEST(0.0, $3 - b.updated_s) * $2 / 60.0
+        + GREATEST(0.0, EXCLUDED.updated_s - b.updated_s) * $2 / 60.0
     ) - 1.0,
-    updated_s = GREATEST(b.updated_s, $3)
-RETURNING tokens
+    updated_s = GREATEST(b.updated_s, EXCLUDED.updated_s)
+RETURNING subject_id, tokens
 """
+
+_Spend = tuple[str, float, "asyncio.Future[float]"]
 
 
 class PostgresRateLimiter:
-    def __init__(self, dsn: str, per_minute: int, size: int = 4) -> None:
+    def __init__(self, dsn: str, per_minute: int) -> None:
         self.per_minute = per_minute
-        self.connections = PgConnections(dsn, size)
+        self.connections = PgConnections(dsn, 1)
+        self._queue: list[_Spend] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self.connections.open()
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         await self.connections.close()
 
     async def acquire(self, subject_id: str, now: datetime) -> None:
         """Spend one read for ``subject_id`` or raise 429 with the seconds to wait."""
-        capacity = float(self.per_minute)
-        conns = self.connections
-        conn = await conns.take()
-        try:
-            row = await conn.fetchrow(SPEND_SQL, subject_id, capacity, now.timestamp())
-        except BaseException:
-            conns.discard(conn)
-            raise
-        conns.give(conn)
-        left = float(row["tokens"])
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._queue.append((subject_id, now.timestamp(), done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        left = await asyncio.shield(done)  # a cancelled caller must not lose its neighbours' spend
         if left < 0.0:
-            raise rate_limited(left + 1.0, capacity)
+            raise rate_limited(left + 1.0, float(self.per_minute))
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch: dict[str, _Spend] = {}
+            later: list[_Spend] = []
+            for spend in self._queue:
+                if spend[0] in batch:
+                    later.append(spend)  # the same subject again: the next statement
+                else:
+                    batch[spend[0]] = spend
+            self._queue = later  # spends arriving meanwhile join it
+            await self._spend(list(batch.values()))
+
+    async def _spend(self, batch: list[_Spend]) -> None:
+        conns = self.connections
+        try:
+            conn = await conns.take()
+            try:
+                rows = await conn.fetch(
+                    SPEND_SQL,
+                    [s for s, _, _ in batch],
+                    float(self.per_minute),
+                    [t for _, t, _ in batch],
+                )
+            except BaseException:
+                conns.discard(conn)
+                raise
+            conns.give(conn)
+        except BaseException as e:
+            failure = e if isinstance(e, Exception) else ConnectionError("rate limiter stopped")
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_exception(failure)
+            if not isinstance(e, Exception):
+                raise
+            return
+        left = {row["subject_id"]: float(row["tokens"]) for row in rows}
+        for subject_id, _, done in batch:
+            if not done.done():
+                done.set_result(left[subject_id])
