@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,8 +281,14 @@ async def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
             await asyncio.sleep(0.1)
 
 
-async def run_cluster(config: ClusterConfig, stop: asyncio.Event | None = None) -> None:
-    """``chatbank cluster``: start everything, print where it is, wait for Ctrl-C or SIGTERM."""
+async def run_cluster(
+    config: ClusterConfig,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Cluster], None] | None = None,
+) -> None:
+    """``chatbank cluster``: start everything, print where it is, wait for Ctrl-C or SIGTERM (or
+    ``stop``); ``on_ready`` is handed the running cluster (tests kill and restart its
+    processes)."""
     import signal
 
     cluster = Cluster(config)
@@ -297,11 +304,17 @@ async def run_cluster(config: ClusterConfig, stop: asyncio.Event | None = None) 
         print(f"  ✔ brokers   {cluster.broker_url}  (round-robin proxy)", flush=True)
         print(f"  ✔ bots      {cluster.bot_url}  (round-robin proxy, Telegram webhook)", flush=True)
         print(f"Open the chat:  {cluster.chat_url}/\nPress Ctrl-C to stop.", flush=True)
+        if on_ready is not None:
+            on_ready(cluster)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
     finally:
         print("chatbank cluster: stopping …", flush=True)
         await cluster.stop()
