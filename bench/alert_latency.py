@@ -223,9 +223,12 @@ async def main_cluster(
 
     Telegram's limits, modelled: a bot may send about 30 messages a second in all, or up to
     1000 with paid broadcasts; 200 alerts a second needs paid broadcasts, so the bot token's
-    1000/s is split between the bot processes (``BOT_MAX_MESSAGES_PER_S``). No chat may get more
-    than one message a second: localchat answers 429 above that (``LOCALCHAT_FLOOD_PER_CHAT_PER_S
-    = 1``), and the alerts are spread over ``users`` chats (default: twice the rate)."""
+    1000/s is split between the bot processes (``BOT_MAX_MESSAGES_PER_S``), and localchat
+    refuses more than 1000/s for the token (``LOCALCHAT_FLOOD_GLOBAL_PER_S``). Telegram asks
+    for no more than about one message a second per chat (short bursts allowed): the alerts go
+    round-robin over ``users`` chats (default: twice the rate, one alert per chat every two
+    seconds). localchat's per-chat limit stays at its default: a strict one-second window would
+    turn delivery jitter into 429s, and PTB's AIORateLimiter pauses the whole bot on any 429."""
     import secrets
 
     import asyncpg
@@ -272,7 +275,6 @@ async def main_cluster(
         port=chat_port,
         bot_token=TOKEN,
         users=[DemoUser(id=c, first_name=f"U{c}", language_code="en") for c in chat_ids(users)],
-        flood_per_chat_per_s=1,
         flood_global_per_s=1000,
     )
     runner = web.AppRunner(create_localchat(chat_settings), access_log=None)

@@ -80,7 +80,7 @@ def create_proxy(backends: list[str], *, timeout_s: float = 30.0) -> web.Applica
                 log.info("backend %s refused the connection; trying the next", backend)
             except (aiohttp.ClientError, TimeoutError) as e:
                 # the request may have reached the backend: do not send it twice
-                log.info("backend %s failed mid-request: %s", backend, type(e).__name__)
+                log.warning("backend %s failed mid-request: %s", backend, type(e).__name__)
                 return web.json_response({"error": "bad_gateway"}, status=502)
         return web.json_response({"error": "no_backend"}, status=502)
 
