@@ -203,7 +203,7 @@ async def balances(request: web.Request) -> web.Response:
 async def subject_accounts(request: web.Request) -> web.Response:
     """The subject's accounts across banks, each with the actions its consent and bank allow."""
     broker, client, subject = await _caller(request, None)
-    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
     views = await accounts.accounts(broker, client, subject, _purpose(request))
     return web.json_response({"accounts": views})
 
@@ -233,7 +233,7 @@ async def subject_spending(request: web.Request) -> web.Response:
         request.query.get("account", "").strip()[:80] or None,
         request.query.get("bank", "").strip()[:40] or None,
     )
-    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
     return web.json_response(await spending(broker, client, subject, query, _purpose(request)))
 
 
