@@ -72,13 +72,14 @@ async def test_three_relays_post_every_outbox_row_exactly_once(env: Env) -> None
                 )
             await session.commit()
         relays = [app[RELAY] for app in apps]
-        for _ in range(20):
+        for _ in range(40):  # the relays' own loops run too; all of them commit what they post
             await asyncio.gather(*(relay.run_once() for relay in relays))
-            if len(received) == MESSAGES:
+            if sum(relay.delivered for relay in relays) >= MESSAGES:
                 break
+            await asyncio.sleep(0.05)
         assert len(received) == MESSAGES
         assert max(received.values()) == 1, received.most_common(3)
-        assert sum(relay.delivered for relay in relays) >= MESSAGES
+        assert sum(relay.delivered for relay in relays) == MESSAGES
         assert sum(1 for relay in relays if relay.delivered) >= 2  # the work was shared
     finally:
         for server in others:
