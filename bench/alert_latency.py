@@ -243,10 +243,12 @@ async def main_cluster(
     arrivals: dict[str, float] = {}
     original = chat_store.Store.add_message
 
-    def timed(self: Any, chat_id: int, text: str, *, from_bot: bool) -> Any:
+    def timed(
+        self: Any, chat_id: int, text: str, *, from_bot: bool, sender_id: int | None = None
+    ) -> Any:
         if from_bot and MERCHANT in text:
             arrivals.setdefault(text.split(MERCHANT, 1)[1][:6], time.perf_counter())
-        return original(self, chat_id, text, from_bot=from_bot)
+        return original(self, chat_id, text, from_bot=from_bot, sender_id=sender_id)
 
     chat_store.Store.add_message = timed  # type: ignore[method-assign]
     names = [f"chatbank_bench_{secrets.token_hex(4)}" for _ in range(2)]

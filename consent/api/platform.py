@@ -335,7 +335,7 @@ async def answer_alert(request: web.Request) -> web.Response:
 async def list_cards(request: web.Request) -> web.Response:
     """The subject's cards on card-controls consents: handle, last 4, bank, status."""
     broker, client, subject = await _caller(request, "read.cards")
-    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
     return web.json_response({"cards": await cards.cards(broker, client, subject)})
 
 
@@ -344,7 +344,7 @@ async def set_card(request: web.Request) -> web.Response:
     """Freeze or unfreeze one card (idempotent)."""
     broker, client, subject = await _caller(request, f"card.{request.match_info['action']}")
     handle, action = request.match_info["card_handle"], request.match_info["action"]
-    request.app[LIMITER].take(subject.subject_id, broker.clock())
+    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
     return web.json_response(await cards.set_card(broker, client, subject, handle, action))
 
 
