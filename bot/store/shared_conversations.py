@@ -5,9 +5,9 @@ writes it back every ``update_interval``. Behind a load balancer the next step o
 reaches another process. So, on PostgreSQL, each update of a chat first takes the chat's
 advisory lock (two processes never handle one chat's updates at once: the reply to one step can
 reach the user, and the user's next press another process, before the first process has
-recorded the new state), then re-reads its conversation's state from the database (group -1);
-the state the update left is written back as soon as it is handled and the lock let go
-(group 99). A killed process's lock ends with its database session.
+recorded the new state), then re-reads its conversation's state from the database (group -2,
+ahead of the private-chat guard); the state the update left is written back as soon as it is
+handled and the lock let go (group 99). A killed process's lock ends with its database session.
 
 It reaches into two private parts of PTB's ConversationHandler (``_get_key`` and
 ``_conversations``); PTB offers no public way to refresh one key, and
@@ -28,7 +28,9 @@ from telegram.ext import Application, ConversationHandler, TypeHandler
 from bot.store.persistence import SqlPersistence
 
 log = logging.getLogger(__name__)
-LOAD_GROUP, SAVE_GROUP = -1, 99
+# before the private-chat guard (group -1: one handler runs per group, and the guard may stop an
+# update) and after everything else
+LOAD_GROUP, SAVE_GROUP = -2, 99
 LOCK_TIMEOUT_MS = 10_000  # a chat's update waits at most this long for another process
 
 
@@ -50,8 +52,10 @@ class SharedConversations:
         """Lock the chat (PostgreSQL) and bring its conversation states up to date."""
         if not isinstance(update, Update):
             return
-        if update.effective_chat is not None:
-            await self._lock(update.update_id, update.effective_chat.id)
+        chat, user = update.effective_chat, update.effective_user
+        if chat is not None and chat.type == "private" and user is not None and user.id == chat.id:
+            # only updates the guard lets through reach ``save``, which lets the lock go
+            await self._lock(update.update_id, chat.id)
         for handler in _conversations(context.application):
             try:
                 key = handler._get_key(update)
