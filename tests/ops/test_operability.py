@@ -88,7 +88,9 @@ async def test_metrics_count_routes_by_pattern_and_hold_no_per_user_value(system
     bot_metrics = await _scrape(f"{system.runtime.base_url()}/metrics")
     assert 'chatbank_bank_calls_total{bank="northwind",outcome="ok"}' in broker_metrics
     assert 'chatbank_bank_breaker_state{bank="northwind"} 0.0' in broker_metrics
-    assert "chatbank_outbox_depth 0.0" in broker_metrics
+    assert re.search(r"^chatbank_outbox_depth \d", broker_metrics, re.MULTILINE)
+    assert re.search(r"^chatbank_outbox_oldest_age_seconds \d", broker_metrics, re.MULTILINE)
+    assert "chatbank_delivery_dead_letters_total" in broker_metrics
     assert "chatbank_outbox_delivered_total" in broker_metrics
     assert re.search(r'chatbank_bot_messages_shown_total\{kind="fraud_alert"\} [1-9]', bot_metrics)
     amounts = set(re.findall(r"\d+[.,]\d\d", reply["text"]))
