@@ -104,13 +104,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         assert p is not None and p.popen is not None and p.popen.poll() is not None
 
 
-# Remove this mark when the exactly-once delivery work (issue 9) is on main: today the bot records
-# an alert as seen before sendMessage, so a kill -9 between the two loses it (1 in about 4 runs)
-@pytest.mark.xfail(
-    reason="the bot marks an alert seen before showing it; kill -9 in between loses it "
-    "(fixed by the exactly-once delivery work, not yet on main)",
-    strict=False,
-)
 async def test_every_alert_is_shown_once_across_kill_9_of_a_broker_and_a_bot(
     cluster: Cluster,
 ) -> None:
