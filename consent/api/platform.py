@@ -17,6 +17,8 @@ from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
 from consent.service import accounts, alerts, cards, lifecycle, linking, platform, reads
 from consent.service.broker import Broker
+from consent.service.deadline import HEADER as DEADLINE_HEADER
+from consent.service.deadline import Deadline, parse_deadline_ms
 from consent.service.errors import BrokerError, bad_request
 from consent.service.spending import SpendingQuery, spending
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
@@ -189,14 +191,14 @@ async def revoke(request: web.Request) -> web.Response:
 
 @routes.get("/v1/subjects/{subject_id}/balances")
 async def balances(request: web.Request) -> web.Response:
-    """Minimized balance views across the subject's banks."""
+    """Minimized balance views across the subject's banks, answered inside the request's
+    deadline (``X-Request-Deadline-Ms``): per account fresh or last known, per bank a reason."""
+    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
     broker, client, subject = await _caller(request, None)
     request.app[LIMITER].take(subject.subject_id, broker.clock())
-    views, failures = await reads.balances(broker, client, subject, _purpose(request))
-    return web.Response(
-        body=orjson.dumps({"balances": views, "errors": failures}),
-        content_type="application/json",
-    )
+    answer = await reads.balances(broker, client, subject, _purpose(request), deadline)
+    body = {"balances": answer.views, "errors": answer.errors, "unavailable": answer.unavailable}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 @routes.get("/v1/subjects/{subject_id}/accounts")
