@@ -16,7 +16,7 @@ from consent.service.errors import bad_request
 HEADER = "X-Request-Deadline-Ms"
 DEFAULT_MS = 4000  # a client that sends no deadline still gets an answer in about 4 s
 MAX_MS = 30_000
-RESERVE_S = 0.25  # kept back from the bank calls for the access log and the answer
+RESERVE_S = 0.4  # kept back from the bank calls for the last known balances, the log, the answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +38,9 @@ class Deadline:
         return self.remaining() <= 0
 
     def for_banks(self) -> Deadline:
-        """The deadline the bank calls must meet: this one less the reserve (at most a tenth of
+        """The deadline the bank calls must meet: this one less the reserve (at most a fifth of
         the whole, so a short deadline still leaves time for the banks)."""
-        reserve = min(RESERVE_S, max(0.0, self.remaining()) / 10)
+        reserve = min(RESERVE_S, max(0.0, self.remaining()) / 5)
         return Deadline(self.at - reserve, self.clock)
 
 

@@ -72,8 +72,8 @@ async def test_one_slow_bank_never_blanks_the_other(env: Env) -> None:
     await env.link(subject, "wisla", scopes=["balances"], username="demo2")
     await env.bank.put("/sandbox/banks/northwind/faults", json={"latency_ms": 5000})
     started = time.monotonic()
-    status, body = await read(env, subject, deadline_ms=800)
-    assert time.monotonic() - started < 3  # the slow bank's 5 s were not waited for
+    status, body = await read(env, subject, deadline_ms=1500)
+    assert time.monotonic() - started < 4  # the slow bank's 5 s were not waited for
     assert status == 200
     assert {b["bank_name"] for b in body["balances"]} == {"Bank Wisła"}
     assert all(b["status"] == "fresh" for b in body["balances"])

@@ -229,6 +229,6 @@ def test_the_deadline_header_is_checked() -> None:
 def test_the_bank_calls_keep_a_reserve_for_the_answer() -> None:
     t = FakeTime()
     whole = Deadline(4.0, t)
-    assert 3.7 <= whole.for_banks().remaining() < 4.0
+    assert 3.5 <= whole.for_banks().remaining() < 4.0
     short = Deadline(0.5, t)
-    assert 0.44 <= short.for_banks().remaining() < 0.5
+    assert 0.39 <= short.for_banks().remaining() < 0.5
