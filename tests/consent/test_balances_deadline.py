@@ -16,7 +16,8 @@ from sqlmodel import col, select
 from consent.api.keys import BROKER
 from consent.store import last_known
 from consent.store.tables import LastBalance
-from consent.vault.envelope import VaultError, new_data_key
+from consent.vault.envelope import new_data_key
+from consent.vault.keyring import VaultError
 from tests.consent.broker_env import Env, start, stop
 
 DOWN = {"error_rate": 1.0}
