@@ -7,7 +7,6 @@ meant, e.g. a revoked consent).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -295,9 +294,6 @@ class BankClient:
         _, body = await self._call(method, f"{self.info.card_controls_base}{path}", headers=headers)
         data = body.get("Data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else {}
-
-    async def gather_reads(self, access_token: str, paths: list[str]) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(self.read(access_token, p) for p in paths)))
 
 
 def _message(body: Any) -> str:
