@@ -296,7 +296,9 @@ def _amount(request: web.Request, name: str) -> Decimal | None:
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
 async def account_transactions(request: web.Request) -> web.Response:
     """Minimized transactions of one account: ?from=&to= (dates), merchant=, category=,
-    amount_min=, amount_max= (the amount's size), limit=, cursor=."""
+    amount_min=, amount_max= (the amount's size), limit=, cursor=; answered inside the
+    request's deadline (``X-Request-Deadline-Ms``)."""
+    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
     broker, client, subject = await _caller(request, None)
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
@@ -315,7 +317,8 @@ async def account_transactions(request: web.Request) -> web.Response:
         _amount(request, "amount_max"),
     )
     request.app[LIMITER].take(subject.subject_id, broker.clock())
-    return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))
+    page = await transactions(broker, client, subject, query, _purpose(request), deadline)
+    return web.json_response(page)
 
 
 class AlertAnswer(BaseModel):

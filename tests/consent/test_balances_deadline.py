@@ -147,3 +147,23 @@ def test_a_sealed_last_balance_opens_only_for_its_consent_and_account(
         if (consent_id, handle) != ("con_1", mine):
             with pytest.raises(VaultError):
                 last_known.open_view(key, consent_id, handle, blob)
+
+
+async def test_transactions_from_a_slow_bank_are_refused_in_time_and_not_logged_as_served(
+    env: Env,
+) -> None:
+    subject = await env.subject()
+    await env.link(subject)
+    _, body = await read(env, subject)
+    handle = body["balances"][0]["account_handle"]
+    await env.bank.put("/sandbox/banks/northwind/faults", json={"latency_ms": 5000})
+    headers = {**env.auth(), "X-Request-Deadline-Ms": "1000"}
+    started = time.monotonic()
+    resp = await env.broker.get(
+        f"/v1/subjects/{subject}/accounts/{handle}/transactions", headers=headers
+    )
+    assert time.monotonic() - started < 4  # not the bank's 5 s
+    assert resp.status == 504 and (await resp.json())["error"] == "bank_timeout"
+    log = await env.broker.get(f"/v1/subjects/{subject}/access-log", headers=env.auth())
+    entries = (await log.json())["entries"]
+    assert not [e for e in entries if e["action"] == "read.transactions"]
