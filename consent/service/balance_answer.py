@@ -52,6 +52,11 @@ class ConsentBalances:
     missing: str | None  # the reason some account (or the whole bank) is left out
     audit_reason: str  # "ok", "last_known", "partial" or, when nothing was served, why
 
+    @property
+    def served(self) -> bool:
+        """Whether the platform gets this consent's part of the answer (even an empty one)."""
+        return bool(self.views) or self.missing is None
+
 
 async def consent_balances(
     broker: Broker, row: SealedConsent, policy: BankPolicy, deadline: Deadline

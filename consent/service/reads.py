@@ -350,8 +350,8 @@ async def balances(
                     action="read.balances",
                     scope="balances",
                     purpose=purpose,
-                    fields=one.fields if one.views and not late else [],
-                    outcome="allowed" if one.views and not late else "denied",
+                    fields=one.fields if one.served and not late else [],
+                    outcome="allowed" if one.served and not late else "denied",
                     reason="deadline_exceeded" if late else one.audit_reason,
                     at=now,
                 )

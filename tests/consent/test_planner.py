@@ -19,6 +19,7 @@ from consent.banks.client import (
     BankRefusedError,
     BankUnavailableError,
 )
+from consent.service.balance_answer import ConsentBalances
 from consent.service.balance_plan import fetch_balances, reason
 from consent.service.deadline import Deadline, parse_deadline_ms
 from consent.service.errors import BrokerError
@@ -232,3 +233,9 @@ def test_the_bank_calls_keep_a_reserve_for_the_answer() -> None:
     assert 3.5 <= whole.for_banks().remaining() < 4.0
     short = Deadline(0.5, t)
     assert 0.39 <= short.for_banks().remaining() < 0.5
+
+
+def test_a_consent_with_no_accounts_is_served_but_one_whose_bank_failed_is_not() -> None:
+    assert ConsentBalances([], frozenset(), None, "ok").served
+    assert not ConsentBalances([], frozenset(), "bank_timeout", "bank_timeout").served
+    assert ConsentBalances([{"status": "last_known"}], frozenset(), "x", "partial").served
