@@ -1,7 +1,7 @@
 """last known balances, sealed per account
 
-Revision ID: 0003_last_balance
-Revises: 0002
+Revision ID: 0004_last_balance
+Revises: 0003
 Create Date: 2026-12-02 05:30:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_last_balance"
-down_revision: str | None = "0002"
+revision: str = "0004_last_balance"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
