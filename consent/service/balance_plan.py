@@ -63,7 +63,9 @@ def reason(failure: BaseException | None) -> str:
         return "reauthorization_needed" if failure.status in (401, 403) else "bank_refused"
     if isinstance(failure, BrokerError):
         return (
-            "reauthorization_needed" if failure.code == "consent_not_authorized" else failure.code
+            "reauthorization_needed"
+            if failure.code in ("consent_not_authorized", "consent_needs_reauthorization")
+            else failure.code
         )
     return "bank_unavailable"
 
