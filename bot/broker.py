@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +18,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 PURPOSE = "chat-service"
+DEADLINE_HEADER = "X-Request-Deadline-Ms"
+DEADLINE_MARGIN_S = 0.3  # the broker is asked to answer this much before our own timeout
 Observer = Callable[[str, bytes], Awaitable[None] | None]
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,6 +75,23 @@ class Balance(_Wire):
     available: Decimal | None = None
     current: Decimal | None = None
     as_of: str | None = None
+    status: Literal["fresh", "last_known"] = "fresh"
+    read_at: datetime | None = None  # last_known: when the broker read it
+    reason: str | None = None  # last_known: why it is not fresh
+
+
+class Unavailable(_Wire):
+    """A bank that left out some or all accounts, and why (bank_timeout, bank_unavailable,
+    reauthorization_needed ...)."""
+
+    bank_id: str
+    bank_name: str
+    reason: str
+
+
+class BalanceAnswer(_Wire):
+    balances: list[Balance]
+    unavailable: list[Unavailable] = []
 
 
 class Account(_Wire):
@@ -177,7 +197,13 @@ class BrokerClient:
         observe: Observer | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {credential}", "X-Purpose": PURPOSE}
+        # the broker answers inside the deadline we send, a little before our timeout fires
+        deadline_ms = max(1, int((timeout_s - min(DEADLINE_MARGIN_S, timeout_s / 4)) * 1000))
+        self._headers = {
+            "Authorization": f"Bearer {credential}",
+            "X-Purpose": PURPOSE,
+            DEADLINE_HEADER: str(deadline_ms),
+        }
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._observe = observe
@@ -244,9 +270,12 @@ class BrokerClient:
     async def revoke(self, subject: str, consent_id: str) -> Consent:
         return await self._model(Consent, "DELETE", f"/v1/subjects/{subject}/consents/{consent_id}")
 
+    async def balance_answer(self, subject: str) -> BalanceAnswer:
+        """Every account's balance (fresh or last known) and the banks that left some out."""
+        return await self._model(BalanceAnswer, "GET", f"/v1/subjects/{subject}/balances")
+
     async def balances(self, subject: str) -> list[Balance]:
-        data = await self._call("GET", f"/v1/subjects/{subject}/balances")
-        return [Balance.model_validate(b) for b in data["balances"]]
+        return (await self.balance_answer(subject)).balances
 
     async def accounts(self, subject: str) -> list[Account]:
         data = await self._call("GET", f"/v1/subjects/{subject}/accounts")

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
 
+from babel.dates import format_datetime, format_time
 from telegram import InlineKeyboardButton as Button
 from telegram import InlineKeyboardMarkup as Keyboard
 
@@ -24,6 +25,7 @@ from bot.broker import (
     Consent,
     Spending,
     TransactionPage,
+    Unavailable,
 )
 from bot.i18n import NAMES, Tr
 
@@ -179,12 +181,28 @@ def _kind(tr: Tr, kind: str | None) -> str:
     return names.get(kind or "", kind or "")
 
 
-def balances(tr: Tr, views: Sequence[Balance]) -> str:
-    if not views:
+def balances(
+    tr: Tr,
+    views: Sequence[Balance],
+    unavailable: Sequence[Unavailable] = (),
+    now: datetime | None = None,
+) -> str:
+    """Balances grouped by bank; a balance the bank did not just confirm says "as of 10:32",
+    and every bank that did not answer is named."""
+    if not views and not unavailable:
         return tr.message(tr._("No balances yet: link a bank with /link."))
     lines = [tr._("<b>Your balances</b>")]
-    for bank_name, group in groupby(views, key=lambda b: b.bank_name or ""):
+    for bank_name, grouped in groupby(views, key=lambda b: b.bank_name or ""):
+        group = list(grouped)
         lines.append(f"\n🏦 <b>{tr.esc(bank_name)}</b>")
+        if any(b.status == "last_known" for b in group):
+            lines.append(
+                "⏳ "
+                + tr._(
+                    "%(bank)s did not answer in time: these are the last balances I read.",
+                    bank=tr.esc(bank_name),
+                )
+            )
         for b in group:
             name = b.nickname or _kind(tr, b.account_type)
             ending = tr._("ending %(last4)s", last4=tr.ltr(b.last4)) if b.last4 else ""
@@ -196,7 +214,33 @@ def balances(tr: Tr, views: Sequence[Balance]) -> str:
                 lines.append(
                     "  " + tr._("Current: %(amount)s", amount=tr.money(b.current, b.currency))
                 )
+            if b.status == "last_known" and b.read_at is not None:
+                lines.append("  " + tr._("as of %(time)s", time=as_of(tr, b.read_at, now)))
+    for gone in unavailable:
+        lines.append("\n⚠️ " + _not_answering(tr, gone))
     return tr.message("\n".join(lines))
+
+
+def as_of(tr: Tr, read_at: datetime, now: datetime | None = None) -> str:
+    """When a balance was read, in the user's locale: the time today, else date and time."""
+    when = read_at if read_at.tzinfo else read_at.replace(tzinfo=UTC)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    if when.astimezone(UTC).date() == today:
+        return tr.ltr(format_time(when, "short", tzinfo=UTC, locale=tr.locale))
+    return tr.ltr(format_datetime(when, "short", tzinfo=UTC, locale=tr.locale))
+
+
+def _not_answering(tr: Tr, gone: Unavailable) -> str:
+    bank = tr.esc(gone.bank_name)
+    if gone.reason == "reauthorization_needed":
+        return tr._("%(bank)s needs you to link it again: /link", bank=bank)
+    if gone.reason in ("bank_timeout", "bank_unavailable"):
+        return tr._(
+            "%(bank)s is not answering right now, so I can't show its balances. "
+            "Please try again in a minute.",
+            bank=bank,
+        )
+    return tr._("%(bank)s did not give me its balances. Please try again in a minute.", bank=bank)
 
 
 PERIODS = ("7d", "30d", "month", "last_month")
@@ -641,7 +685,7 @@ def problem(tr: Tr, error: BrokerError) -> str:
     code = error.code
     if code in ("broker_unavailable", "broker_timeout", "broker_bad_answer"):
         text = tr._("I can't reach the bank link service right now. Please try again shortly.")
-    elif code in ("bank_unavailable", "bank_timeout"):
+    elif code in ("bank_unavailable", "bank_timeout", "deadline_exceeded"):
         text = tr._("Your bank is not answering right now. Please try again in a minute.")
     elif code == "bank_refused":
         text = tr._("Your bank refused this request.")

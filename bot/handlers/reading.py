@@ -34,20 +34,25 @@ async def balance(update: Update, context: ChatContext, *, bank: str | None = No
     assert chat is not None
     await chat.send_action("typing")
     try:
-        found = await context.services.broker.balances(subject)
+        found = await context.services.broker.balance_answer(subject)
     except BrokerError as e:
         await report(update, context, e)
         return
+    balances = found.balances
     if bank is not None:
         name = await context.services.bank_name(bank)
-        found = [b for b in found if b.bank_name == name]
-        if not found:
+        balances = [b for b in balances if b.bank_name == name]
+        unavailable = [u for u in found.unavailable if u.bank_id == bank]
+        if not balances and not unavailable:
             text = t._("You have no balances shared from %(bank)s.", bank=t.esc(name))
             await say(
                 update, t.message(text + " " + t._("/consents shows what you shared.")), edit=False
             )
             return
-    await say(update, views.balances(t, found), edit=False)
+    else:
+        unavailable = found.unavailable
+    text = views.balances(t, balances, unavailable, context.services.clock())
+    await say(update, text, edit=False)
 
 
 def _transaction_accounts(found: list[Account], bank: str | None) -> list[Account]:

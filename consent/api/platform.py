@@ -17,6 +17,8 @@ from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import parse_scopes
 from consent.service import accounts, alerts, cards, lifecycle, linking, platform, reads
 from consent.service.broker import Broker
+from consent.service.deadline import HEADER as DEADLINE_HEADER
+from consent.service.deadline import Deadline, parse_deadline_ms
 from consent.service.errors import BrokerError, bad_request
 from consent.service.spending import SpendingQuery, spending
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
@@ -189,14 +191,14 @@ async def revoke(request: web.Request) -> web.Response:
 
 @routes.get("/v1/subjects/{subject_id}/balances")
 async def balances(request: web.Request) -> web.Response:
-    """Minimized balance views across the subject's banks."""
+    """Minimized balance views across the subject's banks, answered inside the request's
+    deadline (``X-Request-Deadline-Ms``): per account fresh or last known, per bank a reason."""
+    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
     broker, client, subject = await _caller(request, None)
     await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    views, failures = await reads.balances(broker, client, subject, _purpose(request))
-    return web.Response(
-        body=orjson.dumps({"balances": views, "errors": failures}),
-        content_type="application/json",
-    )
+    answer = await reads.balances(broker, client, subject, _purpose(request), deadline)
+    body = {"balances": answer.views, "errors": answer.errors, "unavailable": answer.unavailable}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 @routes.get("/v1/subjects/{subject_id}/accounts")
@@ -294,7 +296,9 @@ def _amount(request: web.Request, name: str) -> Decimal | None:
 @routes.get("/v1/subjects/{subject_id}/accounts/{handle}/transactions")
 async def account_transactions(request: web.Request) -> web.Response:
     """Minimized transactions of one account: ?from=&to= (dates), merchant=, category=,
-    amount_min=, amount_max= (the amount's size), limit=, cursor=."""
+    amount_min=, amount_max= (the amount's size), limit=, cursor=; answered inside the
+    request's deadline (``X-Request-Deadline-Ms``)."""
+    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
     broker, client, subject = await _caller(request, None)
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
@@ -313,7 +317,8 @@ async def account_transactions(request: web.Request) -> web.Response:
         _amount(request, "amount_max"),
     )
     await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    return web.json_response(await transactions(broker, client, subject, query, _purpose(request)))
+    page = await transactions(broker, client, subject, query, _purpose(request), deadline)
+    return web.json_response(page)
 
 
 class AlertAnswer(BaseModel):

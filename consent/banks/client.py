@@ -7,7 +7,6 @@ meant, e.g. a revoked consent).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +45,10 @@ class BankCallError(Exception):
 
 class BankUnavailableError(BankCallError):
     """The bank is down, slow or failing: try again later."""
+
+
+class BankCircuitOpenError(BankUnavailableError):
+    """The bank's circuit breaker is open: the call was not even tried."""
 
 
 class BankRefusedError(BankCallError):
@@ -96,16 +99,23 @@ class BankClient:
         self.breaker = CircuitBreaker()
         self._cc_token: tuple[str, datetime] | None = None
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    async def _call(
+        self, method: str, url: str, *, timeout_s: float | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
         now = self.clock()
         if not self.breaker.allow(now):
-            raise BankUnavailableError(
+            raise BankCircuitOpenError(
                 f"{self.info.name} is not answering",
                 status=503,
                 retry_after=self.breaker.retry_after(now),
             )
         try:
-            async with self.session.request(method, url, timeout=self.timeout, **kwargs) as resp:
+            timeout = (
+                self.timeout
+                if timeout_s is None or timeout_s >= (self.timeout.total or timeout_s)
+                else aiohttp.ClientTimeout(total=timeout_s)
+            )
+            async with self.session.request(method, url, timeout=timeout, **kwargs) as resp:
                 raw = await resp.read() if resp.status != 204 else b""
                 status = resp.status
             body: Any = orjson.loads(raw) if raw.strip() else None  # ValueError when not JSON
@@ -234,12 +244,19 @@ class BankClient:
         return TokenSet(body["access_token"], body.get("refresh_token"), int(body["expires_in"]))
 
     async def read(
-        self, access_token: str, path: str, params: dict[str, str] | None = None
+        self,
+        access_token: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
-        """GET an AIS resource (``/accounts``, ``/accounts/{id}/balances`` …)."""
+        """GET an AIS resource (``/accounts``, ``/accounts/{id}/balances`` …); ``timeout_s``
+        shortens the bank timeout to what is left of a request's deadline."""
         _, body = await self._call(
             "GET",
             f"{self.info.aisp_base}{path}",
+            timeout_s=timeout_s,
             params=params or {},
             headers={"Authorization": f"Bearer {access_token}"},
         )
@@ -277,9 +294,6 @@ class BankClient:
         _, body = await self._call(method, f"{self.info.card_controls_base}{path}", headers=headers)
         data = body.get("Data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else {}
-
-    async def gather_reads(self, access_token: str, paths: list[str]) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(self.read(access_token, p) for p in paths)))
 
 
 def _message(body: Any) -> str:

@@ -26,6 +26,7 @@ from consent.service.errors import BrokerError
 from consent.settings import BrokerSettings
 from consent.store.audit_writer import AuditNotRecordedError, AuditWriter, PendingEntry
 from consent.store.fastread import Reader
+from consent.store.last_known import Saved
 from consent.store.locks import SubjectLocks
 from consent.store.secrets import data_key as sealed_data_key
 from consent.store.tables import BankRegistration, PlatformClient, Subject
@@ -50,6 +51,8 @@ class Broker:
     _banks: dict[str, BankClient] = field(default_factory=dict)
     # consent id -> {bank account id -> opaque handle}; dropped when the consent ends
     handles: dict[str, dict[str, str]] = field(default_factory=dict)
+    # what this process last wrote to the last-known balances (see consent.store.last_known)
+    saved_balances: Saved = field(default_factory=Saved)
     # short-lived caches of lookups every read repeats (cleared on revocation / deletion)
     clients: TTLCache[PlatformClient] | None = None
     subjects: TTLCache[Subject] | None = None
@@ -74,6 +77,7 @@ class Broker:
 
     def forget_consent(self, consent_id: str) -> None:
         """Drop what is cached about a consent that has ended (its key is being shredded)."""
+        self.saved_balances.forget(list(self.handles.get(consent_id, {}).values()))
         self.handles.pop(consent_id, None)
         if self.data_keys is not None:
             self.data_keys.drop(consent_id)

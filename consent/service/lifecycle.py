@@ -21,6 +21,7 @@ from consent.store.tables import (
     AuditRow,
     ConsentRow,
     DeadLetterRow,
+    LastBalance,
     OutboxRow,
     Subject,
 )
@@ -141,6 +142,7 @@ async def delete_subject(broker: Broker, subject: Subject) -> int:
     ids = [c.consent_id for c in consents]
     async with broker.sessions() as session:
         if ids:
+            await session.exec(delete(LastBalance).where(col(LastBalance.consent_id).in_(ids)))
             await session.exec(delete(AccountHandle).where(col(AccountHandle.consent_id).in_(ids)))
             await session.exec(delete(AlertRow).where(col(AlertRow.consent_id).in_(ids)))
             await session.exec(delete(ConsentRow).where(col(ConsentRow.consent_id).in_(ids)))

@@ -7,64 +7,45 @@ denied, with the fields returned).
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Table, and_, bindparam
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Row
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from consent.banks.client import (
-    BankCallError,
-    BankClient,
-    BankRefusedError,
-    Credentials,
-    TokenSet,
-)
+from consent.banks.client import BankCallError, BankClient, BankRefusedError
 from consent.domain import consent as rules
 from consent.domain.consent import ConsentStatus, can_read
-from consent.domain.handles import new_handle
-from consent.domain.minimize import balance_view
-from consent.domain.policy import allowed_fields
+from consent.domain.policy import BankPolicy
 from consent.domain.purpose import check_purpose
 from consent.domain.scopes import Scope
 from consent.domain.views import View
+from consent.service.account_handles import ConsentRef as ConsentRef
+from consent.service.account_handles import handle_for as handle_for
+from consent.service.account_handles import handles_for as handles_for
+from consent.service.account_handles import refreshed_token
+from consent.service.balance_answer import consent_balances
 from consent.service.broker import Broker
+from consent.service.deadline import DEFAULT_MS, Deadline
 from consent.service.errors import BrokerError
 from consent.service.linking import bank_error
-from consent.service.reauth import needs_reauthorization
-from consent.service.registration import with_registration
 from consent.store import secrets as sealed
 from consent.store.audit_writer import PendingEntry
 from consent.store.fastread import utc
-from consent.store.locks import lock_across_processes
 from consent.store.tables import (
-    AccountHandle,
     ConsentKey,
     ConsentRow,
     PlatformClient,
     SealedSecret,
     Subject,
 )
-from consent.vault.envelope import open_sealed, seal
-from consent.vault.keyring import VaultError
 
-log = logging.getLogger(__name__)
-
-
-class ConsentRef(Protocol):
-    """What the token and handle helpers need to know about a consent."""
-
-    @property
-    def consent_id(self) -> str: ...
-
-    @property
-    def bank_id(self) -> str: ...
+_refreshed_token = refreshed_token  # the name the spending view imports
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,34 +136,6 @@ async def _call_unless_401(
     return _UNSET
 
 
-async def _refreshed_token(
-    broker: Broker, session: AsyncSession, bank: BankClient, row: ConsentRef, key: bytes
-) -> str:
-    """A new access token from the consent's refresh token, sealed in ``session`` (the caller
-    commits)."""
-    gone = BrokerError(409, "consent_not_authorized", "the bank no longer accepts this consent")
-    refresh = await sealed.get_secret(session, key, row.consent_id, "refresh_token")
-    if refresh is None:
-        raise gone
-
-    async def renew(bank: BankClient, cred: Credentials) -> TokenSet:
-        return await bank.refresh(cred, refresh)
-
-    try:
-        tokens = await with_registration(broker, row.bank_id, renew)
-    except BankRefusedError as e:  # invalid_grant: the bank no longer honours this consent
-        await needs_reauthorization(broker, row.consent_id)
-        raise BrokerError(
-            409, "consent_needs_reauthorization", "link this bank again to keep reading it"
-        ) from e
-    except BankCallError as e:
-        raise gone from e
-    await sealed.put_secret(session, key, row.consent_id, "access_token", tokens.access_token)
-    if tokens.refresh_token:
-        await sealed.put_secret(session, key, row.consent_id, "refresh_token", tokens.refresh_token)
-    return tokens.access_token
-
-
 async def _retry(
     bank: BankClient, token: str, call: Callable[[BankClient, str], Awaitable[Any]]
 ) -> Any:
@@ -208,7 +161,7 @@ async def _with_token(
     result = await _call_unless_401(bank, token, call)
     if result is not _UNSET:
         return result
-    return await _retry(bank, await _refreshed_token(broker, session, bank, row, key), call)
+    return await _retry(bank, await refreshed_token(broker, session, bank, row, key), call)
 
 
 async def _bank_call(
@@ -227,66 +180,9 @@ async def _bank_call(
     if result is not _UNSET:
         return result
     async with broker.sessions() as session:
-        fresh = await _refreshed_token(broker, session, bank, row, key)
+        fresh = await refreshed_token(broker, session, bank, row, key)
         await session.commit()
     return await _retry(bank, fresh, call)
-
-
-async def _known_handles(broker: Broker, session: AsyncSession, row: ConsentRef) -> dict[str, str]:
-    """The consent's handle map (bank account id -> handle), decrypted once and kept in memory
-    until the consent ends."""
-    known = broker.handles.get(row.consent_id)
-    if known is None:
-        key = await broker.data_key(session, row.consent_id)
-        if key is None:
-            raise BrokerError(409, "consent_not_authorized", "this consent has ended")
-        rows = (
-            await session.exec(
-                select(AccountHandle).where(AccountHandle.consent_id == row.consent_id)
-            )
-        ).all()
-        known = {
-            open_sealed(
-                key, h.account_ref, consent_id=row.consent_id, field="account_id"
-            ).decode(): h.handle
-            for h in rows
-        }
-        broker.handles[row.consent_id] = known
-    return known
-
-
-async def handle_for(
-    broker: Broker, session: AsyncSession, row: ConsentRef, account_id: str
-) -> str:
-    """The stable opaque handle of a bank account under a consent (created on first sight, in
-    ``session``)."""
-    handle = (await _known_handles(broker, session, row)).get(account_id)
-    if handle is not None:
-        return handle
-    key = await broker.data_key(session, row.consent_id)
-    if key is None:
-        raise BrokerError(409, "consent_not_authorized", "this consent has ended")
-    handle = new_handle("acc")
-    ref = seal(key, account_id.encode(), consent_id=row.consent_id, field="account_id")
-    session.add(AccountHandle(handle=handle, consent_id=row.consent_id, account_ref=ref))
-    broker.handles.pop(row.consent_id, None)  # reloaded from the database once this commits
-    return handle
-
-
-async def handles_for(broker: Broker, row: ConsentRef, account_ids: list[str]) -> list[str]:
-    """Handles of these accounts; from memory once known, new ones are committed here. Callers
-    hold the subject's read lock, so two reads never give one account two handles."""
-    known = broker.handles.get(row.consent_id)
-    if known is not None and all(a in known for a in account_ids):
-        return [known[a] for a in account_ids]
-    async with broker.sessions() as session:
-        # another broker process may be creating this consent's handles right now: wait for it
-        # and read what it made, so an account never gets two handles
-        if await lock_across_processes(session, f"handles:{row.consent_id}"):
-            broker.handles.pop(row.consent_id, None)
-        out = [await handle_for(broker, session, row, a) for a in account_ids]
-        await session.commit()
-    return out
 
 
 _CONSENT: Table = ConsentRow.metadata.tables["consent"]
@@ -368,29 +264,6 @@ def _utc(value: Any) -> datetime:
     return parsed
 
 
-async def _fetch_balances(
-    bank: BankClient, token: str
-) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    accounts = (await bank.read(token, "/accounts"))["Data"]["Account"]
-    pages = await bank.gather_reads(
-        token, [f"/accounts/{a['AccountId']}/balances" for a in accounts]
-    )
-    return [(a, p["Data"]["Balance"]) for a, p in zip(accounts, pages, strict=True)]
-
-
-def _open_token(broker: Broker, row: AuthorizedConsent) -> tuple[bytes | None, str | None]:
-    """The consent's data key and access token (None once shredded); ``VaultError`` if a
-    sealed value does not open for this consent."""
-    key = token = None
-    if row.kek_version is not None and row.wrapped_key is not None:
-        key = broker.open_data_key(row.consent_id, row.kek_version, row.wrapped_key)
-        if row.sealed_token is not None:
-            token = open_sealed(
-                key, row.sealed_token, consent_id=row.consent_id, field="access_token"
-            ).decode()
-    return key, token
-
-
 def vault_failure(row: ConsentRef) -> dict[str, str]:
     """The typed per-consent error of a balances answer when the vault refuses its data."""
     return {
@@ -401,20 +274,37 @@ def vault_failure(row: ConsentRef) -> dict[str, str]:
     }
 
 
-async def balances(
-    broker: Broker, client: PlatformClient, subject: Subject, purpose: str
-) -> tuple[list[View], list[dict[str, str]]]:
-    """Balance views of every account under the subject's consents that allow balances, and a
-    typed error for each consent whose sealed data the vault refused.
+@dataclass(frozen=True, slots=True)
+class BalanceAnswer:
+    """The balances answer: account views (fresh or last known, each saying which) and the
+    consents whose bank left something out, with the typed reason."""
 
-    One query reads the consents with their sealed tokens; the access-log entries go to the
-    audit writer and the answer waits until they are committed."""
+    views: list[View]
+    unavailable: list[dict[str, str]]
+    errors: list[dict[str, str]]  # consents whose sealed data the vault refused (vault_error)
+
+
+async def balances(
+    broker: Broker,
+    client: PlatformClient,
+    subject: Subject,
+    purpose: str,
+    deadline: Deadline | None = None,
+) -> BalanceAnswer:
+    """Balance views of every account under the subject's consents that allow balances,
+    answered inside ``deadline``: the consents' banks are called at once, and each account
+    carries fresh data, its last known balance, or its consent a typed reason.
+
+    One query reads the consents with their sealed tokens; the access-log entries (what was
+    actually served) go to the audit writer and the answer waits until they are committed. An
+    answer that could not be ready in time is logged as not served and refused with 504."""
+    deadline = deadline or Deadline.within(DEFAULT_MS / 1000)
     await require_purpose(broker, client, subject.subject_id, purpose, "read.balances")
     now = broker.clock()
-    views: list[View] = []
-    failures: list[dict[str, str]] = []
+    answer = BalanceAnswer([], [], [])
     entries: list[PendingEntry] = []
     async with broker.read_lock(subject.subject_id):  # one read per subject at a time
+        readable: list[tuple[AuthorizedConsent, BankPolicy]] = []
         for row in await authorized_consents(broker, subject.subject_id):
             policy = broker.policy(row.bank_id)
             decision = can_read(row.consent, Scope.BALANCES, policy, now)
@@ -434,41 +324,24 @@ async def balances(
                         )
                     )
                 continue
-            fields = allowed_fields("balance", policy, broker.contract)
-            try:
-                key, token = _open_token(broker, row)
-                pairs = await _bank_call(broker, row, key, token, _fetch_balances)
-                handles = await handles_for(broker, row, [str(a["AccountId"]) for a, _ in pairs])
-            except VaultError:
-                # A sealed value that does not open (moved from another consent's row, or
-                # tampered with) spoils this consent only: one line in the log, a typed error
-                # in the answer, an access-log entry, and the other consents are still served.
-                log.warning("vault refused a sealed value of consent %s", row.consent_id)
-                broker.forget_consent(row.consent_id)
-                failures.append(vault_failure(row))
-                entries.append(
-                    pending_entry(
-                        client,
-                        subject.subject_id,
-                        action="read.balances",
-                        scope="balances",
-                        purpose=purpose,
-                        fields=[],
-                        outcome="denied",
-                        reason="vault_error",
-                        at=now,
-                    )
-                )
-                continue
-            for (account, account_balances), handle in zip(pairs, handles, strict=True):
-                views.append(
-                    balance_view(
-                        account,
-                        account_balances,
-                        bank_name=policy.display_name,
-                        account_handle=handle,
-                        fields=fields,
-                    )
+            readable.append((row, policy))
+        banks = deadline.for_banks()
+        served = await asyncio.gather(
+            *(consent_balances(broker, row, policy, banks) for row, policy in readable)
+        )
+        late = deadline.expired()
+        for (row, policy), one in zip(readable, served, strict=True):
+            answer.views.extend(one.views)
+            if one.missing == "vault_error":
+                answer.errors.append(vault_failure(row))
+            elif one.missing is not None:
+                answer.unavailable.append(
+                    {
+                        "consent_id": row.consent_id,
+                        "bank_id": row.bank_id,
+                        "bank_name": policy.display_name,
+                        "reason": one.missing,
+                    }
                 )
             entries.append(
                 pending_entry(
@@ -477,11 +350,13 @@ async def balances(
                     action="read.balances",
                     scope="balances",
                     purpose=purpose,
-                    fields=fields,
-                    outcome="allowed",
-                    reason="ok",
+                    fields=one.fields if one.served and not late else [],
+                    outcome="allowed" if one.served and not late else "denied",
+                    reason="deadline_exceeded" if late else one.audit_reason,
                     at=now,
                 )
             )
         await broker.audit(entries)  # committed before anything is answered
-    return views, failures
+    if late:
+        raise BrokerError(504, "deadline_exceeded", "the answer was not ready in time")
+    return answer

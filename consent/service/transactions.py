@@ -3,12 +3,14 @@ per-currency totals, read page by page from the bank and minimized on the way.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from consent.banks.client import BankClient
 from consent.domain.consent import can_read
@@ -19,11 +21,14 @@ from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.domain.views import View
 from consent.service.broker import Broker
+from consent.service.deadline import DEFAULT_MS, Deadline
 from consent.service.errors import BrokerError, bad_request, not_found
 from consent.service.linking import to_domain
 from consent.service.reads import _with_token, pending_entry, require_purpose
 from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
 from consent.vault.envelope import open_sealed
+
+T = TypeVar("T")
 
 MAX_PAGE = 50
 BANK_PAGES_PER_CALL = 20  # never walk a history without bound on one request
@@ -93,10 +98,29 @@ def totals(views: list[View]) -> dict[str, dict[str, str]]:
     return {c: {k: str(v) for k, v in t.items()} for c, t in out.items()}
 
 
+async def _in_time(deadline: Deadline, call: Awaitable[T]) -> T:
+    """``call``'s result if the bank answers before ``deadline``, else a 504 bank_timeout."""
+    try:
+        async with asyncio.timeout(max(0.0, deadline.remaining())):
+            return await call
+    except TimeoutError as e:
+        raise BrokerError(
+            504, "bank_timeout", "the bank did not answer in time", headers={"Retry-After": "5"}
+        ) from e
+
+
 async def transactions(
-    broker: Broker, client: PlatformClient, subject: Subject, q: TxQuery, purpose: str
+    broker: Broker,
+    client: PlatformClient,
+    subject: Subject,
+    q: TxQuery,
+    purpose: str,
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
-    """One page of minimized transactions for an account handle of the subject."""
+    """One page of minimized transactions for an account handle of the subject, answered
+    inside ``deadline`` (a page not ready in time is refused and logged as not served)."""
+    deadline = deadline or Deadline.within(DEFAULT_MS / 1000)
+    banks = deadline.for_banks()
     await require_purpose(broker, client, subject.subject_id, purpose, "read.transactions")
     now = broker.clock()
     async with broker.read_lock(subject.subject_id), broker.sessions() as session:
@@ -146,7 +170,7 @@ async def transactions(
                     token, f"/accounts/{account_id}/transactions", {**params, "page": str(page)}
                 )
 
-            body = await _with_token(broker, session, row, fetch)
+            body = await _in_time(banks, _with_token(broker, session, row, fetch))
             items = body["Data"]["Transaction"]
             has_next = "Next" in body.get("Links", {})
             stopped_at: int | None = None
@@ -174,16 +198,19 @@ async def transactions(
         else:  # walked as far as one call may: the rest is behind the cursor
             next_cursor = encode_cursor(page, 0)
         await session.commit()  # a refreshed bank token, if any
-        allowed = pending_entry(
+        late = deadline.expired()
+        entry = pending_entry(
             client,
             subject.subject_id,
             action="read.transactions",
             scope="transactions",
             purpose=purpose,
-            fields=fields,
-            outcome="allowed",
-            reason="ok",
+            fields=[] if late else fields,
+            outcome="denied" if late else "allowed",
+            reason="deadline_exceeded" if late else "ok",
             at=now,
         )
-        await broker.audit([allowed])  # committed before anything is answered
+        await broker.audit([entry])  # committed before anything is answered
+    if late:
+        raise BrokerError(504, "deadline_exceeded", "the answer was not ready in time")
     return {"transactions": collected, "next_cursor": next_cursor, "totals": totals(collected)}

@@ -5,7 +5,13 @@ from __future__ import annotations
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from consent.store.tables import BankRegistration, ConsentKey, PlatformClient, SealedSecret
+from consent.store.tables import (
+    BankRegistration,
+    ConsentKey,
+    LastBalance,
+    PlatformClient,
+    SealedSecret,
+)
 from consent.vault.envelope import (
     WrappedKey,
     new_data_key,
@@ -75,6 +81,7 @@ async def shred(session: AsyncSession, consent_id: str) -> None:
     The sealed rows are deleted too, but the guarantee comes from the key being gone."""
     await session.exec(delete(ConsentKey).where(col(ConsentKey.consent_id) == consent_id))
     await session.exec(delete(SealedSecret).where(col(SealedSecret.consent_id) == consent_id))
+    await session.exec(delete(LastBalance).where(col(LastBalance.consent_id) == consent_id))
 
 
 async def rewrap_all(session: AsyncSession, ring: KeyRing) -> int:

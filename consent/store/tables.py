@@ -111,6 +111,18 @@ class AccountHandle(SQLModel, table=True):
     account_ref: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed AccountId
 
 
+class LastBalance(SQLModel, table=True):
+    """The last balance view the broker read for one account, sealed under the consent's data
+    key (associated data binds it to the consent and the account handle): served, labelled
+    with ``read_at``, when the bank does not answer in time. Shredded with the data key."""
+
+    __tablename__ = "last_balance"
+    handle: str = Field(primary_key=True, foreign_key="account_handle.handle", max_length=40)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed view (JSON)
+    read_at: datetime = Field(sa_column=_ts())
+
+
 class BankRegistration(SQLModel, table=True):
     """The broker's client registration at one bank."""
 

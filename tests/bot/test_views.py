@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from telegram import InlineKeyboardMarkup
 
 from bot import views
-from bot.broker import Balance, Bank, BrokerError, Transaction, TransactionPage
+from bot.broker import Balance, Bank, BrokerError, Transaction, TransactionPage, Unavailable
 from bot.i18n import LRI, PDI, RLM, pick_language, tr
 
 NOW = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)
@@ -187,3 +187,45 @@ def test_arabic_commands_stay_left_to_right_and_tags_are_untouched() -> None:
     assert f"{LRI}/link{PDI}" in text and f"{LRI}/privacy{PDI}" in text
     assert "<b>" in text and "</b>" in text
     assert tr("en").message("try /link") == "try /link"
+
+
+def test_a_last_known_balance_says_when_it_was_read_in_each_language() -> None:
+    read_at = datetime(2026, 11, 20, 10, 32, tzinfo=UTC)
+    stale = Balance(
+        bank_name="Northwind Bank",
+        nickname="Main",
+        currency="GBP",
+        available=Decimal("10.00"),
+        status="last_known",
+        read_at=read_at,
+        reason="bank_timeout",
+    )
+    english = views.balances(tr("en"), [stale], now=NOW)
+    assert "as of 10:32" in english
+    assert "Northwind Bank did not answer in time" in english
+    polish = views.balances(tr("pl"), [stale], now=NOW)
+    assert "stan na 10:32" in polish
+    arabic = views.balances(tr("ar"), [stale], now=NOW)
+    assert arabic.startswith(RLM) and "حتى" in arabic
+    assert "10:32" in arabic or "١٠:٣٢" in arabic
+    yesterday = views.balances(tr("en"), [stale], now=NOW.replace(day=21))
+    assert "20/11/2026" in yesterday  # an older balance carries its date too
+
+
+def test_a_fresh_balance_has_no_as_of_label() -> None:
+    fresh = Balance(bank_name="Northwind Bank", currency="GBP", available=Decimal("1"))
+    assert "as of" not in views.balances(tr("en"), [fresh], now=NOW)
+
+
+def test_a_bank_that_did_not_answer_is_named_beside_the_others() -> None:
+    wisla = Balance(bank_name="Bank Wisła", currency="PLN", available=Decimal("5"))
+    gone = [
+        Unavailable(bank_id="northwind", bank_name="Northwind Bank", reason="bank_timeout"),
+        Unavailable(bank_id="acme", bank_name="Acme", reason="reauthorization_needed"),
+    ]
+    text = views.balances(tr("en"), [wisla], gone, now=NOW)
+    assert "Bank Wisła" in text and "5" in text
+    assert "Northwind Bank is not answering right now" in text
+    assert "Acme needs you to link it again: /link" in text
+    polish = views.balances(tr("pl"), [], gone[:1], now=NOW)
+    assert "Northwind Bank nie odpowiada" in polish

@@ -84,7 +84,7 @@ async def test_a_bank_that_lost_its_data_gets_one_new_registration_and_links_wor
     assert len(env.bank_app[BANKS]["northwind"].clients) == 1
     # the consent linked before is gone at the bank: it needs approving again
     status, body = await _balances(env, old)
-    assert (status, body["error"]) == (409, "consent_needs_reauthorization")
+    assert (status, [u["reason"] for u in body["unavailable"]]) == (200, ["reauthorization_needed"])
     assert len(env.bank_app[BANKS]["northwind"].clients) == 1
 
 
@@ -97,7 +97,10 @@ async def test_a_refused_refresh_token_flags_the_consent_and_tells_the_platform_
     env.bank_app[GRANTS].revoke_consent(bank_consent)  # the bank drops both tokens
     for _ in range(2):
         status, body = await _balances(env, subject)
-        assert (status, body["error"]) == (409, "consent_needs_reauthorization")
+        assert (status, [u["reason"] for u in body["unavailable"]]) == (
+            200,
+            ["reauthorization_needed"],
+        )
     resp = await env.broker.get(f"/v1/subjects/{subject}/consents", headers=env.auth())
     [listed] = (await resp.json())["consents"]
     assert (listed["status"], listed["needs_reauthorization"]) == ("authorized", True)

@@ -1,0 +1,248 @@
+"""The broker's balances view against a bare aiohttp aggregator, both driven by wrk.
+
+wrk (an external C load generator, Debian package ``wrk``) drives each side in turn in one run:
+64 connections over 64 linked subjects for the broker (one user per connection), the same
+64 connections for the aggregator, which makes the same bank calls (the account list and each
+account's balances, all at once once it knows the accounts, as the broker does) with no checks,
+no crypto, no audit. The CPU time of each process (``/proc/<pid>/stat``) over its run gives the
+CPU per request; one connection gives the added p50 latency.
+
+Targets: broker ≥ 0.8× the aggregator's throughput, ≤ 1.3× its CPU per request, < 1 ms added
+p50 at one connection.
+
+    python -m bench.broker_wrk [--seconds 10] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.bank_transactions import _free_port, _wait_up
+from bench.broker_balances import FAST, _proxy_token, _stop
+from bench.services import ADMIN, dump_stacks_on_sigusr1, link, serve_bank, serve_broker
+
+LUA = """
+local paths = {%(paths)s}
+local auth = %(auth)s
+local i = 0
+request = function()
+  i = i + 1
+  local headers = {}
+  if auth ~= "" then
+    headers["Authorization"] = auth
+    headers["X-Purpose"] = "chat-service"
+  end
+  return wrk.format("GET", paths[(i %% #paths) + 1], headers)
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50_us\\": %%d, \\"p99_us\\": %%d, "
+    .. "\\"non2xx\\": %%d, \\"socket_errors\\": %%d}\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def serve_aggregator(port: int, aisp: str, token: str) -> None:
+    """The bank calls the broker makes, passed straight through (a process target)."""
+    dump_stacks_on_sigusr1()
+    known: list[str] = []
+
+    async def balances(request: web.Request) -> web.Response:
+        session: aiohttp.ClientSession = request.app["session"]
+        auth = {"Authorization": f"Bearer {token}"}
+
+        async def get(path: str) -> Any:
+            async with session.get(f"{aisp}{path}", headers=auth) as resp:
+                return await resp.json()
+
+        listed, *pages = await asyncio.gather(
+            get("/accounts"), *(get(f"/accounts/{a}/balances") for a in known)
+        )
+        ids = [str(a["AccountId"]) for a in listed["Data"]["Account"]]
+        if not known:
+            known.extend(ids)
+            pages = list(await asyncio.gather(*(get(f"/accounts/{a}/balances") for a in ids)))
+        return web.json_response({"accounts": listed, "balances": pages})
+
+    async def session_ctx(app: web.Application) -> Any:
+        app["session"] = aiohttp.ClientSession()
+        yield
+        await app["session"].close()
+
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_get("/balances", balances)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Run:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.cpu_s / max(1, self.requests)
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name:<26} {self.rps:8.0f} req/s  p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f}"
+            f" ms  CPU {self.cpu_ms_per_request:5.2f} ms/req  ({self.requests} requests,"
+            f" {self.failed} failed)"
+        )
+
+
+def wrk(
+    program: str, base: str, paths: list[str], auth: str, connections: int, seconds: float, pid: int
+) -> Run:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            LUA % {"paths": ", ".join(json.dumps(p) for p in paths), "auth": json.dumps(auth)}
+        )
+    threads = str(min(2, connections))
+    before = cpu_seconds(pid)
+    out = subprocess.run(  # noqa: S603 - our own arguments to the wrk found on PATH
+        [
+            program,
+            "-t",
+            threads,
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds:g}s",
+            "-s",
+            script.name,
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = cpu_seconds(pid) - before
+    os.unlink(script.name)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line.removeprefix("RESULT "))
+    return Run(
+        r["requests"],
+        r["seconds"],
+        r["p50_us"] / 1000,
+        r["p99_us"] / 1000,
+        r["non2xx"] + r["socket_errors"],
+        cpu,
+    )
+
+
+async def main(seconds: float, connections: int) -> int:
+    program = shutil.which("wrk")
+    if program is None:
+        print("skipped: wrk is not installed (apt-get install -y wrk)")
+        return 0
+    ctx = mp.get_context("spawn")
+    tmp = Path(tempfile.mkdtemp(prefix="chatbank-wrk-"))
+    ring = f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+    bank_port, broker_port, agg_port = _free_port(), _free_port(), _free_port()
+    bank_url, broker_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{broker_port}"
+    procs = [ctx.Process(target=serve_bank, args=(bank_port, 5), name="bank", daemon=True)]
+    procs[0].start()
+    try:
+        await _wait_up(f"{bank_url}/banks")
+        db = f"sqlite+aiosqlite:///{tmp / 'consent.db'}"
+        broker = ctx.Process(
+            target=serve_broker, args=(broker_port, bank_port, db, ring, FAST), name="broker"
+        )
+        procs.append(broker)
+        broker.start()
+        await _wait_up(f"{broker_url}/openapi.json")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{broker_url}/admin/v1/platform-clients",
+                json={"name": "bench"},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ) as resp:
+                credential = (await resp.json())["credential"]
+            headers = {"Authorization": f"Bearer {credential}", "X-Purpose": "chat-service"}
+            subjects = []
+            for _ in range(connections):
+                async with http.post(f"{broker_url}/v1/subjects", headers=headers) as resp:
+                    subjects.append((await resp.json())["subject_id"])
+                await link(http, broker_url, bank_url, headers, subjects[-1], ["balances"])
+            token = await _proxy_token(http, bank_url)
+        aisp = f"{bank_url}/banks/northwind/open-banking/v3.1/aisp"
+        agg = ctx.Process(target=serve_aggregator, args=(agg_port, aisp, token), name="agg")
+        procs.append(agg)
+        agg.start()
+        await _wait_up(f"http://127.0.0.1:{agg_port}/balances")
+        assert broker.pid is not None and agg.pid is not None
+        paths = [f"/v1/subjects/{s}/balances" for s in subjects]
+        auth = f"Bearer {credential}"
+        b_url, a_url = broker_url, f"http://127.0.0.1:{agg_port}"
+        print(f"wrk, {connections} connections over {connections} linked subjects, {seconds:g} s")
+        await asyncio.to_thread(
+            wrk, program, b_url, paths, auth, connections, 2, broker.pid
+        )  # warm
+        await asyncio.to_thread(wrk, program, a_url, ["/balances"], "", connections, 2, agg.pid)
+        b = await asyncio.to_thread(
+            wrk, program, b_url, paths, auth, connections, seconds, broker.pid
+        )
+        print(b.line("broker balances view"), flush=True)
+        a = await asyncio.to_thread(
+            wrk, program, a_url, ["/balances"], "", connections, seconds, agg.pid
+        )
+        print(a.line("bare aggregator"), flush=True)
+        one = min(5.0, seconds)
+        b1 = await asyncio.to_thread(wrk, program, b_url, paths[:1], auth, 1, one, broker.pid)
+        a1 = await asyncio.to_thread(wrk, program, a_url, ["/balances"], "", 1, one, agg.pid)
+        print(b1.line("broker, 1 connection"), flush=True)
+        print(a1.line("aggregator, 1 connection"), flush=True)
+        print(
+            f"\nthroughput ratio {b.rps / a.rps:.2f}x (target >= 0.8x); CPU per request ratio"
+            f" {b.cpu_ms_per_request / a.cpu_ms_per_request:.2f}x (target <= 1.3x); added p50"
+            f" at 1 connection {b1.p50_ms - a1.p50_ms:+.2f} ms (target < 1 ms)"
+        )
+    finally:
+        for p in procs:
+            _stop(p)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.seconds, args.connections)))

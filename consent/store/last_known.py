@@ -1,0 +1,93 @@
+"""The last balance the broker read for each account, sealed under the consent's data key.
+
+Each view is sealed with associated data naming its consent and account handle, so a row moved
+to another account or consent does not open; shredding the consent's data key (and its rows,
+:func:`consent.store.secrets.shred`) makes every one unreadable. Writes are throttled in memory
+(:class:`Saved`): an unchanged view is written again only after ``refresh``, so the stored
+``read_at`` is never later than the truth and the hot path rarely writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import orjson
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from consent.domain.views import View
+from consent.store.tables import LastBalance
+from consent.vault.envelope import open_sealed, seal
+
+
+def _field(handle: str) -> str:
+    return f"last_balance:{handle}"
+
+
+def seal_view(key: bytes, consent_id: str, handle: str, view: View) -> bytes:
+    return seal(key, orjson.dumps(view), consent_id=consent_id, field=_field(handle))
+
+
+def open_view(key: bytes, consent_id: str, handle: str, blob: bytes) -> View:
+    view: View = orjson.loads(open_sealed(key, blob, consent_id=consent_id, field=_field(handle)))
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    view: View
+    read_at: datetime
+
+
+async def load(session: AsyncSession, key: bytes, consent_id: str) -> dict[str, Known]:
+    """The consent's last balances by account handle."""
+    rows = (
+        await session.exec(select(LastBalance).where(col(LastBalance.consent_id) == consent_id))
+    ).all()
+    return {r.handle: Known(open_view(key, consent_id, r.handle, r.blob), r.read_at) for r in rows}
+
+
+async def save(
+    session: AsyncSession, key: bytes, consent_id: str, items: list[tuple[str, View, datetime]]
+) -> None:
+    """Insert or replace these accounts' last balances (the caller commits)."""
+    for handle, view, read_at in items:
+        row = await session.get(LastBalance, handle)
+        blob = seal_view(key, consent_id, handle, view)
+        if row is None:
+            session.add(
+                LastBalance(handle=handle, consent_id=consent_id, blob=blob, read_at=read_at)
+            )
+        else:
+            row.blob, row.read_at = blob, read_at
+            session.add(row)
+
+
+@dataclass
+class Saved:
+    """What this process last wrote per account: a digest of the view and when."""
+
+    refresh: timedelta = timedelta(seconds=60)
+    _by_handle: dict[str, tuple[bytes, datetime]] = field(default_factory=dict)
+
+    def due(self, handle: str, view: View, now: datetime) -> bool:
+        """Whether this view should be written now (new, changed, or last written long ago)."""
+        seen = self._by_handle.get(handle)
+        return seen is None or seen[0] != _digest(view) or now - seen[1] >= self.refresh
+
+    def mark(self, handle: str, view: View, now: datetime) -> None:
+        self._by_handle[handle] = (_digest(view), now)
+
+    def forget(self, handles: list[str]) -> None:
+        for h in handles:
+            self._by_handle.pop(h, None)
+
+
+def _digest(view: View) -> bytes:
+    """The view's content without its as-of time (the bank stamps every answer anew)."""
+    content = {k: v for k, v in view.items() if k != "as_of"}
+    return hashlib.blake2b(
+        orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).digest()
