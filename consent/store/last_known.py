@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,17 +55,23 @@ async def load(session: AsyncSession, key: bytes, consent_id: str) -> dict[str, 
 async def save(
     session: AsyncSession, key: bytes, consent_id: str, items: list[tuple[str, View, datetime]]
 ) -> None:
-    """Insert or replace these accounts' last balances (the caller commits)."""
+    """Insert or replace these accounts' last balances (the caller commits). One upsert per
+    account, so two broker processes saving the same account at once both succeed; a row is
+    only replaced by a newer read, so the stored ``read_at`` never goes back in time."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table: Table = LastBalance.__table__  # type: ignore[attr-defined]
     for handle, view, read_at in items:
-        row = await session.get(LastBalance, handle)
         blob = seal_view(key, consent_id, handle, view)
-        if row is None:
-            session.add(
-                LastBalance(handle=handle, consent_id=consent_id, blob=blob, read_at=read_at)
-            )
-        else:
-            row.blob, row.read_at = blob, read_at
-            session.add(row)
+        stmt = insert(table).values(
+            handle=handle, consent_id=consent_id, blob=blob, read_at=read_at
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.handle],
+            set_={"blob": stmt.excluded.blob, "read_at": stmt.excluded.read_at},
+            where=table.c.read_at <= stmt.excluded.read_at,
+        )
+        await session.exec(stmt)
 
 
 @dataclass
