@@ -12,14 +12,13 @@ from aiohttp import web
 
 from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import error_middleware
-from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
+from consent.api.keys import BROKER, JWKS, RELAY
 from consent.api.params import id_guard
 from consent.events.verify import JwksCache
 from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
-from consent.service.ratelimit import RateLimiter
 from consent.settings import BrokerSettings
 from consent.store.audit_writer import AuditWriter, PostgresAppender, SqliteAppender
 from consent.store.db import make_engine, session_factory
@@ -100,7 +99,6 @@ def create_app(
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)
-    app[LIMITER] = RateLimiter(settings.reads_per_minute)
     app.router.add_routes(platform.routes)
     app.router.add_routes(callback.routes)
     app.router.add_routes(events.routes)

@@ -1,8 +1,9 @@
 """Reads for the platform: every check, then the bank call, then minimization and the audit.
 
-Order for each consent: purpose → consent status/expiry/scope/bank policy → rate limit → open the
-sealed token → call the bank (refreshing the token once on 401) → minimize → audit (allowed or
-denied, with the fields returned).
+The request was authorized before (credential, ownership, purpose, the subject's rate limit:
+consent.service.authz). Then for each consent: status/expiry/scope/bank policy → open the sealed
+token → call the bank (refreshing the token once on 401) → minimize → audit (allowed or denied,
+with the fields returned).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from consent.domain.consent import ConsentStatus, can_read
 from consent.domain.handles import new_handle
 from consent.domain.minimize import balance_view
 from consent.domain.policy import allowed_fields
-from consent.domain.purpose import check_purpose
 from consent.domain.scopes import Scope
 from consent.domain.views import View
 from consent.service.broker import Broker
@@ -108,32 +108,6 @@ def pending_entry(
         reason=reason,
         at=at,
     )
-
-
-async def require_purpose(
-    broker: Broker, client: PlatformClient, subject_id: str | None, purpose: str, action: str
-) -> None:
-    """Refuse (and log) any purpose but the chat service."""
-    decision = check_purpose(purpose, None, broker.contract)
-    if decision.allowed:
-        return
-    if subject_id is not None:
-        await broker.audit(
-            [
-                pending_entry(
-                    client,
-                    subject_id,
-                    action=action,
-                    scope=None,
-                    purpose=purpose,
-                    fields=[],
-                    outcome="denied",
-                    reason=decision.reason,
-                    at=broker.clock(),
-                )
-            ]
-        )
-    raise BrokerError(403, "purpose_not_permitted", "only the chat-service purpose is served")
 
 
 _UNSET = object()
@@ -404,7 +378,6 @@ async def balances(
 
     One query reads the consents with their sealed tokens; the access-log entries go to the
     audit writer and the answer waits until they are committed."""
-    await require_purpose(broker, client, subject.subject_id, purpose, "read.balances")
     now = broker.clock()
     views: list[View] = []
     failures: list[dict[str, str]] = []

@@ -192,3 +192,18 @@ class AlertRow(SQLModel, table=True):
     handle: str = Field(unique=True, index=True, max_length=100)  # what the platform is given
     consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
     answer: str | None = Field(default=None, max_length=20)
+
+
+class SecurityEvent(SQLModel, table=True):
+    """An operator-facing record of a refused request that concerns no subject of the caller: a
+    missing or wrong credential, a probe of another client's (or a missing) resource, a purpose
+    refused before any subject, a client over its rate limit. It names the route template, never
+    the ids in the path, so it holds nothing about the other client's resources."""
+
+    __tablename__ = "security_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    client_id: str | None = Field(default=None, max_length=64)  # None: not authenticated
+    method: str = Field(max_length=10)
+    route: str = Field(max_length=200)  # e.g. /v1/subjects/{subject_id}/balances
+    reason: str = Field(max_length=60)
