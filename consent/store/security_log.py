@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from consent.store.db import make_engine, session_factory
 from consent.store.tables import SecurityEvent
 
 log = logging.getLogger(__name__)
@@ -57,3 +58,13 @@ async def recent(session: AsyncSession, limit: int = 100) -> list[Refusal]:
         )
     ).all()
     return [Refusal(r.at, r.client_id, r.method, r.route, r.reason) for r in rows]
+
+
+async def read_recent(database_url: str, limit: int) -> list[Refusal]:
+    """:func:`recent` on a database of its own (``chatbank security-log``)."""
+    engine = make_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return await recent(session, max(1, min(limit, 10_000)))
+    finally:
+        await engine.dispose()
