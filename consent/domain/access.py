@@ -96,7 +96,11 @@ def decide(req: AccessRequest, contract: PlatformContract, now: datetime) -> Dec
         return purpose
     if req.action is Action.CONSENT_CREATE and req.policy is not None:
         return may_grant(req.scopes, req.duration_days, req.policy, contract)
-    if req.action in UNDER_CONSENT and req.consent is not None and req.policy is not None:
+    if req.action in UNDER_CONSENT:
+        if req.consent is None:
+            return Decision.deny(decisions.UNKNOWN_RESOURCE)
+        if req.policy is None:  # the bank no longer has a policy: it shares nothing
+            return Decision.deny(decisions.SCOPE_NOT_ALLOWED_BY_BANK)
         return can_act(req.consent, req.scopes, req.policy, now)
     return Decision.allow()
 
