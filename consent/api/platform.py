@@ -91,7 +91,7 @@ def consent_json(row: ConsentRow) -> dict[str, Any]:
     return {
         "consent_id": row.consent_id,
         "bank_id": row.bank_id,
-        "scopes": [s for s in row.scopes.split(",") if s],
+        "scopes": sorted(s.value for s in row.scopes),
         "status": row.status,
         "created_at": row.created_at.isoformat(),
         "expires_at": row.expires_at.isoformat(),
