@@ -20,7 +20,7 @@ from consent.outbox.relay import Relay
 from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
 from consent.settings import BrokerSettings
-from consent.store.audit_writer import AuditWriter, PostgresAppender, SqliteAppender
+from consent.store.audit_writer import AuditWriter, appender_for
 from consent.store.db import make_engine, session_factory
 from consent.store.fastread import PostgresReader, SqliteReader, sqlite_path
 from consent.store.locks import registry
@@ -60,15 +60,11 @@ def create_app(
             sessions = session_factory(engine)
             broker = Broker(settings, keys, engine, sessions, http, clock)
             # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
-            # consent.store.audit_writer); SQLite in memory goes through the engine
-            sqlite = SqliteAppender(path) if path is not None else None
-            postgres = PostgresAppender(dsn) if dsn is not None else None
-            if postgres is not None:
-                await postgres.open()
+            # consent.store.audit_writer)
             broker.audit_writer = AuditWriter(
-                engine, registry(sessions), sqlite=sqlite, postgres=postgres
+                appender_for(settings.database_url), registry(sessions)
             )
-            broker.audit_writer.start()
+            await broker.audit_writer.start()
             if path is not None:
                 broker.reader = SqliteReader(path)
             elif dsn is not None:
