@@ -61,6 +61,12 @@ class Row:
     specific: dict[str, Expect] = field(default_factory=dict)
     reads: bool = False  # spends the subject's read budget
     action: str = ""  # as the access log names it
+    query: str = ""  # a query string with ids, e.g. "account={handle}"
+
+    @property
+    def query_classes(self) -> frozenset[str]:
+        """The classes that name a resource in the query (it is only sent for those)."""
+        return frozenset({"other_clients_handle"}) if "{handle}" in self.query else frozenset()
 
     @property
     def names_subject(self) -> bool:
@@ -100,6 +106,24 @@ MATRIX: dict[tuple[str, str], Row] = {
             reads=True,
             action="read.balances",
             specific={"subject_rate_limit": _deny(429, "rate_limited")},
+        ),
+        Row(
+            "GET",
+            "/v1/subjects/{subject_id}/accounts",
+            reads=True,
+            action="read.accounts",
+            specific={"subject_rate_limit": _deny(429, "rate_limited")},
+        ),
+        Row(
+            "GET",
+            "/v1/subjects/{subject_id}/spending",
+            reads=True,
+            action="read.spending",
+            query="account={handle}",
+            specific={
+                "other_clients_handle": PROBE,
+                "subject_rate_limit": _deny(429, "rate_limited"),
+            },
         ),
         Row("GET", "/v1/subjects/{subject_id}/access-log", action="access_log.read"),
         Row(
@@ -334,7 +358,9 @@ def _request(
         headers = {"Authorization": world.env.auth()["Authorization"]}
 
     def path(override: dict[str, str]) -> str:
-        return row.template.format(**{**ids, **override})
+        named = {**ids, **override}
+        query = row.query.format(**named) if klass in row.query_classes else ""
+        return row.template.format(**named) + (f"?{query}" if query else "")
 
     return path({}), headers, path
 
