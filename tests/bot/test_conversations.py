@@ -25,10 +25,32 @@ async def link_bank(
     drop: tuple[str, ...] = (),
     days: int | None = None,
 ) -> str:
+    """:func:`approval_message`, then approve at the bank; the bot confirms naming the bank.
+    Returns the approval URL the user was given (its button goes once the link is done)."""
+    approve = await approval_message(system, user, bank, drop=drop, days=days)
+    url = url_button(approve)
+    before = {m["message_id"] for m in await system.chat.messages(user)}
+    await system.approve_at_bank(url)
+    await system.expect(user, lambda t: "/balance" in t and BANK_NAMES[bank] in t, before)
+
+    def closed(ms: list[Message], mid: int = approve["message_id"]) -> bool:
+        return not any(m["message_id"] == mid and buttons(m) for m in ms)
+
+    await system.chat.wait_for(user, closed)  # the finished link's button has gone
+    return url
+
+
+async def approval_message(
+    system: System,
+    user: int,
+    bank: str = "northwind",
+    *,
+    drop: tuple[str, ...] = (),
+    days: int | None = None,
+) -> Message:
     """/link → bank → (untick ``drop``) → Next → days (the shortest offered when not given)
-    → I agree → approve at the bank. Every step must name the bank (no error message does)
-    and carry its buttons. Returns the approval URL the user was given (its button goes once
-    the link is done)."""
+    → I agree: the message with the bank's approval button. Every step must name the bank (no
+    error message does) and carry its buttons."""
     which = tr(LANGUAGE[user])._("Which bank would you like to link?")
     name = BANK_NAMES[bank]
 
@@ -55,16 +77,8 @@ async def link_bank(
     disclosure = await system.press(user, durations, choice, lambda t: names_bank(t) and "<b>" in t)
     assert button(disclosure, "lk:ok")
     approve = await system.press(user, disclosure, "lk:ok", names_bank)
-    url = url_button(approve)
-    before = {m["message_id"] for m in await system.chat.messages(user)}
-    await system.approve_at_bank(url)
-    await system.expect(user, lambda t: "/balance" in t and names_bank(t), before)
-
-    def closed(ms: list[Message], mid: int = approve["message_id"]) -> bool:
-        return not any(m["message_id"] == mid and buttons(m) for m in ms)
-
-    await system.chat.wait_for(user, closed)  # the finished link's button has gone
-    return url
+    assert url_button(approve)
+    return approve
 
 
 async def test_start_welcomes_in_the_users_language_with_the_privacy_promise(
