@@ -259,8 +259,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         with sqlite3.connect(db) as conn:
             for consent_id in (main, narrow, ending, revoked, other_consent):
                 conn.execute(
-                    "INSERT INTO fraud_alert (alert_id, consent_id) VALUES (?, ?)",
-                    (f"fa-{consent_id}", consent_id),
+                    "INSERT INTO fraud_alert (alert_id, handle, consent_id) VALUES (?, ?, ?)",
+                    (f"fa-{consent_id}", f"alt_{consent_id}", consent_id),
                 )
             conn.execute(
                 "INSERT INTO account_handle (handle, consent_id, account_ref) VALUES (?, ?, ?)",
@@ -271,7 +271,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "subject_id": subject,
             "consent_id": main,
             "handle": await _handles(db, main),
-            "alert_id": f"fa-{main}",
+            "alert_id": f"alt_{main}",
         }
         yield World(
             env=env,
@@ -282,20 +282,20 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 "subject_id": other_subject,
                 "consent_id": other_consent,
                 "handle": "acc_otherclient",
-                "alert_id": f"fa-{other_consent}",
+                "alert_id": f"alt_{other_consent}",
             },
             variants={
                 "revoked_consent": {
                     "handle": await _handles(db, revoked),
-                    "alert_id": f"fa-{revoked}",
+                    "alert_id": f"alt_{revoked}",
                 },
                 "expired_consent": {
                     "handle": await _handles(db, ending),
-                    "alert_id": f"fa-{ending}",
+                    "alert_id": f"alt_{ending}",
                 },
                 "scope_not_consented": {
                     "handle": await _handles(db, narrow),
-                    "alert_id": f"fa-{narrow}",
+                    "alert_id": f"alt_{narrow}",
                 },
             },
         )
