@@ -102,7 +102,7 @@ async def answer(broker: Broker, grant: Grant, choice: str) -> dict[str, Any]:
         row = await session.get(ConsentRow, grant.consent.consent_id)
         if alert is None or row is None:
             raise not_found("alert")
-        scopes = row.scopes.split(",")
+        scopes = sorted(s.value for s in row.scopes)
         answered, bank_alert_id = alert.answer, _bank_alert_id(alert)
 
         async def call(bank: BankClient, token: str) -> dict[str, Any]:

@@ -125,6 +125,20 @@ MATRIX: dict[tuple[str, str], Row] = {
                 "subject_rate_limit": _deny(429, "rate_limited"),
             },
         ),
+        Row(
+            "GET",
+            "/v1/subjects/{subject_id}/cards",
+            reads=True,
+            action="read.cards",
+            specific={"subject_rate_limit": _deny(429, "rate_limited")},
+        ),
+        Row(
+            "POST",
+            "/v1/subjects/{subject_id}/cards/{card_handle}/{action}",
+            reads=True,
+            action="card.freeze",
+            specific={"subject_rate_limit": _deny(429, "rate_limited")},
+        ),
         Row("GET", "/v1/subjects/{subject_id}/access-log", action="access_log.read"),
         Row(
             "GET",
@@ -272,6 +286,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "consent_id": main,
             "handle": await _handles(db, main),
             "alert_id": f"alt_{main}",
+            "card_handle": "crd_any",  # refused before any card is looked up
+            "action": "freeze",
         }
         yield World(
             env=env,
