@@ -1,7 +1,7 @@
 """security event log
 
 Revision ID: 0004
-Revises: 0003
+Revises: d3l1v3ry0003
 Create Date: 2026-12-02 05:20:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0003"
+down_revision: str | None = "d3l1v3ry0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
