@@ -696,7 +696,7 @@ def problem(tr: Tr, error: BrokerError) -> str:
             "That's a lot of requests. Try again in %(n)s seconds.",
             seconds,
         )
-    elif code == "consent_not_authorized":
+    elif code in ("consent_not_authorized", "consent_expired"):
         text = tr._("That bank link has ended. Link it again with /link.")
     elif code == "scope_not_consented":
         text = tr._("You did not share that. Link again with /link to add it.")

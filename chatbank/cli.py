@@ -142,6 +142,18 @@ def _dead_letters(args: argparse.Namespace) -> int:
     return asyncio.run(print_dead_letters(BrokerSettings().database_url, args.limit))
 
 
+def _security_log(args: argparse.Namespace) -> int:
+    from consent.settings import BrokerSettings
+    from consent.store.security_log import read_recent
+
+    entries = asyncio.run(read_recent(BrokerSettings().database_url, args.limit))
+    for e in reversed(entries):  # oldest first, like a log file
+        print(f"{e.at.isoformat()}  {e.client_id or '-':<20}  {e.method:<6} {e.route}  {e.reason}")
+    if not entries:
+        print("no refusals recorded")
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     folder = Path(args.data_dir)
     (folder / "keys").mkdir(parents=True, exist_ok=True)
@@ -246,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dead.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
     dead.set_defaults(func=_dead_letters)
+    security = sub.add_parser(
+        "security-log",
+        help="the broker's refusals that concerned no subject of the caller (bad credentials, "
+        "probes of other clients' resources, clients over their limit)",
+    )
+    security.add_argument("--limit", type=int, default=50, help="newest N (default: 50)")
+    security.set_defaults(func=_security_log)
     return parser
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import error_middleware
-from consent.api.keys import BROKER, JWKS, LIMITER, RELAY
+from consent.api.keys import BROKER, JWKS, RELAY
 from consent.api.params import id_guard
 from consent.events.verify import JwksCache
 from consent.metrics import BankUrls, bank_call_tracer, refresher
@@ -21,9 +21,9 @@ from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
-from consent.service.ratelimit import RateLimiter
+from consent.service.ratelimit import Limits, TokenBuckets
 from consent.settings import BrokerSettings
-from consent.store.audit_writer import AuditWriter, PostgresAppender, SqliteAppender
+from consent.store.audit_writer import AuditWriter, appender_for
 from consent.store.db import make_engine, session_factory
 from consent.store.fastread import PostgresReader, SqliteReader, sqlite_path
 from consent.store.locks import registry
@@ -68,28 +68,29 @@ def create_app(
         bank_urls = BankUrls(lambda: broker.bank_clients())
         async with aiohttp.ClientSession(trace_configs=[bank_call_tracer(bank_urls)]) as http:
             sessions = session_factory(engine)
-            broker = Broker(settings, keys, engine, sessions, http, clock)
-            # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
-            # consent.store.audit_writer); SQLite in memory goes through the engine
-            sqlite = SqliteAppender(path) if path is not None else None
-            postgres = PostgresAppender(dsn) if dsn is not None else None
-            if postgres is not None:
-                await postgres.open()
-            broker.audit_writer = AuditWriter(
-                engine, registry(sessions), sqlite=sqlite, postgres=postgres
+            # the one choice of rate-limit backend: on PostgreSQL several broker processes may
+            # serve one subject, so the subjects' buckets live in the database
+            shared_limiter: PostgresRateLimiter | None = None
+            if dsn is not None:
+                shared_limiter = PostgresRateLimiter(dsn, settings.reads_per_minute)
+                await shared_limiter.open()
+            limits = Limits(
+                subjects=shared_limiter or TokenBuckets(settings.reads_per_minute),
+                clients=TokenBuckets(settings.client_requests_per_minute),
             )
-            broker.audit_writer.start()
+            broker = Broker(settings, keys, engine, sessions, http, clock, limits=limits)
+            # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
+            # consent.store.audit_writer)
+            broker.audit_writer = AuditWriter(
+                appender_for(settings.database_url), registry(sessions)
+            )
+            await broker.audit_writer.start()
             if path is not None:
                 broker.reader = SqliteReader(path)
             elif dsn is not None:
                 broker.reader = PostgresReader(dsn)
             if broker.reader is not None:
                 await broker.reader.open()
-            shared_limiter: PostgresRateLimiter | None = None
-            if dsn is not None:  # several broker processes may serve one subject
-                shared_limiter = PostgresRateLimiter(dsn, settings.reads_per_minute)
-                await shared_limiter.open()
-                app[LIMITER] = shared_limiter
             app[BROKER] = broker
             app[JWKS] = JwksCache(http)
             app[RELAY] = relay = Relay(broker)
@@ -116,7 +117,6 @@ def create_app(
         await engine.dispose()
 
     app.cleanup_ctx.append(resources)
-    app[LIMITER] = RateLimiter(settings.reads_per_minute)  # in this process: SQLite
     app.router.add_routes(platform.routes)
     app.router.add_routes(callback.routes)
     app.router.add_routes(events.routes)

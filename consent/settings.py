@@ -55,6 +55,8 @@ class BrokerSettings(BaseSettings):
     # delivered outbox messages (alert payloads) are deleted this long after delivery
     outbox_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     reads_per_minute: int = Field(default=30, ge=1)  # per subject: a human's pace, not a crawler's
+    # per platform client, every /v1 request (refused ones too): a ceiling for a whole platform
+    client_requests_per_minute: int = Field(default=60_000, ge=1)
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> BrokerSettings:

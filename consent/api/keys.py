@@ -7,9 +7,7 @@ from aiohttp import web
 from consent.events.verify import JwksCache
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
-from consent.service.ratelimit import Limiter
 
 BROKER = web.AppKey("broker", Broker)
-LIMITER = web.AppKey("limiter", Limiter)
 JWKS = web.AppKey("jwks", JwksCache)
 RELAY = web.AppKey("relay", Relay)

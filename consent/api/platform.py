@@ -11,56 +11,56 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from consent.api.keys import BROKER, LIMITER
+from consent.api.keys import BROKER
 from consent.api.params import query_decimal, query_int
+from consent.domain.access import Action
 from consent.domain.merchants import CATEGORIES
-from consent.domain.scopes import parse_scopes
-from consent.service import accounts, alerts, cards, lifecycle, linking, platform, reads
-from consent.service.broker import Broker
+from consent.domain.scopes import Scope, parse_scopes
+from consent.service import accounts, alerts, authz, cards, lifecycle, linking, platform, reads
+from consent.service.authz import Grant
 from consent.service.deadline import HEADER as DEADLINE_HEADER
 from consent.service.deadline import Deadline, parse_deadline_ms
 from consent.service.errors import BrokerError, bad_request
 from consent.service.spending import SpendingQuery, spending
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
-from consent.store import audit
-from consent.store.tables import ConsentRow, PlatformClient, Subject
+from consent.store import audit, security_log
+from consent.store.tables import ConsentRow, Subject
 
 routes = web.RouteTableDef()
 
 
-async def _client(request: web.Request) -> PlatformClient:
+def _credential(request: web.Request) -> str | None:
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credential:
-        raise BrokerError(
-            401,
-            "unauthenticated",
-            "send Authorization: Bearer <client_id>.<secret>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return await platform.authenticate(request.app[BROKER], credential.strip())
+    if scheme.lower() != "bearer" or not credential.strip():
+        return None
+    return credential.strip()
 
 
 def _purpose(request: web.Request) -> str:
     return request.headers.get("X-Purpose", "").strip()[:80]
 
 
-async def _subject(request: web.Request, client: PlatformClient) -> Subject:
-    return await platform.owned_subject(
-        request.app[BROKER], client, request.match_info["subject_id"]
+async def _authorize(request: web.Request, action: Action, **named: Any) -> Grant:
+    """The authorization step (consent.service.authz) for this request: the credential, the
+    purpose, and the ids in its path; ``named`` adds what the body asks for."""
+    info = request.match_info
+    ids = {name: info.get(name) for name in ("subject_id", "consent_id", "handle", "alert_id")}
+    return await authz.authorize(
+        request.app[BROKER],
+        authz.Ask(
+            action=action,
+            method=request.method,
+            route=info.route.resource.canonical if info.route.resource else request.path[:200],
+            credential=_credential(request),
+            purpose=_purpose(request),
+            **{**ids, **named},
+        ),
     )
 
 
-async def _caller(
-    request: web.Request, action: str | None
-) -> tuple[Broker, PlatformClient, Subject]:
-    """Authenticate the client and resolve its subject; with ``action``, also check the purpose
-    here (refusals are audited). Reads check the purpose themselves, after the rate limit."""
-    broker = request.app[BROKER]
-    client = await _client(request)
-    subject = await _subject(request, client)
-    if action is not None:
-        await reads.require_purpose(broker, client, subject.subject_id, _purpose(request), action)
-    return broker, client, subject
+def _owned(grant: Grant) -> Subject:
+    assert grant.subject is not None  # an allowed request named its subject
+    return grant.subject
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -74,11 +74,26 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         raise bad_request(f"{where}: {first['msg']}") from e
 
 
+async def _lenient(request: web.Request, model: type[BaseModel]) -> Any:
+    """The body as ``model`` if it is one, else None (it is refused properly once the request
+    is authorized, so an unauthorized caller learns nothing from the body's checks)."""
+    if request.content_type != "application/json":
+        return None
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError:
+        return None
+
+
+def _known_scopes(names: list[str]) -> frozenset[Scope]:
+    return frozenset(Scope(n) for n in names if n in {s.value for s in Scope})
+
+
 def consent_json(row: ConsentRow) -> dict[str, Any]:
     return {
         "consent_id": row.consent_id,
         "bank_id": row.bank_id,
-        "scopes": [s for s in row.scopes.split(",") if s],
+        "scopes": sorted(s.value for s in row.scopes),
         "status": row.status,
         "created_at": row.created_at.isoformat(),
         "expires_at": row.expires_at.isoformat(),
@@ -94,15 +109,19 @@ class NewClient(BaseModel):
     )
 
 
-@routes.post("/admin/v1/platform-clients")
-async def admin_new_client(request: web.Request) -> web.Response:
-    """Register a platform client (admin token); the credential is shown once."""
-    broker = request.app[BROKER]
-    expected = f"Bearer {broker.settings.admin_token.get_secret_value()}"
+def _require_admin(request: web.Request) -> None:
+    expected = f"Bearer {request.app[BROKER].settings.admin_token.get_secret_value()}"
     if not hmac.compare_digest(
         request.headers.get("Authorization", "").encode(), expected.encode()
     ):
         raise BrokerError(401, "unauthenticated", "admin token required")
+
+
+@routes.post("/admin/v1/platform-clients")
+async def admin_new_client(request: web.Request) -> web.Response:
+    """Register a platform client (admin token); the credential is shown once."""
+    _require_admin(request)
+    broker = request.app[BROKER]
     body: NewClient = await _body(request, NewClient)
     row, credential, webhook_secret = await platform.register_client(
         broker, body.name, body.webhook_url
@@ -113,11 +132,35 @@ async def admin_new_client(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/admin/v1/security-log")
+async def admin_security_log(request: web.Request) -> web.Response:
+    """The newest refusals that concerned no subject of the caller (admin token): ?limit=1..1000."""
+    _require_admin(request)
+    raw = request.query.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1000):
+        raise bad_request("limit must be between 1 and 1000")
+    async with request.app[BROKER].sessions() as session:
+        entries = await security_log.recent(session, int(raw))
+    return web.json_response(
+        {
+            "entries": [
+                {
+                    "at": e.at.isoformat(),
+                    "client_id": e.client_id,
+                    "method": e.method,
+                    "route": e.route,
+                    "reason": e.reason,
+                }
+                for e in entries
+            ]
+        }
+    )
+
+
 @routes.get("/v1/banks")
 async def banks(request: web.Request) -> web.Response:
     """Banks the platform can offer, with what each allows through a chat platform."""
-    client = await _client(request)
-    await reads.require_purpose(request.app[BROKER], client, None, _purpose(request), "banks.list")
+    await _authorize(request, Action.BANKS_LIST)
     out = [
         {
             "bank_id": p.bank_id,
@@ -133,11 +176,8 @@ async def banks(request: web.Request) -> web.Response:
 @routes.post("/v1/subjects")
 async def new_subject(request: web.Request) -> web.Response:
     """A new opaque subject for one of the platform's users."""
-    client = await _client(request)
-    await reads.require_purpose(
-        request.app[BROKER], client, None, _purpose(request), "subject.create"
-    )
-    subject = await platform.create_subject(request.app[BROKER], client)
+    grant = await _authorize(request, Action.SUBJECT_CREATE)
+    subject = await platform.create_subject(request.app[BROKER], grant.client)
     return web.json_response({"subject_id": subject.subject_id}, status=201)
 
 
@@ -152,14 +192,27 @@ class NewConsent(BaseModel):
 @routes.post("/v1/subjects/{subject_id}/consents")
 async def new_consent(request: web.Request) -> web.Response:
     """Start linking a bank: returns the bank's own approval URL."""
-    broker, client, subject = await _caller(request, "consent.create")
+    asked = await _lenient(request, NewConsent)  # the bank policy decides on what is asked
+    grant = await _authorize(
+        request,
+        Action.CONSENT_CREATE,
+        bank_id=asked.bank_id if asked else None,
+        scopes=_known_scopes(asked.scopes) if asked else frozenset(),
+        duration_days=asked.duration_days if asked else None,
+    )
     body: NewConsent = await _body(request, NewConsent)
     try:
         scopes = parse_scopes(body.scopes)
     except ValueError as e:
         raise bad_request(str(e), "invalid_scope") from e
     started = await linking.start_link(
-        broker, client, subject, body.bank_id, scopes, body.duration_days, language=body.language
+        request.app[BROKER],
+        grant.client,
+        _owned(grant),
+        body.bank_id,
+        scopes,
+        body.duration_days,
+        language=body.language,
     )
     return web.json_response(
         {
@@ -176,16 +229,17 @@ async def new_consent(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject_id}/consents")
 async def consents(request: web.Request) -> web.Response:
     """The subject's consents, oldest first."""
-    broker, _, subject = await _caller(request, "consent.list")
-    rows = await linking.list_consents(broker, subject)
+    grant = await _authorize(request, Action.CONSENT_LIST)
+    rows = await linking.list_consents(request.app[BROKER], _owned(grant))
     return web.json_response({"consents": [consent_json(r) for r in rows]})
 
 
 @routes.delete("/v1/subjects/{subject_id}/consents/{consent_id}")
 async def revoke(request: web.Request) -> web.Response:
     """Revoke a consent: the bank is told and the broker's copy of the tokens is shredded."""
-    broker, _, subject = await _caller(request, "consent.revoke")
-    row = await linking.revoke(broker, subject, request.match_info["consent_id"])
+    grant = await _authorize(request, Action.CONSENT_REVOKE)
+    assert grant.consent is not None
+    row = await linking.revoke(request.app[BROKER], _owned(grant), grant.consent.consent_id)
     return web.json_response(consent_json(row))
 
 
@@ -194,9 +248,10 @@ async def balances(request: web.Request) -> web.Response:
     """Minimized balance views across the subject's banks, answered inside the request's
     deadline (``X-Request-Deadline-Ms``): per account fresh or last known, per bank a reason."""
     deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
-    broker, client, subject = await _caller(request, None)
-    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    answer = await reads.balances(broker, client, subject, _purpose(request), deadline)
+    grant = await _authorize(request, Action.READ_BALANCES, log_scope="balances")
+    answer = await reads.balances(
+        request.app[BROKER], grant.client, _owned(grant), _purpose(request), deadline
+    )
     body = {"balances": answer.views, "errors": answer.errors, "unavailable": answer.unavailable}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
@@ -204,9 +259,10 @@ async def balances(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject_id}/accounts")
 async def subject_accounts(request: web.Request) -> web.Response:
     """The subject's accounts across banks, each with the actions its consent and bank allow."""
-    broker, client, subject = await _caller(request, None)
-    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    views = await accounts.accounts(broker, client, subject, _purpose(request))
+    grant = await _authorize(request, Action.READ_ACCOUNTS)
+    views = await accounts.accounts(
+        request.app[BROKER], grant.client, _owned(grant), _purpose(request)
+    )
     return web.json_response({"accounts": views})
 
 
@@ -218,7 +274,12 @@ SPENDING_MAX_DAYS = 366
 async def subject_spending(request: web.Request) -> web.Response:
     """Money out over a period: ?from=&to= (dates), merchant=, category=, account= (a handle),
     bank= (a bank id)."""
-    broker, client, subject = await _caller(request, None)
+    account = request.query.get("account", "").strip()[:80] or None
+    # an account named here is checked like one in a path: another client's is a probe
+    grant = await _authorize(
+        request, Action.READ_SPENDING, log_scope="transactions", handle=account
+    )
+    broker = request.app[BROKER]
     today = broker.clock().date()
     end = _date(request, "to") or today
     start = _date(request, "from") or end - timedelta(days=SPENDING_DEFAULT_DAYS - 1)
@@ -232,19 +293,20 @@ async def subject_spending(request: web.Request) -> web.Response:
         end,
         request.query.get("merchant", "").strip()[:60] or None,
         category,
-        request.query.get("account", "").strip()[:80] or None,
+        account,
         request.query.get("bank", "").strip()[:40] or None,
     )
-    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    return web.json_response(await spending(broker, client, subject, query, _purpose(request)))
+    return web.json_response(
+        await spending(broker, grant.client, _owned(grant), query, _purpose(request))
+    )
 
 
 @routes.get("/v1/subjects/{subject_id}/access-log")
 async def access_log(request: web.Request) -> web.Response:
     """Every access to the subject's data, with the hash chain verified."""
-    broker, _, subject = await _caller(request, "access_log.read")
-    async with broker.sessions() as session:
-        entries, report = await audit.verify(session, subject.subject_id)
+    grant = await _authorize(request, Action.ACCESS_LOG_READ)
+    async with request.app[BROKER].sessions() as session:
+        entries, report = await audit.verify(session, _owned(grant).subject_id)
     return web.json_response(
         {
             "entries": [
@@ -299,7 +361,12 @@ async def account_transactions(request: web.Request) -> web.Response:
     amount_min=, amount_max= (the amount's size), limit=, cursor=; answered inside the
     request's deadline (``X-Request-Deadline-Ms``)."""
     deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
-    broker, client, subject = await _caller(request, None)
+    grant = await _authorize(
+        request,
+        Action.READ_TRANSACTIONS,
+        scopes=frozenset({Scope.TRANSACTIONS}),
+        log_scope="transactions",
+    )
     start, end = _date(request, "from"), _date(request, "to")
     if start and end and start > end:
         raise bad_request("from is after to", "invalid_date")
@@ -316,8 +383,9 @@ async def account_transactions(request: web.Request) -> web.Response:
         _amount(request, "amount_min"),
         _amount(request, "amount_max"),
     )
-    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    page = await transactions(broker, client, subject, query, _purpose(request), deadline)
+    page = await transactions(
+        request.app[BROKER], grant.client, _owned(grant), query, _purpose(request), deadline
+    )
     return web.json_response(page)
 
 
@@ -329,41 +397,51 @@ class AlertAnswer(BaseModel):
 async def answer_alert(request: web.Request) -> web.Response:
     """The user's answer to a fraud alert: it_was_me, freeze_card or unfreeze_card; answers
     converge in any order and return the alert's view as it now stands."""
-    broker, client, subject = await _caller(request, "alert.answer")
-    body: AlertAnswer = await _body(request, AlertAnswer)
-    return web.json_response(
-        await alerts.answer(broker, client, subject, request.match_info["alert_id"], body.answer)
+    asked = await _lenient(request, AlertAnswer)
+    choice = asked.answer if asked else None
+    grant = await _authorize(
+        request,
+        Action.ALERT_ANSWER,
+        scopes=alerts.needed_scopes(choice),
+        log_scope="card_controls" if choice in alerts.CARD_ACTIONS else "fraud_alerts",
     )
+    body: AlertAnswer = await _body(request, AlertAnswer)
+    return web.json_response(await alerts.answer(request.app[BROKER], grant, body.answer))
 
 
 @routes.get("/v1/subjects/{subject_id}/cards")
 async def list_cards(request: web.Request) -> web.Response:
     """The subject's cards on card-controls consents: handle, last 4, bank, status."""
-    broker, client, subject = await _caller(request, "read.cards")
-    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    return web.json_response({"cards": await cards.cards(broker, client, subject)})
+    grant = await _authorize(request, Action.READ_CARDS, log_scope="card_controls")
+    return web.json_response(
+        {"cards": await cards.cards(request.app[BROKER], grant.client, _owned(grant))}
+    )
 
 
 @routes.post("/v1/subjects/{subject_id}/cards/{card_handle}/{action:freeze|unfreeze}")
 async def set_card(request: web.Request) -> web.Response:
     """Freeze or unfreeze one card (idempotent)."""
-    broker, client, subject = await _caller(request, f"card.{request.match_info['action']}")
     handle, action = request.match_info["card_handle"], request.match_info["action"]
-    await request.app[LIMITER].acquire(subject.subject_id, broker.clock())
-    return web.json_response(await cards.set_card(broker, client, subject, handle, action))
+    grant = await _authorize(
+        request,
+        Action.CARD_FREEZE if action == "freeze" else Action.CARD_UNFREEZE,
+        log_scope="card_controls",
+    )
+    return web.json_response(
+        await cards.set_card(request.app[BROKER], grant.client, _owned(grant), handle, action)
+    )
 
 
 @routes.get("/v1/subjects/{subject_id}/export")
 async def export_subject(request: web.Request) -> web.Response:
     """Everything the broker holds about the subject (no secrets, no bank identifiers)."""
-    broker, _, subject = await _caller(request, "subject.export")
-    return web.json_response(await lifecycle.export(broker, subject))
+    grant = await _authorize(request, Action.SUBJECT_EXPORT)
+    return web.json_response(await lifecycle.export(request.app[BROKER], _owned(grant)))
 
 
 @routes.delete("/v1/subjects/{subject_id}")
 async def delete_subject(request: web.Request) -> web.Response:
     """Revoke every consent and delete everything the broker holds about the subject."""
-    broker, client, subject = await _caller(request, None)
-    await reads.require_purpose(broker, client, None, _purpose(request), "subject.delete")
-    await lifecycle.delete_subject(broker, subject)
+    grant = await _authorize(request, Action.SUBJECT_DELETE)
+    await lifecycle.delete_subject(request.app[BROKER], _owned(grant))
     return web.Response(status=204)

@@ -105,13 +105,18 @@ def needs_renewal_notice(c: Consent, now: datetime, days: int = RENEWAL_NOTICE_D
 
 def can_read(c: Consent, scope: Scope, policy: BankPolicy, now: datetime) -> Decision:
     """May the platform read ``scope`` under this consent right now?"""
+    return can_act(c, frozenset({scope}), policy, now)
+
+
+def can_act(c: Consent, scopes: frozenset[Scope], policy: BankPolicy, now: datetime) -> Decision:
+    """May the platform act on all of ``scopes`` under this consent right now?"""
     if c.status != ConsentStatus.AUTHORIZED:
         return Decision.deny(decisions.CONSENT_NOT_AUTHORIZED)
     if is_expired(c, now):
         return Decision.deny(decisions.CONSENT_EXPIRED)
-    if scope not in c.scopes:
+    if not scopes <= c.scopes:
         return Decision.deny(decisions.SCOPE_NOT_CONSENTED)
-    if scope not in policy.allowed_scopes:
+    if not scopes <= policy.allowed_scopes:
         return Decision.deny(decisions.SCOPE_NOT_ALLOWED_BY_BANK)
     return Decision.allow()
 

@@ -39,6 +39,16 @@ def oauth_scopes(scopes: Iterable[Scope]) -> list[str]:
     return ["openid", "accounts", *(["cards"] if Scope.CARD_CONTROLS in wanted else [])]
 
 
+def scopes_from_text(text: str) -> frozenset[Scope]:
+    """Scopes as stored (comma-separated values); the one place the stored form is read."""
+    return frozenset(Scope(s) for s in text.split(",") if s)
+
+
+def scopes_to_text(scopes: Iterable[Scope]) -> str:
+    """The stored form of ``scopes``: their values, sorted, comma-separated."""
+    return ",".join(sorted(Scope(s).value for s in scopes))
+
+
 def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
     """Scopes from their names; ``ValueError`` naming the first unknown one, or when empty."""
     out: set[Scope] = set()

@@ -90,8 +90,7 @@ async def _fraud_alert(
     alert_id = str(event.get("alert_id", ""))[:100]
     if not alert_id or await session.get(AlertRow, alert_id) is not None:
         return None
-    scopes = row.scopes.split(",")
-    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS.value in scopes else [])]
+    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS in row.scopes else [])]
     handle = await handle_for(broker, session, row, str(event.get("account_id", "")))
     fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
     opaque = alert_handle(broker.handle_secret, bank_id, alert_id)

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import select
-
 from consent.banks.client import BankCallError, BankClient
 from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
+from consent.service.authz import Grant
 from consent.service.broker import Broker
-from consent.service.errors import BrokerError, bad_request, not_found
+from consent.service.errors import bad_request, not_found
 from consent.service.linking import bank_error
 from consent.service.reads import _with_token, handle_for
 from consent.store import audit
-from consent.store.tables import AlertRow, ConsentRow, PlatformClient, Subject
+from consent.store.tables import AlertRow, ConsentRow
 
 ANSWERS = ("it_was_me", "freeze_card", "unfreeze_card")
 CARD_ACTIONS = frozenset({"freeze_card", "unfreeze_card"})
@@ -79,24 +78,31 @@ def next_actions(scopes: list[str], answer: str | None, card_status: str | None)
     return actions
 
 
-async def answer(
-    broker: Broker, client: PlatformClient, subject: Subject, alert_id: str, choice: str
-) -> dict[str, Any]:
+def needed_scopes(choice: str | None) -> frozenset[Scope]:
+    """What the consent must allow for this answer: the card actions need card controls."""
+    if choice in CARD_ACTIONS:
+        return frozenset({Scope.FRAUD_ALERTS, Scope.CARD_CONTROLS})
+    return frozenset({Scope.FRAUD_ALERTS})
+
+
+async def answer(broker: Broker, grant: Grant, choice: str) -> dict[str, Any]:
+    """The answer of an alert the authorization step allowed (consent.service.authz: the
+    consent live and holding :func:`needed_scopes`)."""
     if choice not in ANSWERS:
         raise bad_request(
             "answer must be it_was_me, freeze_card or unfreeze_card", "invalid_answer"
         )
+    if grant.alert is None or grant.consent is None or grant.subject is None:
+        raise not_found("alert")
+    client, subject = grant.client, grant.subject
+    # the platform names the alert by its opaque handle; the bank's own id stays in the broker
+    alert_id = grant.alert.handle
     async with broker.sessions() as session:
-        # ``alert_id`` is the platform's opaque handle; the bank's own id stays in the broker
-        alert = (await session.exec(select(AlertRow).where(AlertRow.handle == alert_id))).first()
-        row = await session.get(ConsentRow, alert.consent_id) if alert else None
-        if alert is None or row is None or row.subject_id != subject.subject_id:
+        alert = await session.get(AlertRow, grant.alert.alert_id)
+        row = await session.get(ConsentRow, grant.consent.consent_id)
+        if alert is None or row is None:
             raise not_found("alert")
-        scopes = row.scopes.split(",")
-        if choice in CARD_ACTIONS and Scope.CARD_CONTROLS.value not in scopes:
-            raise BrokerError(
-                403, "scope_not_consented", "freezing a card needs the card_controls scope"
-            )
+        scopes = sorted(s.value for s in row.scopes)
         answered, bank_alert_id = alert.answer, _bank_alert_id(alert)
 
         async def call(bank: BankClient, token: str) -> dict[str, Any]:

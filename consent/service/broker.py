@@ -23,6 +23,7 @@ from consent.banks.client import (
 from consent.domain.policy import BankPolicy, PlatformContract, load_policies
 from consent.service.cache import TTLCache
 from consent.service.errors import BrokerError
+from consent.service.ratelimit import Limits, TokenBuckets
 from consent.settings import BrokerSettings
 from consent.store.audit_writer import AuditNotRecordedError, AuditWriter, PendingEntry
 from consent.store.fastread import Reader
@@ -65,6 +66,8 @@ class Broker:
     _read_locks: SubjectLocks = field(default_factory=SubjectLocks)
     # on SQLite, this process's write transactions one at a time (consent.store.writes)
     writes: WriteGate = field(init=False)
+    # reads per subject and requests per platform client (in this process unless given)
+    limits: Limits | None = None
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -74,6 +77,11 @@ class Broker:
         self.subjects = TTLCache(ttl, self.clock)
         self.data_keys = TTLCache(ttl, self.clock)
         self.writes = WriteGate(self.engine.dialect.name)
+        if self.limits is None:
+            self.limits = Limits(
+                subjects=TokenBuckets(self.settings.reads_per_minute),
+                clients=TokenBuckets(self.settings.client_requests_per_minute),
+            )
 
     def forget_consent(self, consent_id: str) -> None:
         """Drop what is cached about a consent that has ended (its key is being shredded)."""

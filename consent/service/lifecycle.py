@@ -107,7 +107,7 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
             {
                 "consent_id": c.consent_id,
                 "bank_id": c.bank_id,
-                "scopes": c.scopes.split(","),
+                "scopes": sorted(s.value for s in c.scopes),
                 "status": c.status,
                 "created_at": c.created_at.isoformat(),
                 "expires_at": c.expires_at.isoformat(),

@@ -8,7 +8,6 @@ import secrets
 
 from consent.domain.ids import is_id
 from consent.service.broker import Broker
-from consent.service.errors import BrokerError, not_found
 from consent.store.tables import PlatformClient, Subject
 from consent.vault.envelope import new_data_key, seal, wrap_key
 
@@ -44,8 +43,8 @@ async def register_client(
     return row, f"{client_id}.{secret}", webhook_secret
 
 
-async def authenticate(broker: Broker, credential: str) -> PlatformClient:
-    """The client whose ``<client_id>.<secret>`` this is; 401 otherwise (constant-time).
+async def authenticate(broker: Broker, credential: str) -> PlatformClient | None:
+    """The client whose ``<client_id>.<secret>`` this is, or None (compared in constant time).
     A verified credential is remembered (by its hash) for a few seconds."""
     assert broker.clients is not None
     fingerprint = _hash(credential)
@@ -57,12 +56,7 @@ async def authenticate(broker: Broker, credential: str) -> PlatformClient:
         row = await session.get(PlatformClient, client_id) if is_id(client_id) else None
     expected = row.secret_hash if row else _hash("\x00")
     if not hmac.compare_digest(expected, _hash(secret)) or row is None:
-        raise BrokerError(
-            401,
-            "unauthenticated",
-            "unknown client or wrong credential",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return None
     broker.clients.put(fingerprint, row)
     return row
 
@@ -79,8 +73,8 @@ async def create_subject(broker: Broker, client: PlatformClient) -> Subject:
     return subject
 
 
-async def owned_subject(broker: Broker, client: PlatformClient, subject_id: str) -> Subject:
-    """The subject if this client created it; another client's subject is simply not found."""
+async def find_subject(broker: Broker, subject_id: str) -> Subject | None:
+    """The subject, whichever client owns it (briefly cached), or None."""
     assert broker.subjects is not None
     subject = broker.subjects.get(subject_id)
     if subject is None:
@@ -88,6 +82,4 @@ async def owned_subject(broker: Broker, client: PlatformClient, subject_id: str)
             subject = await session.get(Subject, subject_id)
         if subject is not None:
             broker.subjects.put(subject_id, subject)
-    if subject is None or subject.client_id != client.client_id:
-        raise not_found("subject")
     return subject

@@ -1,8 +1,9 @@
 """Reads for the platform: every check, then the bank call, then minimization and the audit.
 
-Order for each consent: purpose → consent status/expiry/scope/bank policy → rate limit → open the
-sealed token → call the bank (refreshing the token once on 401) → minimize → audit (allowed or
-denied, with the fields returned).
+The request was authorized before (credential, ownership, purpose, the subject's rate limit:
+consent.service.authz). Then for each consent: status/expiry/scope/bank policy → open the sealed
+token → call the bank (refreshing the token once on 401) → minimize → audit (allowed or denied,
+with the fields returned).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam
+from sqlalchemy import String, Table, and_, bindparam, type_coerce
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,8 +23,7 @@ from consent.banks.client import BankCallError, BankClient, BankRefusedError
 from consent.domain import consent as rules
 from consent.domain.consent import ConsentStatus, can_read
 from consent.domain.policy import BankPolicy
-from consent.domain.purpose import check_purpose
-from consent.domain.scopes import Scope
+from consent.domain.scopes import Scope, scopes_from_text
 from consent.domain.views import View
 from consent.service.account_handles import ConsentRef as ConsentRef
 from consent.service.account_handles import handle_for as handle_for
@@ -53,7 +53,6 @@ class AuthorizedConsent:
     """An authorized consent as the balances read loads it, with its sealed key and token."""
 
     consent: rules.Consent
-    scopes: str
     kek_version: int | None
     wrapped_key: bytes | None
     sealed_token: bytes | None
@@ -90,32 +89,6 @@ def pending_entry(
         reason=reason,
         at=at,
     )
-
-
-async def require_purpose(
-    broker: Broker, client: PlatformClient, subject_id: str | None, purpose: str, action: str
-) -> None:
-    """Refuse (and log) any purpose but the chat service."""
-    decision = check_purpose(purpose, None, broker.contract)
-    if decision.allowed:
-        return
-    if subject_id is not None:
-        await broker.audit(
-            [
-                pending_entry(
-                    client,
-                    subject_id,
-                    action=action,
-                    scope=None,
-                    purpose=purpose,
-                    fields=[],
-                    outcome="denied",
-                    reason=decision.reason,
-                    at=broker.clock(),
-                )
-            ]
-        )
-    raise BrokerError(403, "purpose_not_permitted", "only the chat-service purpose is served")
 
 
 _UNSET = object()
@@ -197,7 +170,7 @@ _AUTHORIZED = (
         _CONSENT.c.subject_id,
         _CONSENT.c.client_id,
         _CONSENT.c.bank_id,
-        _CONSENT.c.scopes,
+        type_coerce(_CONSENT.c.scopes, String).label("scopes"),  # as the fast read has it
         _CONSENT.c.purpose,
         _CONSENT.c.status,
         _CONSENT.c.created_at,
@@ -241,7 +214,7 @@ async def authorized_consents(broker: Broker, subject_id: str) -> list[Authorize
                 subject_id=r["subject_id"],
                 client_id=r["client_id"],
                 bank_id=r["bank_id"],
-                scopes=frozenset(Scope(s) for s in r["scopes"].split(",") if s),
+                scopes=scopes_from_text(r["scopes"]),
                 purpose=r["purpose"],
                 status=ConsentStatus(r["status"]),
                 created_at=_utc(r["created_at"]),
@@ -249,7 +222,6 @@ async def authorized_consents(broker: Broker, subject_id: str) -> list[Authorize
                 authorized_at=utc(r["authorized_at"]),
                 ended_at=utc(r["ended_at"]),
             ),
-            r["scopes"],
             r["kek_version"],
             r["wrapped"],
             r["blob"],
@@ -293,13 +265,13 @@ async def balances(
 ) -> BalanceAnswer:
     """Balance views of every account under the subject's consents that allow balances,
     answered inside ``deadline``: the consents' banks are called at once, and each account
-    carries fresh data, its last known balance, or its consent a typed reason.
+    carries fresh data, its last known balance, or its consent a typed reason (the request was
+    authorized before: consent.service.authz).
 
     One query reads the consents with their sealed tokens; the access-log entries (what was
     actually served) go to the audit writer and the answer waits until they are committed. An
     answer that could not be ready in time is logged as not served and refused with 504."""
     deadline = deadline or Deadline.within(DEFAULT_MS / 1000)
-    await require_purpose(broker, client, subject.subject_id, purpose, "read.balances")
     now = broker.clock()
     answer = BalanceAnswer([], [], [])
     entries: list[PendingEntry] = []
@@ -309,7 +281,7 @@ async def balances(
             policy = broker.policy(row.bank_id)
             decision = can_read(row.consent, Scope.BALANCES, policy, now)
             if not decision.allowed:
-                if Scope.BALANCES.value in row.scopes.split(","):
+                if Scope.BALANCES in row.consent.scopes:
                     entries.append(
                         pending_entry(
                             client,

@@ -13,18 +13,15 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from consent.banks.client import BankClient
-from consent.domain.consent import can_read
 from consent.domain.handles import opaque_id
 from consent.domain.merchant_match import merchant_matches as match_merchant
 from consent.domain.minimize import transaction_view
 from consent.domain.policy import allowed_fields
-from consent.domain.scopes import Scope
 from consent.domain.views import View
 from consent.service.broker import Broker
 from consent.service.deadline import DEFAULT_MS, Deadline
 from consent.service.errors import BrokerError, bad_request, not_found
-from consent.service.linking import to_domain
-from consent.service.reads import _with_token, pending_entry, require_purpose
+from consent.service.reads import _with_token, pending_entry
 from consent.store.tables import AccountHandle, ConsentRow, PlatformClient, Subject
 from consent.vault.envelope import open_sealed
 
@@ -118,10 +115,10 @@ async def transactions(
     deadline: Deadline | None = None,
 ) -> dict[str, Any]:
     """One page of minimized transactions for an account handle of the subject, answered
-    inside ``deadline`` (a page not ready in time is refused and logged as not served)."""
+    inside ``deadline`` (a page not ready in time is refused and logged as not served; the
+    request was authorized before: consent.service.authz)."""
     deadline = deadline or Deadline.within(DEFAULT_MS / 1000)
     banks = deadline.for_banks()
-    await require_purpose(broker, client, subject.subject_id, purpose, "read.transactions")
     now = broker.clock()
     async with broker.read_lock(subject.subject_id), broker.sessions() as session:
         # one read per subject at a time; the access log goes through the audit writer
@@ -130,23 +127,6 @@ async def transactions(
         if handle is None or row is None or row.subject_id != subject.subject_id:
             raise not_found("account")
         policy = broker.policy(row.bank_id)
-        decision = can_read(to_domain(row), Scope.TRANSACTIONS, policy, now)
-        if not decision.allowed:
-            denied = pending_entry(
-                client,
-                subject.subject_id,
-                action="read.transactions",
-                scope="transactions",
-                purpose=purpose,
-                fields=[],
-                outcome="denied",
-                reason=decision.reason,
-                at=now,
-            )
-            await broker.audit([denied])
-            raise BrokerError(
-                403, decision.reason, "this consent does not allow reading transactions"
-            )
         key = await broker.data_key(session, row.consent_id)
         assert key is not None
         account_id = open_sealed(

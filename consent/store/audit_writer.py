@@ -19,6 +19,11 @@ subject, which also orders writers in other processes). A subject whose in-proce
 transaction holds right now is not waited for: its entries stay queued for the next batch, so one
 slow transaction never stalls everyone else's audit (a row lock held by another process is waited
 for).
+
+Backends: an :class:`Appender` commits a batch on the writer's own connection; :func:`appender_for`
+picks one from the database URL, once, when the app starts (:class:`SqliteAppender`,
+:class:`PostgresAppender`). Rows and entries convert in one place:
+:func:`consent.store.audit.row_of` and :func:`consent.store.audit.entry_of`.
 """
 
 from __future__ import annotations
@@ -30,23 +35,17 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import Table, and_, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from consent.domain.audit import AuditEntry, append_entry
-from consent.store.audit import entry_of
-from consent.store.fastread import utc
+from consent.store.audit import AT, COLUMNS, entry_of, row_of
+from consent.store.fastread import sqlite_path
 from consent.store.locks import SubjectLocks
-from consent.store.pgpool import PgConnections
-from consent.store.tables import AuditRow, Subject
+from consent.store.pgpool import PgConnections, postgres_dsn
 
 log = logging.getLogger(__name__)
-
-_AUDIT: Table = AuditRow.metadata.tables["audit_entry"]
-_SUBJECT: Table = Subject.metadata.tables["subject"]
 
 
 class AuditNotRecordedError(RuntimeError):
@@ -69,23 +68,6 @@ class PendingEntry:
 
 
 _Item = tuple[PendingEntry, "asyncio.Future[AuditEntry]"]
-
-
-def _row(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "subject_id": entry.subject_id,
-        "seq": entry.seq,
-        "client_id": entry.client_id,
-        "action": entry.action,
-        "scope": entry.scope,
-        "purpose": entry.purpose,
-        "fields": ",".join(entry.fields),
-        "outcome": entry.outcome,
-        "reason": entry.reason,
-        "at": entry.at,
-        "prev_hash": entry.prev_hash,
-        "entry_hash": entry.entry_hash,
-    }
 
 
 def chained(
@@ -114,24 +96,6 @@ def chained(
     return out
 
 
-def _head(r: Sequence[Any], at: datetime) -> AuditEntry:
-    """An entry from a row of ``_HEADS_SQL``'s columns, its time already made aware."""
-    return AuditEntry(
-        seq=r[1],
-        subject_id=r[0],
-        client_id=r[2],
-        action=r[3],
-        scope=r[4],
-        purpose=r[5],
-        fields=tuple(f for f in r[6].split(",") if f),
-        outcome=r[7],
-        reason=r[8],
-        at=at,
-        prev_hash=r[10],
-        entry_hash=r[11],
-    )
-
-
 _HEADS_SQL = """
 SELECT a.subject_id, a.seq, a.client_id, a.action, a.scope, a.purpose, a.fields, a.outcome,
        a.reason, a.at, a.prev_hash, a.entry_hash
@@ -139,12 +103,38 @@ FROM audit_entry AS a
 JOIN (SELECT subject_id, max(seq) AS seq FROM audit_entry WHERE subject_id IN ({marks})
       GROUP BY subject_id) AS l ON a.subject_id = l.subject_id AND a.seq = l.seq
 """
-_INSERT_SQL = """
-INSERT INTO audit_entry (subject_id, seq, client_id, action, scope, purpose, fields, outcome,
-                         reason, at, prev_hash, entry_hash)
-VALUES (:subject_id, :seq, :client_id, :action, :scope, :purpose, :fields, :outcome, :reason,
-        :at, :prev_hash, :entry_hash)
-"""
+_COLUMN_LIST = ", ".join(COLUMNS)
+# (the f-strings below join constant column names only)
+_INSERT_SQL = f"INSERT INTO audit_entry ({_COLUMN_LIST}) VALUES ({','.join('?' * len(COLUMNS))})"  # noqa: S608
+
+
+class Appender(Protocol):
+    """Commits one batch: each subject's pending entries chained after its current head, in one
+    transaction, returning the entries as stored. :func:`appender_for` picks the backend."""
+
+    async def open(self) -> None: ...
+
+    async def append(
+        self, pendings: dict[str, list[PendingEntry]]
+    ) -> dict[str, list[AuditEntry]]: ...
+
+    async def close(self) -> None: ...
+
+
+def appender_for(database_url: str) -> Appender:
+    """The writer's backend, chosen once: its own sqlite3 connection for a SQLite file, its own
+    asyncpg connection for PostgreSQL (the broker runs on nothing else)."""
+    path, dsn = sqlite_path(database_url), postgres_dsn(database_url)
+    if path is not None:
+        return SqliteAppender(path)
+    if dsn is not None:
+        return PostgresAppender(dsn)
+    raise ValueError("the access log needs a SQLite file or PostgreSQL")
+
+
+def _sqlite_time(at: datetime) -> str:
+    """A time as SQLAlchemy stores it in SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def sqlite_chain_heads(
@@ -152,12 +142,7 @@ def sqlite_chain_heads(
 ) -> dict[str, AuditEntry]:
     """:func:`chain_heads` on a plain ``sqlite3`` connection."""
     sql = _HEADS_SQL.format(marks=",".join("?" * len(subject_ids)))
-    heads: dict[str, AuditEntry] = {}
-    for r in conn.execute(sql, list(subject_ids)):
-        at = utc(r[9])
-        assert at is not None
-        heads[r[0]] = _head(r, at)
-    return heads
+    return {r[0]: entry_of(r) for r in conn.execute(sql, list(subject_ids))}
 
 
 class SqliteAppender:
@@ -174,11 +159,17 @@ class SqliteAppender:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
+    async def open(self) -> None:
+        """Nothing to do: the connection opens on the writer's thread with the first batch."""
+
     async def append(self, pendings: dict[str, list[PendingEntry]]) -> dict[str, list[AuditEntry]]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._append, pendings)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
         """Close the connection and stop the thread (idempotent)."""
         if self._closed:
             return
@@ -209,9 +200,8 @@ class SqliteAppender:
             rows = []
             for chain in entries.values():
                 for e in chain:
-                    row = _row(e)
-                    row["at"] = e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-                    rows.append(row)
+                    row = row_of(e)
+                    rows.append((*row[:AT], _sqlite_time(e.at), *row[AT + 1 :]))
             conn.executemany(_INSERT_SQL, rows)
             conn.execute("COMMIT")
         except BaseException:
@@ -225,26 +215,24 @@ _PG_LOCK_SQL = """
 SELECT subject_id FROM subject WHERE subject_id = ANY($1::text[]) ORDER BY subject_id FOR UPDATE
 """
 # the last entry of each subject: one backward step on the (subject_id, seq) unique index each
-_PG_HEADS_SQL = """
-SELECT a.subject_id, a.seq, a.client_id, a.action, a.scope, a.purpose, a.fields, a.outcome,
-       a.reason, a.at, a.prev_hash, a.entry_hash
+_PG_HEADS_SQL = f"""
+SELECT {", ".join(f"a.{c}" for c in COLUMNS)}
 FROM unnest($1::text[]) AS s (subject_id)
 CROSS JOIN LATERAL (
     SELECT * FROM audit_entry AS e WHERE e.subject_id = s.subject_id ORDER BY e.seq DESC LIMIT 1
 ) AS a
-"""
-_PG_INSERT_SQL = """
-INSERT INTO audit_entry (subject_id, seq, client_id, action, scope, purpose, fields, outcome,
-                         reason, at, prev_hash, entry_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-"""
+"""  # noqa: S608
+_PG_INSERT_SQL = f"""
+INSERT INTO audit_entry ({_COLUMN_LIST})
+VALUES ({", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))})
+"""  # noqa: S608
 # The batch in one statement, chained after heads the writer remembers ($1 subjects, $2 and $3
 # their heads' seq and hash). It inserts nothing unless every subject still exists and is locked
 # (row locks in subject order, as above) and every chain still ends with the remembered head.
 # That check runs on the statement's snapshot, taken before any wait for a lock: if the holder
 # appended meanwhile, the insert collides with its entry on the (subject_id, seq) unique index
 # and fails instead, so a chain never forks. Commits on its own (no BEGIN / COMMIT round trips).
-_PG_APPEND_AFTER_SQL = """
+_PG_APPEND_AFTER_SQL = f"""
 WITH locked AS MATERIALIZED (
     SELECT subject_id FROM subject WHERE subject_id = ANY($1::text[])
     ORDER BY subject_id FOR UPDATE
@@ -256,40 +244,17 @@ WITH locked AS MATERIALIZED (
     ) AS a ON true
     WHERE a.seq IS DISTINCT FROM h.seq OR a.entry_hash IS DISTINCT FROM h.entry_hash
 )
-INSERT INTO audit_entry (subject_id, seq, client_id, action, scope, purpose, fields, outcome,
-                         reason, at, prev_hash, entry_hash)
+INSERT INTO audit_entry ({_COLUMN_LIST})
 SELECT * FROM unnest($4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
                      $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[],
                      $15::text[])
 WHERE (SELECT count(*) FROM locked) = cardinality($1::text[]) AND NOT EXISTS (SELECT FROM moved)
-"""
+"""  # noqa: S608
 
 
 async def postgres_chain_heads(conn: Any, subject_ids: Sequence[str]) -> dict[str, AuditEntry]:
     """:func:`chain_heads` on a raw asyncpg connection."""
-    heads: dict[str, AuditEntry] = {}
-    for r in await conn.fetch(_PG_HEADS_SQL, subject_ids):
-        heads[r[0]] = _head(r, r[9].astimezone(UTC))
-    return heads
-
-
-def _pg_args(entry: AuditEntry) -> tuple[Any, ...]:
-    if entry.at.tzinfo is None:
-        raise ValueError("naive datetimes are not stored")
-    return (
-        entry.subject_id,
-        entry.seq,
-        entry.client_id,
-        entry.action,
-        entry.scope,
-        entry.purpose,
-        ",".join(entry.fields),
-        entry.outcome,
-        entry.reason,
-        entry.at.astimezone(UTC),
-        entry.prev_hash,
-        entry.entry_hash,
-    )
+    return {r[0]: entry_of(r) for r in await conn.fetch(_PG_HEADS_SQL, subject_ids)}
 
 
 class PostgresAppender:
@@ -344,7 +309,7 @@ class PostgresAppender:
         if all(sid in known for sid in ids):
             heads = [known[sid] for sid in ids]
             entries = chained(dict(zip(ids, heads, strict=True)), pendings)
-            rows = [_pg_args(e) for sid in ids for e in entries[sid]]
+            rows = [row_of(e) for sid in ids for e in entries[sid]]
             try:
                 status = await conn.execute(
                     _PG_APPEND_AFTER_SQL,
@@ -363,7 +328,7 @@ class PostgresAppender:
         await conn.execute("BEGIN")
         locked = [r[0] for r in await conn.fetch(_PG_LOCK_SQL, ids)]
         entries = chained(await postgres_chain_heads(conn, ids), pendings)
-        await conn.executemany(_PG_INSERT_SQL, [_pg_args(e) for sid in ids for e in entries[sid]])
+        await conn.executemany(_PG_INSERT_SQL, [row_of(e) for sid in ids for e in entries[sid]])
         await conn.execute("COMMIT")
         # a subject without a row (never created, or deleted) never takes the short way
         self._remember(entries, locked)
@@ -394,40 +359,19 @@ async def _rolled_back(conn: Any) -> bool:
     return True
 
 
-async def chain_heads(conn: AsyncConnection, subject_ids: Sequence[str]) -> dict[str, AuditEntry]:
-    """The last entry of each subject's chain (subjects without entries are absent)."""
-    latest = (
-        select(_AUDIT.c.subject_id, func.max(_AUDIT.c.seq).label("seq"))
-        .where(_AUDIT.c.subject_id.in_(subject_ids))
-        .group_by(_AUDIT.c.subject_id)
-        .subquery()
-    )
-    rows = await conn.execute(
-        select(_AUDIT).join(
-            latest, and_(_AUDIT.c.subject_id == latest.c.subject_id, _AUDIT.c.seq == latest.c.seq)
-        )
-    )
-    return {r.subject_id: entry_of(r) for r in rows}
-
-
 class AuditWriter:
-    """The process's audit appender (see the module docstring). On a SQLite file, pass a
-    :class:`SqliteAppender`, on PostgreSQL a :class:`PostgresAppender`; otherwise the batch goes
-    through ``engine``."""
+    """The process's audit writer (see the module docstring), committing through ``appender``
+    (see :func:`appender_for`)."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        appender: Appender,
         locks: SubjectLocks | None,
         *,
         max_batch: int = 256,
         linger_s: float = 0.0,
-        sqlite: SqliteAppender | None = None,
-        postgres: PostgresAppender | None = None,
     ) -> None:
-        self.engine = engine
-        self.sqlite = sqlite
-        self.postgres = postgres
+        self.appender = appender
         self.locks = locks
         self.max_batch = max_batch
         self.linger_s = linger_s
@@ -437,8 +381,10 @@ class AuditWriter:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Open the appender and start taking entries."""
         if self._task is None:
+            await self.appender.open()
             self._task = asyncio.create_task(self._run(), name="audit-writer")
 
     async def close(self) -> None:
@@ -448,10 +394,7 @@ class AuditWriter:
         if self._task is not None:
             await self._task
             self._task = None
-        if self.sqlite is not None:
-            await asyncio.to_thread(self.sqlite.close)
-        if self.postgres is not None:
-            await self.postgres.close()
+        await self.appender.close()
         self._fail(self._queue, AuditNotRecordedError("the audit writer stopped"))
         self._queue.clear()
 
@@ -530,12 +473,7 @@ class AuditWriter:
     async def _commit(self, ready: dict[str, list[_Item]]) -> None:
         pendings = {sid: [pending for pending, _ in items] for sid, items in ready.items()}
         try:
-            if self.sqlite is not None:
-                entries = await self.sqlite.append(pendings)
-            elif self.postgres is not None:
-                entries = await self.postgres.append(pendings)
-            else:
-                entries = await self._append(pendings)
+            entries = await self.appender.append(pendings)
         except BaseException as e:
             log.exception("audit batch for %d subjects not committed", len(ready))
             failure = AuditNotRecordedError("the access log could not be written")
@@ -549,24 +487,6 @@ class AuditWriter:
             for (_, future), entry in zip(items, entries[subject_id], strict=True):
                 if not future.done():
                     future.set_result(entry)
-
-    async def _append(self, pendings: dict[str, list[PendingEntry]]) -> dict[str, list[AuditEntry]]:
-        """The batch through SQLAlchemy (SQLite without a file, or PostgreSQL without a
-        :class:`PostgresAppender`)."""
-        async with self.engine.begin() as conn:
-            ids = sorted(pendings)
-            if conn.dialect.name == "postgresql":
-                await conn.execute(
-                    select(_SUBJECT.c.subject_id)
-                    .where(_SUBJECT.c.subject_id.in_(ids))
-                    .order_by(_SUBJECT.c.subject_id)
-                    .with_for_update()
-                )
-            entries = chained(await chain_heads(conn, ids), pendings)
-            await conn.execute(
-                insert(_AUDIT), [_row(e) for chain in entries.values() for e in chain]
-            )
-        return entries
 
     @staticmethod
     def _fail(items: Iterable[_Item], error: BaseException) -> None:

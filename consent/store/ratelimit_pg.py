@@ -13,9 +13,9 @@ processes' statements never deadlock.
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime
 
-from consent.service.ratelimit import rate_limited
 from consent.store.pgpool import PgConnections
 
 # ``tokens`` below zero records a refused spend: the bucket then really holds tokens + 1 (in
@@ -51,15 +51,19 @@ class PostgresRateLimiter:
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.connections.close()
 
-    async def acquire(self, subject_id: str, now: datetime) -> None:
-        """Spend one read for ``subject_id`` or raise 429 with the seconds to wait."""
+    async def take(self, key: str, now: datetime) -> int | None:
+        """Spend one read for ``key`` (a subject): None if it may go ahead, otherwise the
+        seconds to wait (the refused read spends nothing): the
+        :class:`consent.service.ratelimit.RateLimiter` interface."""
         done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._queue.append((subject_id, now.timestamp(), done))
+        self._queue.append((key, now.timestamp(), done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         left = await asyncio.shield(done)  # a cancelled caller must not lose its neighbours' spend
-        if left < 0.0:
-            raise rate_limited(left + 1.0, float(self.per_minute))
+        if left >= 0.0:
+            return None
+        tokens = left + 1.0  # what the bucket holds, in [0, 1)
+        return max(1, math.ceil((1.0 - tokens) * 60.0 / self.per_minute))
 
     async def _flush(self) -> None:
         while self._queue:

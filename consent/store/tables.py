@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, DateTime, Dialect, LargeBinary, String, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from consent.domain.scopes import Scope, scopes_from_text, scopes_to_text
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -27,6 +29,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ScopeSet(TypeDecorator[frozenset[Scope]]):
+    """A consent's scopes: a ``frozenset`` of :class:`Scope` in Python, their values
+    comma-separated in the column (the schema is unchanged)."""
+
+    impl = String(200)
+    cache_ok = True
+
+    def process_bind_param(self, value: frozenset[Scope] | None, dialect: Dialect) -> str | None:
+        return scopes_to_text(value) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> frozenset[Scope] | None:
+        return scopes_from_text(value) if value is not None else None
 
 
 def _ts() -> Column[datetime]:
@@ -68,7 +84,7 @@ class ConsentRow(SQLModel, table=True):
     subject_id: str = Field(foreign_key="subject.subject_id", index=True, max_length=64)
     client_id: str = Field(max_length=64)
     bank_id: str = Field(max_length=40)
-    scopes: str = Field(max_length=200)  # comma-separated Scope values
+    scopes: frozenset[Scope] = Field(sa_column=Column(ScopeSet(), nullable=False))
     purpose: str = Field(max_length=40)
     status: str = Field(max_length=32, index=True)
     created_at: datetime = Field(sa_column=_ts())
@@ -215,3 +231,18 @@ class RateBucket(SQLModel, table=True):
     subject_id: str = Field(primary_key=True, max_length=64)
     tokens: float
     updated_s: float  # epoch seconds of the last spend
+
+
+class SecurityEvent(SQLModel, table=True):
+    """An operator-facing record of a refused request that concerns no subject of the caller: a
+    missing or wrong credential, a probe of another client's (or a missing) resource, a purpose
+    refused before any subject, a client over its rate limit. It names the route template, never
+    the ids in the path, so it holds nothing about the other client's resources."""
+
+    __tablename__ = "security_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    client_id: str | None = Field(default=None, max_length=64)  # None: not authenticated
+    method: str = Field(max_length=10)
+    route: str = Field(max_length=200)  # e.g. /v1/subjects/{subject_id}/balances
+    reason: str = Field(max_length=60)

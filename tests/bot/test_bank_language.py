@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from yarl import URL
 
-from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, url_button
+from tests.bot.system import ALICE, OMAR, ZOFIA, System, url_button
+from tests.bot.test_conversations import approval_message
 
 
 async def _approval_url(system: System, user: int) -> URL:
-    picker = await system.say(user, "/link", lambda t: True)
-    scopes = await system.press(user, picker, "lk:bank:northwind", lambda t: True)
-    durations = await system.press(user, scopes, "lk:next", lambda t: True)
-    disclosure = await system.press(
-        user, durations, button(durations, "lk:days:"), lambda t: "<b>" in t
-    )
-    approve = await system.press(user, disclosure, "lk:ok", lambda t: True)
-    return URL(url_button(approve))
+    return URL(url_button(await approval_message(system, user)))
 
 
 async def test_the_bank_page_opens_in_each_chat_users_language(system: System) -> None:

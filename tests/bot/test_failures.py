@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from consent.api.keys import LIMITER
+from consent.api.keys import BROKER
+from consent.service.ratelimit import Limits, TokenBuckets
 from tests.bot.system import ALICE, ZOFIA, System
 from tests.bot.test_conversations import link_bank
 
@@ -44,7 +45,9 @@ async def test_the_broker_being_down_gets_a_clear_message(system: System) -> Non
 
 async def test_too_many_requests_get_the_wait_in_the_users_language(system: System) -> None:
     await link_bank(system, ZOFIA, "wisla")
-    system.env.broker.app[LIMITER].per_minute = 1
+    broker = system.env.broker.app[BROKER]
+    assert broker.limits is not None
+    broker.limits = Limits(subjects=TokenBuckets(1), clients=broker.limits.clients)
     await system.say(ZOFIA, "/balance", lambda t: "Wisła" in t)
     reply = await system.say(ZOFIA, "/balance", lambda t: "⚠️" in t)
     assert "sekund" in reply["text"]

@@ -14,7 +14,7 @@ import pytest
 from yarl import URL
 
 from tests.bot.system import ALICE, System, buttons, start_system, stop_system, url_button
-from tests.bot.test_conversations import link_bank
+from tests.bot.test_conversations import approval_message, link_bank
 
 BANK = "https://bank.chatbank.test"
 BROKER = "https://consent.chatbank.test"
@@ -44,21 +44,21 @@ async def test_every_link_a_user_receives_uses_the_public_urls(public: System) -
     assert public.runtime.settings.mode == "webhook"
     assert public.runtime.telegram_webhook_url().startswith("http://localhost:")
     await public.say(ALICE, "/start", lambda t: "Welcome" in t)
-    picker = await public.say(ALICE, "/link", lambda t: True)
-    scopes = await public.press(ALICE, picker, "lk:bank:northwind", lambda t: True)
-    durations = await public.press(ALICE, scopes, "lk:next", lambda t: True)
-    choice = next(str(b["callback_data"]) for b in buttons(durations))
-    disclosure = await public.press(ALICE, durations, choice, lambda t: "<b>" in t)
-    approve = await public.press(ALICE, disclosure, "lk:ok", lambda t: True)
-    approval = URL(url_button(approve))
+    approval = URL(url_button(await approval_message(public, ALICE)))
     assert str(approval).startswith(f"{BANK}/banks/northwind/authorize?")
     assert approval.query["redirect_uri"] == f"{BROKER}/callback/northwind"
     before = {m["message_id"] for m in await public.chat.messages(ALICE)}
     await public.approve_at_bank(str(approval))
     await public.expect(ALICE, lambda t: "/balance" in t, before)
     second = await link_bank(public, ALICE, "libertas")
-    for command in ("/balance", "/transactions", "/consents", "/privacy", "/help"):
-        await public.say(ALICE, command, lambda t: True)
+    for command, says in (
+        ("/balance", "Your balances"),
+        ("/transactions", "Transactions"),
+        ("/consents", "What you shared"),
+        ("/privacy", "What I hold about you"),
+        ("/help", "What I can do"),
+    ):
+        await public.say(ALICE, command, lambda t, says=says: says in t)  # type: ignore[misc]
     messages = [m for m in await public.chat.messages(ALICE) if m["from_bot"]]
     # the approval buttons go once each link is done: count them as they were given
     links = [link for m in messages for link in _links(m)] + [str(approval), second]

@@ -182,6 +182,12 @@ def test_every_broker_problem_has_words_for_it() -> None:
     assert all("Traceback" not in t and t.startswith("⚠️") for t in texts)
 
 
+def test_an_expired_link_is_explained_like_an_ended_one() -> None:
+    ended = views.problem(tr("en"), BrokerError(403, "consent_not_authorized"))
+    assert views.problem(tr("en"), BrokerError(403, "consent_expired")) == ended
+    assert "/link" in ended
+
+
 def test_arabic_commands_stay_left_to_right_and_tags_are_untouched() -> None:
     text = tr("ar").message("<b>مرحبا</b> ابدأ بـ /link أو /privacy")
     assert f"{LRI}/link{PDI}" in text and f"{LRI}/privacy{PDI}" in text

@@ -69,6 +69,7 @@ class Env:
         bank_id: str = "northwind",
         scopes: list[str] | None = None,
         username: str = "demo1",
+        duration_days: int | None = None,
     ) -> str:
         """Start a link, approve it as the customer (sandbox), and land on the broker's callback."""
         resp = await self.broker.post(
@@ -76,6 +77,7 @@ class Env:
             json={
                 "bank_id": bank_id,
                 "scopes": scopes or ["balances", "transactions", "fraud_alerts"],
+                **({"duration_days": duration_days} if duration_days else {}),
             },
             headers=self.auth(),
         )
@@ -107,10 +109,11 @@ async def start(
     bank_public_url: str = "",
     broker_public_url: str = "",
     bank_data_dir: str = "",
+    **overrides: Any,
 ) -> Env:
     """The bank and the broker; the public URLs are what browsers see (the broker still calls
     the bank on 127.0.0.1, as a broker next to the bank would); ``bank_data_dir`` keeps what
-    the bank learns on disk."""
+    the bank learns on disk; ``overrides`` are further broker settings."""
     clock = Clock()
     bank_port = free_port()
     bank_settings = BankSettings(
@@ -134,6 +137,7 @@ async def start(
         handle_secret="test-handle-secret",
         keyring_file=str(tmp_path / "unused-kek"),
         public_url=broker_public_url,
+        **overrides,
     )
     broker = TestClient(TestServer(create_broker(settings, clock=clock), port=broker_port))
     await broker.start_server()

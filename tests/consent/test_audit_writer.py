@@ -16,7 +16,6 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, delete, select
 
 from consent.api.keys import BROKER
@@ -28,12 +27,11 @@ from consent.store.audit_writer import (
     PendingEntry,
     PostgresAppender,
     SqliteAppender,
+    appender_for,
 )
 from consent.store.db import make_engine, session_factory
-from consent.store.fastread import sqlite_path
 from consent.store.locks import lock_subject, registry
 from consent.store.migrate import upgrade_async
-from consent.store.pgpool import postgres_dsn
 from consent.store.tables import AuditRow, PlatformClient, Subject
 from tests.consent.broker_env import start, stop
 
@@ -55,22 +53,15 @@ def pending(subject_id: str, n: int) -> PendingEntry:
 
 
 class Store:
-    """A broker process's storage: its own engine, subject locks and audit writer. ``via``:
-    "driver" as the app runs it (the writer's own sqlite3 / asyncpg connection), "engine" for
-    the batch through SQLAlchemy (SQLite in memory, or no appender given)."""
+    """A broker process's storage: its own engine, subject locks and audit writer (on the
+    writer's own sqlite3 / asyncpg connection, as the app runs it)."""
 
-    def __init__(self, url: str, via: str = "driver") -> None:
+    def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        path, dsn = sqlite_path(url), postgres_dsn(url)
-        direct = via == "driver"
-        self.postgres = PostgresAppender(dsn) if direct and dsn is not None else None
-        self.writer = AuditWriter(
-            self.engine,
-            registry(self.sessions),
-            sqlite=SqliteAppender(path) if direct and path is not None else None,
-            postgres=self.postgres,
-        )
+        appender = appender_for(url)
+        self.postgres = appender if isinstance(appender, PostgresAppender) else None
+        self.writer = AuditWriter(appender, registry(self.sessions))
 
     async def chain(self, subject_id: str) -> list[Any]:
         async with self.sessions() as session:
@@ -81,13 +72,21 @@ class Store:
         await self.engine.dispose()
 
 
-@pytest.fixture(params=["driver", "engine"])
-async def store(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
     await upgrade_async(database_url)
-    s = Store(database_url, request.param)
-    s.writer.start()
+    s = Store(database_url)
+    await s.writer.start()
     yield s
     await s.dispose()
+
+
+def test_the_backend_is_chosen_once_from_the_database_url() -> None:
+    assert isinstance(appender_for("sqlite+aiosqlite:///data/x.db"), SqliteAppender)
+    pg = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    assert isinstance(appender_for(pg), PostgresAppender)
+    with pytest.raises(ValueError, match="SQLite file or PostgreSQL"):
+        appender_for("sqlite+aiosqlite:///:memory:")
 
 
 async def test_concurrent_appends_land_in_submission_order_per_subject(store: Store) -> None:
@@ -123,7 +122,7 @@ async def test_entries_of_one_request_stay_together_and_in_order(store: Store) -
 async def test_a_failed_commit_fails_every_waiting_request_and_writes_nothing(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, real_sqlite = audit_writer.chain_heads, audit_writer.sqlite_chain_heads
+    real_sqlite = audit_writer.sqlite_chain_heads
     real_pg = audit_writer.postgres_chain_heads
     calls = 0
 
@@ -133,10 +132,6 @@ async def test_a_failed_commit_fails_every_waiting_request_and_writes_nothing(
         if calls == 1:
             raise RuntimeError("disk full")
 
-    async def failing_once(conn: AsyncConnection, subject_ids: Any) -> Any:
-        fail_first()
-        return await real(conn, subject_ids)
-
     def failing_once_sqlite(conn: Any, subject_ids: Any) -> Any:
         fail_first()
         return real_sqlite(conn, subject_ids)
@@ -145,7 +140,6 @@ async def test_a_failed_commit_fails_every_waiting_request_and_writes_nothing(
         fail_first()
         return await real_pg(conn, subject_ids)
 
-    monkeypatch.setattr(audit_writer, "chain_heads", failing_once)
     monkeypatch.setattr(audit_writer, "sqlite_chain_heads", failing_once_sqlite)
     monkeypatch.setattr(audit_writer, "postgres_chain_heads", failing_once_pg)
     results = await asyncio.gather(
@@ -223,7 +217,7 @@ def test_any_interleaving_of_concurrent_requests_keeps_every_chain_valid(
     async def run(url: str) -> None:
         await upgrade_async(url)
         s = Store(url)
-        s.writer.start()
+        await s.writer.start()
         try:
             await s.writer.append(pending("s1", 1000))  # an existing head to chain after
 
@@ -302,7 +296,7 @@ async def pg_stores(postgres_url: str) -> AsyncIterator[tuple[Store, Store]]:
     await upgrade_async(postgres_url)
     first, second = Store(postgres_url), Store(postgres_url)
     for s in (first, second):
-        s.writer.start()
+        await s.writer.start()
     yield first, second
     for s in (first, second):
         await s.dispose()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consent.banks.breaker import CircuitBreaker
-from consent.service.errors import BrokerError
-from consent.service.ratelimit import RateLimiter
+from consent.service.ratelimit import RateLimiter, TokenBuckets
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -45,26 +43,33 @@ def test_a_success_always_closes_the_breaker(outcomes: list[bool]) -> None:
 
 
 def test_the_rate_limit_allows_a_human_pace_and_says_when_to_retry() -> None:
-    limiter = RateLimiter(per_minute=3)
+    limiter = TokenBuckets(per_minute=3)
     for _ in range(3):
-        limiter.take("s1", T0)
-    with pytest.raises(BrokerError) as refused:
-        limiter.take("s1", T0)
-    assert refused.value.status == 429
-    assert int(refused.value.headers["Retry-After"]) >= 1
-    limiter.take("s2", T0)  # other subjects are unaffected
-    limiter.take("s1", T0 + timedelta(seconds=21))  # a token has come back
+        assert limiter.take_now("s1", T0) is None
+    wait = limiter.take_now("s1", T0)
+    assert wait is not None and wait >= 1
+    assert limiter.take_now("s2", T0) is None  # other subjects are unaffected
+    assert limiter.take_now("s1", T0 + timedelta(seconds=21)) is None  # a token has come back
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(min_value=1, max_value=60), st.integers(min_value=0, max_value=200))
 def test_no_more_than_the_limit_passes_in_any_one_instant(per_minute: int, attempts: int) -> None:
-    limiter = RateLimiter(per_minute=per_minute)
-    passed = 0
-    for _ in range(attempts):
-        try:
-            limiter.take("s", T0)
-            passed += 1
-        except BrokerError:
-            pass
+    limiter = TokenBuckets(per_minute=per_minute)
+    passed = sum(limiter.take_now("s", T0) is None for _ in range(attempts))
     assert passed == min(per_minute, attempts)
+
+
+def test_the_buckets_forget_idle_keys_beyond_their_bound() -> None:
+    limiter = TokenBuckets(per_minute=2, max_keys=10)
+    for i in range(50):
+        limiter.take_now(f"k{i}", T0 + timedelta(minutes=i))
+    assert len(limiter._buckets) <= 11
+    assert limiter.take_now("k49", T0 + timedelta(minutes=49)) is None  # a busy key is kept
+    assert limiter.take_now("k49", T0 + timedelta(minutes=49)) is not None
+
+
+async def test_the_limiter_interface_is_async_so_a_shared_backend_can_plug_in() -> None:
+    limiter: RateLimiter = TokenBuckets(per_minute=1)
+    assert await limiter.take("c", T0) is None
+    assert await limiter.take("c", T0) == 60

@@ -147,7 +147,7 @@ async def test_the_strict_bank_refuses_transactions_before_anything_is_created(e
         json={"bank_id": "wisla", "scopes": ["transactions"]},
         headers=env.auth(),
     )
-    assert resp.status == 400
+    assert resp.status == 403
     assert (await resp.json())["error"] == "scope_not_allowed_by_bank"
     too_long = await env.broker.post(
         f"/v1/subjects/{subject}/consents",

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 
 from bank_mock.auth.permissions import permission_problem
 from consent.domain import decisions
@@ -33,7 +34,15 @@ from consent.domain.policy import (
     load_policies,
 )
 from consent.domain.purpose import check_purpose
-from consent.domain.scopes import Scope, oauth_scopes, obie_permissions, parse_scopes
+from consent.domain.scopes import (
+    Scope,
+    oauth_scopes,
+    obie_permissions,
+    parse_scopes,
+    scopes_from_text,
+    scopes_to_text,
+)
+from consent.store.tables import ScopeSet
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 POLICIES = load_policies(Path(__file__).resolve().parents[2] / "consent" / "policies")
@@ -232,3 +241,15 @@ def test_a_policy_file_that_is_not_yaml_is_refused_naming_it(tmp_path: Path) -> 
     (tmp_path / "broken.yaml").write_text("bank_id: [unclosed\n")
     with pytest.raises(PolicyError, match=r"broken\.yaml"):
         load_policies(tmp_path)
+
+
+@given(st.frozensets(st.sampled_from(list(Scope))))
+def test_scopes_survive_their_stored_form(scopes: frozenset[Scope]) -> None:
+    text = scopes_to_text(scopes)
+    assert scopes_from_text(text) == scopes
+    assert text == ",".join(sorted(s.value for s in scopes))
+    column = ScopeSet()
+    dialect = sqlite.dialect()
+    assert column.process_result_value(column.process_bind_param(scopes, dialect), dialect) == (
+        scopes
+    )

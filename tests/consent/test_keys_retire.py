@@ -12,6 +12,7 @@ import pytest
 
 from chatbank.cli import main
 from chatbank.keys import RetireRefusedError, retire, rotate
+from consent.domain.scopes import Scope
 from consent.settings import BrokerSettings
 from consent.store.db import make_engine, session_factory
 from consent.store.migrate import upgrade_async
@@ -63,7 +64,7 @@ async def _store_keys(settings: BrokerSettings, consent_ids: list[str]) -> dict[
                         subject_id="sub_1",
                         client_id="pc_1",
                         bank_id="northwind",
-                        scopes="balances",
+                        scopes=frozenset({Scope.BALANCES}),
                         purpose="chat-service",
                         status="authorized",
                         created_at=NOW,
