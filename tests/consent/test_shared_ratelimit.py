@@ -8,14 +8,17 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from consent.api.keys import BROKER
 from consent.service.ratelimit import RateLimiter, TokenBuckets
 from consent.store.migrate import upgrade_async
 from consent.store.ratelimit_pg import PostgresRateLimiter
+from tests.consent.broker_env import start, stop
 
 pytestmark = pytest.mark.postgres
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -97,3 +100,26 @@ async def test_a_lost_database_fails_the_read_instead_of_hanging(
     with pytest.raises(asyncpg.InterfaceError):
         async with asyncio.timeout(5):
             await limiter.take("s1", T0)
+
+
+async def test_the_broker_on_postgres_spends_the_shared_budget_only_for_allowed_reads(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    env = await start(tmp_path, postgres_url, reads_per_minute=3)
+    try:
+        limits = env.broker.app[BROKER].limits
+        assert limits is not None and isinstance(limits.subjects, PostgresRateLimiter)
+        subject = await env.subject()
+        url = f"/v1/subjects/{subject}/balances"
+        refused = await env.broker.get(url, headers=env.auth(purpose="marketing"))
+        assert refused.status == 403  # refused before the limit: spends nothing
+        other = PostgresRateLimiter(postgres_url, per_minute=3)  # another broker process
+        await other.open()
+        try:
+            assert await other.take(subject, env.clock()) is None
+        finally:
+            await other.close()
+        statuses = [(await env.broker.get(url, headers=env.auth())).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
+    finally:
+        await stop(env)
