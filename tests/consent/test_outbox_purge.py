@@ -56,7 +56,9 @@ async def test_delivered_messages_older_than_the_retention_are_deleted(
             session.add(row)
         await session.commit()
 
-    assert await purge_delivered(broker, RETENTION) == 1
+    # the broker's own periodic purge (first run at start-up) may get to "old" first on a busy
+    # machine, so what counts is what is left, not which of the two purges deleted it
+    assert await purge_delivered(broker, RETENTION) in (0, 1)
     async with broker.sessions() as session:
         left = sorted(r.id for r in (await session.exec(select(OutboxRow))).all())
     assert left == ["msg_pending", "msg_recent"]
