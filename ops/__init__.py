@@ -1,1 +1,2 @@
-"""Operability shared by every service: ``/healthz``, ``/readyz`` and Prometheus ``/metrics``."""
+"""Operability shared by every service: ``/healthz``, ``/readyz``, Prometheus ``/metrics`` and
+the production check of a public address. The services import this package, never each other."""
