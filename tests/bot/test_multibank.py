@@ -4,6 +4,8 @@ in free text narrows the answer, and small talk, support, transfers and typos ge
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, buttons
 from tests.bot.test_conversations import link_bank
 
@@ -116,6 +118,6 @@ async def test_free_text_filters_transactions_by_category_and_amount(system: Sys
         for line in big["text"].splitlines()
         if "£" in line and not line.startswith("<b>")
     ]
-    assert amounts and all(float(a) >= 40 for a in amounts), big["text"]
+    assert amounts and all(Decimal(a) >= 40 for a in amounts), big["text"]
     fuel = await system.say(ALICE, "fuel transactions", lambda t: "Transactions" in t)
     assert "fuel" in fuel["text"] and "Tesco" not in fuel["text"]
