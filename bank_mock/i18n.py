@@ -12,13 +12,12 @@ from __future__ import annotations
 import gettext
 from datetime import datetime
 from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
+
+from ops.i18n import compiled_catalog, preferred_language
 
 LANGUAGES = ("en", "ar", "pl")
 RTL = frozenset({"ar"})
@@ -41,18 +40,7 @@ def from_ui_locales(value: str | None) -> str | None:
 
 def from_accept_language(header: str | None) -> str | None:
     """The supported language the browser prefers most (RFC 9110 §12.5.4 q-values), if any."""
-    ranked: list[tuple[float, int, str]] = []
-    for index, part in enumerate((header or "")[:MAX_HEADER].split(",")):
-        tag, _, params = part.partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                continue
-        if _base(tag) in LANGUAGES and quality > 0:
-            ranked.append((-quality, index, _base(tag)))
-    return min(ranked)[2] if ranked else None
+    return preferred_language(header, lambda tag: _base(tag) if _base(tag) in LANGUAGES else None)
 
 
 def choose(ui_locales: str | None, accept_language: str | None) -> str:
@@ -62,15 +50,7 @@ def choose(ui_locales: str | None, accept_language: str | None) -> str:
 
 @lru_cache(maxsize=len(LANGUAGES))
 def _catalog(language: str) -> gettext.NullTranslations:
-    po = CATALOGS / language / "LC_MESSAGES" / "bank.po"
-    if language == "en" or not po.exists():
-        return gettext.NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=language)
-    buffer = BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    return compiled_catalog(CATALOGS / language / "LC_MESSAGES" / "bank.po", language)
 
 
 class PageText:

@@ -21,14 +21,13 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date, format_datetime, format_time
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
+
+from ops.i18n import compiled_catalog
 
 LANGUAGES = ("en", "ar", "pl")
 NAMES = {"en": "English", "ar": "العربية", "pl": "Polski"}
@@ -49,15 +48,7 @@ def pick_language(code: str | None, default: str = "en") -> str:
 
 @lru_cache(maxsize=len(LANGUAGES))
 def _catalog(language: str) -> gettext.NullTranslations:
-    po = CATALOGS / language / "LC_MESSAGES" / "bot.po"
-    if language == "en" or not po.exists():
-        return gettext.NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=language)
-    buffer = BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    return compiled_catalog(CATALOGS / language / "LC_MESSAGES" / "bot.po", language)
 
 
 class Tr:
