@@ -58,6 +58,12 @@ async def _authorize(request: web.Request, action: Action, **named: Any) -> Gran
     )
 
 
+def _deadline(request: web.Request) -> Deadline:
+    """When the answer is due: the request's ``X-Request-Deadline-Ms`` (or the default) from
+    its arrival, parsed before anything else so a bad header is refused at once."""
+    return Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
+
+
 def _owned(grant: Grant) -> Subject:
     assert grant.subject is not None  # an allowed request named its subject
     return grant.subject
@@ -247,7 +253,7 @@ async def revoke(request: web.Request) -> web.Response:
 async def balances(request: web.Request) -> web.Response:
     """Minimized balance views across the subject's banks, answered inside the request's
     deadline (``X-Request-Deadline-Ms``): per account fresh or last known, per bank a reason."""
-    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
+    deadline = _deadline(request)
     grant = await _authorize(request, Action.READ_BALANCES, log_scope="balances")
     answer = await reads.balances(
         request.app[BROKER], grant.client, _owned(grant), _purpose(request), deadline
@@ -258,12 +264,15 @@ async def balances(request: web.Request) -> web.Response:
 
 @routes.get("/v1/subjects/{subject_id}/accounts")
 async def subject_accounts(request: web.Request) -> web.Response:
-    """The subject's accounts across banks, each with the actions its consent and bank allow."""
+    """The subject's accounts across banks, each with the actions its consent and bank allow,
+    answered inside the request's deadline (``X-Request-Deadline-Ms``): a bank that does not
+    answer is listed from what was last read of it, and named in ``unavailable``."""
+    deadline = _deadline(request)
     grant = await _authorize(request, Action.READ_ACCOUNTS)
-    views = await accounts.accounts(
-        request.app[BROKER], grant.client, _owned(grant), _purpose(request)
+    answer = await accounts.accounts(
+        request.app[BROKER], grant.client, _owned(grant), _purpose(request), deadline
     )
-    return web.json_response({"accounts": views})
+    return web.json_response({"accounts": answer.views, "unavailable": answer.unavailable})
 
 
 SPENDING_DEFAULT_DAYS = 30
@@ -273,7 +282,9 @@ SPENDING_MAX_DAYS = 366
 @routes.get("/v1/subjects/{subject_id}/spending")
 async def subject_spending(request: web.Request) -> web.Response:
     """Money out over a period: ?from=&to= (dates), merchant=, category=, account= (a handle),
-    bank= (a bank id)."""
+    bank= (a bank id); every bank at once inside the request's deadline, a bank left out named
+    in ``unavailable``."""
+    deadline = _deadline(request)
     account = request.query.get("account", "").strip()[:80] or None
     # an account named here is checked like one in a path: another client's is a probe
     grant = await _authorize(
@@ -297,7 +308,7 @@ async def subject_spending(request: web.Request) -> web.Response:
         request.query.get("bank", "").strip()[:40] or None,
     )
     return web.json_response(
-        await spending(broker, grant.client, _owned(grant), query, _purpose(request))
+        await spending(broker, grant.client, _owned(grant), query, _purpose(request), deadline)
     )
 
 
@@ -360,7 +371,7 @@ async def account_transactions(request: web.Request) -> web.Response:
     """Minimized transactions of one account: ?from=&to= (dates), merchant=, category=,
     amount_min=, amount_max= (the amount's size), limit=, cursor=; answered inside the
     request's deadline (``X-Request-Deadline-Ms``)."""
-    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
+    deadline = _deadline(request)
     grant = await _authorize(
         request,
         Action.READ_TRANSACTIONS,
@@ -396,7 +407,9 @@ class AlertAnswer(BaseModel):
 @routes.post("/v1/subjects/{subject_id}/alerts/{alert_id}/answer")
 async def answer_alert(request: web.Request) -> web.Response:
     """The user's answer to a fraud alert: it_was_me, freeze_card or unfreeze_card; answers
-    converge in any order and return the alert's view as it now stands."""
+    converge in any order and return the alert's view as it now stands; the bank is given
+    until the request's deadline (``X-Request-Deadline-Ms``)."""
+    deadline = _deadline(request)
     asked = await _lenient(request, AlertAnswer)
     choice = asked.answer if asked else None
     grant = await _authorize(
@@ -406,21 +419,25 @@ async def answer_alert(request: web.Request) -> web.Response:
         log_scope="card_controls" if choice in alerts.CARD_ACTIONS else "fraud_alerts",
     )
     body: AlertAnswer = await _body(request, AlertAnswer)
-    return web.json_response(await alerts.answer(request.app[BROKER], grant, body.answer))
+    return web.json_response(await alerts.answer(request.app[BROKER], grant, body.answer, deadline))
 
 
 @routes.get("/v1/subjects/{subject_id}/cards")
 async def list_cards(request: web.Request) -> web.Response:
-    """The subject's cards on card-controls consents: handle, last 4, bank, status."""
+    """The subject's cards on card-controls consents: handle, last 4, bank, status; answered
+    inside the request's deadline, a bank that gave none named in ``unavailable``."""
+    deadline = _deadline(request)
     grant = await _authorize(request, Action.READ_CARDS, log_scope="card_controls")
     return web.json_response(
-        {"cards": await cards.cards(request.app[BROKER], grant.client, _owned(grant))}
+        await cards.cards(request.app[BROKER], grant.client, _owned(grant), deadline)
     )
 
 
 @routes.post("/v1/subjects/{subject_id}/cards/{card_handle}/{action:freeze|unfreeze}")
 async def set_card(request: web.Request) -> web.Response:
-    """Freeze or unfreeze one card (idempotent)."""
+    """Freeze or unfreeze one card (idempotent), the bank given until the request's
+    deadline."""
+    deadline = _deadline(request)
     handle, action = request.match_info["card_handle"], request.match_info["action"]
     grant = await _authorize(
         request,
@@ -428,7 +445,9 @@ async def set_card(request: web.Request) -> web.Response:
         log_scope="card_controls",
     )
     return web.json_response(
-        await cards.set_card(request.app[BROKER], grant.client, _owned(grant), handle, action)
+        await cards.set_card(
+            request.app[BROKER], grant.client, _owned(grant), handle, action, deadline
+        )
     )
 
 

@@ -264,34 +264,58 @@ class BankClient:
         return result
 
     async def resolve_alert(
-        self, access_token: str, alert_id: str, resolution: str
+        self,
+        access_token: str,
+        alert_id: str,
+        resolution: str,
+        *,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
-        """Card controls: answer a fraud alert, ``Genuine`` or ``Fraud`` (freezes the card)."""
+        """Card controls: answer a fraud alert, ``Genuine`` or ``Fraud`` (freezes the card).
+        Idempotent at the bank: the same resolution again answers 200 with the same state (a
+        different one is refused with 409), so a call that timed out may be repeated."""
         url = f"{self.info.card_controls_base}/fraud-alerts/{alert_id}/resolution"
         headers = {"Authorization": f"Bearer {access_token}"}
-        _, body = await self._call("POST", url, json={"Resolution": resolution}, headers=headers)
+        _, body = await self._call(
+            "POST", url, timeout_s=timeout_s, json={"Resolution": resolution}, headers=headers
+        )
         result: dict[str, Any] = body
         return result
 
-    async def read_alert(self, access_token: str, alert_id: str) -> dict[str, Any]:
+    async def read_alert(
+        self, access_token: str, alert_id: str, *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """Card controls: a fraud alert, its answer so far and its card's status."""
-        return await self._card_controls(access_token, "GET", f"/fraud-alerts/{alert_id}")
+        return await self._card_controls(
+            access_token, "GET", f"/fraud-alerts/{alert_id}", timeout_s=timeout_s
+        )
 
-    async def list_cards(self, access_token: str) -> list[dict[str, Any]]:
+    async def list_cards(
+        self, access_token: str, *, timeout_s: float | None = None
+    ) -> list[dict[str, Any]]:
         """Card controls: the cards on the consented accounts (masked PANs)."""
-        body = await self._card_controls(access_token, "GET", "/cards")
+        body = await self._card_controls(access_token, "GET", "/cards", timeout_s=timeout_s)
         cards = body.get("Card")
         return [c for c in cards if isinstance(c, dict)] if isinstance(cards, list) else []
 
-    async def set_card(self, access_token: str, card_id: str, action: str) -> dict[str, Any]:
-        """Card controls: ``freeze`` or ``unfreeze`` one card (idempotent at the bank)."""
+    async def set_card(
+        self, access_token: str, card_id: str, action: str, *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """Card controls: ``freeze`` or ``unfreeze`` one card. Idempotent at the bank (it sets
+        a state, it does not toggle one), so a call that timed out may be repeated."""
         if action not in ("freeze", "unfreeze"):
             raise ValueError(action)
-        return await self._card_controls(access_token, "POST", f"/cards/{card_id}/{action}")
+        return await self._card_controls(
+            access_token, "POST", f"/cards/{card_id}/{action}", timeout_s=timeout_s
+        )
 
-    async def _card_controls(self, access_token: str, method: str, path: str) -> dict[str, Any]:
+    async def _card_controls(
+        self, access_token: str, method: str, path: str, *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {access_token}"}
-        _, body = await self._call(method, f"{self.info.card_controls_base}{path}", headers=headers)
+        _, body = await self._call(
+            method, f"{self.info.card_controls_base}{path}", timeout_s=timeout_s, headers=headers
+        )
         data = body.get("Data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else {}
 

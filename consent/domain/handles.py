@@ -19,6 +19,8 @@ def new_handle(prefix: str = "acc") -> str:
     return f"{prefix}_{secrets.token_urlsafe(12)}"
 
 
-def alert_handle(secret: bytes, bank_id: str, bank_alert_id: str) -> str:
-    """The platform's stable, opaque id of a bank's fraud alert (``alt_…``)."""
-    return f"alt_{opaque_id(secret, 'fraud-alert', bank_id, bank_alert_id)}"
+def alert_handle(secret: bytes, bank_id: str, bank_alert_id: str, consent_id: str) -> str:
+    """The platform's stable, opaque id of a bank's fraud alert as one consent was told of it
+    (``alt_…``): two consents alerted of the same bank alert get unrelated handles, so one
+    subject's handle names nothing under another's."""
+    return f"alt_{opaque_id(secret, 'fraud-alert', bank_id, bank_alert_id, consent_id)}"

@@ -88,12 +88,14 @@ async def _fraud_alert(
     ):
         return None
     alert_id = str(event.get("alert_id", ""))[:100]
-    if not alert_id or await session.get(AlertRow, alert_id) is not None:
+    # one row per (consent, bank alert): every consent the bank alerted gets it, once
+    key = {"consent_id": row.consent_id, "alert_id": alert_id}
+    if not alert_id or await session.get(AlertRow, key) is not None:
         return None
     actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS in row.scopes else [])]
     handle = await handle_for(broker, session, row, str(event.get("account_id", "")))
     fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
-    opaque = alert_handle(broker.handle_secret, bank_id, alert_id)
+    opaque = alert_handle(broker.handle_secret, bank_id, alert_id, row.consent_id)
     view = fraud_alert_view(
         event, alert_handle=opaque, account_handle=handle, actions=actions, fields=fields
     )

@@ -9,16 +9,19 @@ the alert's minimized view as it stands after the answer (the platform keeps not
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from consent.banks.client import BankCallError, BankClient
+from consent.banks.client import BankCallError, BankClient, BankRefusedError
 from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.service.authz import Grant
 from consent.service.broker import Broker
+from consent.service.deadline import DEFAULT_MS, Deadline, in_time
 from consent.service.errors import bad_request, not_found
 from consent.service.linking import bank_error
+from consent.service.planner import within
 from consent.service.reads import _with_token, handle_for
 from consent.store import audit
 from consent.store.tables import AlertRow, ConsentRow
@@ -33,21 +36,42 @@ def _bank_alert_id(alert: AlertRow) -> str:
 
 
 async def _at_bank(
-    bank: BankClient, token: str, bank_alert_id: str, choice: str, answered: str | None
+    bank: BankClient,
+    token: str,
+    bank_alert_id: str,
+    choice: str,
+    answered: str | None,
+    deadline: Deadline,
 ) -> dict[str, Any]:
-    """Make the bank's state match ``choice``; return the bank's alert afterwards."""
+    """Make the bank's state match ``choice``; return the bank's alert afterwards.
+
+    Every bank call here is idempotent — resolving with the resolution the alert already has,
+    freezing a frozen card, unfreezing an active one and reading all answer the same state —
+    so each is retried on a 5xx or a timeout while the deadline lasts (never on a refusal)."""
+
+    async def once(call: Callable[[float], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        return await within(deadline, call)
+
     if answered is None and choice != "unfreeze_card":
         resolution = "Genuine" if choice == "it_was_me" else "Fraud"
-        body = await bank.resolve_alert(token, bank_alert_id, resolution)
-        data = body.get("Data")
-        return data if isinstance(data, dict) else {}
-    current = await bank.read_alert(token, bank_alert_id)
+        try:
+            body = await once(
+                lambda left: bank.resolve_alert(token, bank_alert_id, resolution, timeout_s=left)
+            )
+        except BankRefusedError as e:
+            # another consent over the same bank customer answered first (409): converge on
+            # the bank's state below, as for an alert this consent had answered
+            if e.status != 409:
+                raise
+        else:
+            data = body.get("Data")
+            return data if isinstance(data, dict) else {}
+    current = await once(lambda left: bank.read_alert(token, bank_alert_id, timeout_s=left))
     card_id = current.get("CardId")
     if choice == "it_was_me" or not isinstance(card_id, str):
         return current  # already answered: nothing changes; no card: nothing to act on
-    changed = await bank.set_card(
-        token, card_id, "freeze" if choice == "freeze_card" else "unfreeze"
-    )
+    action = "freeze" if choice == "freeze_card" else "unfreeze"
+    changed = await once(lambda left: bank.set_card(token, card_id, action, timeout_s=left))
     return {**current, "CardStatus": changed.get("Status", current.get("CardStatus"))}
 
 
@@ -85,9 +109,15 @@ def needed_scopes(choice: str | None) -> frozenset[Scope]:
     return frozenset({Scope.FRAUD_ALERTS})
 
 
-async def answer(broker: Broker, grant: Grant, choice: str) -> dict[str, Any]:
+async def answer(
+    broker: Broker, grant: Grant, choice: str, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """The answer of an alert the authorization step allowed (consent.service.authz: the
-    consent live and holding :func:`needed_scopes`)."""
+    consent live and holding :func:`needed_scopes`), inside ``deadline``: a bank that does not
+    answer in time gives a 504 ``bank_timeout`` and the alert's answer stays as it was here (the
+    bank may have applied it; pressing again converges, see :func:`_at_bank`)."""
+    deadline = deadline or Deadline.within(DEFAULT_MS / 1000)
+    banks = deadline.for_banks()
     if choice not in ANSWERS:
         raise bad_request(
             "answer must be it_was_me, freeze_card or unfreeze_card", "invalid_answer"
@@ -98,7 +128,9 @@ async def answer(broker: Broker, grant: Grant, choice: str) -> dict[str, Any]:
     # the platform names the alert by its opaque handle; the bank's own id stays in the broker
     alert_id = grant.alert.handle
     async with broker.sessions() as session:
-        alert = await session.get(AlertRow, grant.alert.alert_id)
+        alert = await session.get(
+            AlertRow, {"consent_id": grant.alert.consent_id, "alert_id": grant.alert.alert_id}
+        )
         row = await session.get(ConsentRow, grant.consent.consent_id)
         if alert is None or row is None:
             raise not_found("alert")
@@ -106,10 +138,10 @@ async def answer(broker: Broker, grant: Grant, choice: str) -> dict[str, Any]:
         answered, bank_alert_id = alert.answer, _bank_alert_id(alert)
 
         async def call(bank: BankClient, token: str) -> dict[str, Any]:
-            return await _at_bank(bank, token, bank_alert_id, choice, answered)
+            return await _at_bank(bank, token, bank_alert_id, choice, answered, banks)
 
         try:
-            data: dict[str, Any] = await _with_token(broker, session, row, call)
+            data: dict[str, Any] = await in_time(banks, _with_token(broker, session, row, call))
         except BankCallError as e:
             raise bank_error(e) from e
         if choice == "freeze_card" or (choice == "it_was_me" and answered is None):

@@ -7,11 +7,15 @@ keeping a small reserve to write the access log and answer.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from consent.service.errors import bad_request
+from consent.service.errors import BrokerError, bad_request
+
+T = TypeVar("T")
 
 HEADER = "X-Request-Deadline-Ms"
 DEFAULT_MS = 4000  # a client that sends no deadline still gets an answer in about 4 s
@@ -55,3 +59,15 @@ def parse_deadline_ms(raw: str | None) -> int:
     if not 1 <= value <= MAX_MS:
         raise bad_request(f"{HEADER} must be between 1 and {MAX_MS}")
     return value
+
+
+async def in_time(deadline: Deadline, call: Awaitable[T]) -> T:
+    """``call``'s result if it completes before ``deadline``, else a 504 ``bank_timeout`` (the
+    call is cancelled: nothing of it is answered or logged as served)."""
+    try:
+        async with asyncio.timeout(max(0.0, deadline.remaining())):
+            return await call
+    except TimeoutError as e:
+        raise BrokerError(
+            504, "bank_timeout", "the bank did not answer in time", headers={"Retry-After": "5"}
+        ) from e

@@ -213,12 +213,16 @@ class DeadLetterRow(SQLModel, table=True):
 
 
 class AlertRow(SQLModel, table=True):
-    """A fraud alert shown to the platform, so its answer can go back to the right bank."""
+    """A fraud alert shown to the platform, so its answer can go back to the right bank. One
+    row per consent the bank alerted: two subjects linked to the same bank customer each get
+    their own row, handle and answer."""
 
     __tablename__ = "fraud_alert"
+    consent_id: str = Field(
+        primary_key=True, foreign_key="consent.consent_id", index=True, max_length=64
+    )
     alert_id: str = Field(primary_key=True, max_length=100)  # the bank's; never leaves the broker
     handle: str = Field(unique=True, index=True, max_length=100)  # what the platform is given
-    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
     answer: str | None = Field(default=None, max_length=20)
 
 

@@ -22,6 +22,7 @@ ACCOUNT_KEYS = {
     "last4",
     "currency",
     "actions",
+    "status",  # fresh, or last_known (with read_at and reason) when the bank did not answer
 }
 
 
@@ -241,20 +242,30 @@ async def test_transactions_filter_by_category_and_amount_size(env: Env) -> None
 
 
 @pytest.mark.parametrize("path", ["accounts", "spending"])
-async def test_a_failing_bank_is_a_502_with_a_retry_hint_and_nothing_half_written(
+async def test_a_failing_bank_is_named_with_a_typed_reason_and_not_logged_as_served(
     env: Env, path: str
 ) -> None:
     subject = await env.subject()
     await env.link(subject)
     await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 1.0})
-    resp = await env.broker.get(f"/v1/subjects/{subject}/{path}", headers=env.auth())
-    assert resp.status == 502 and resp.headers["Retry-After"]
-    assert (await resp.json())["error"] == "bank_unavailable"
+    failed = await _get(env, subject, path)  # an answer, not a 502 for the whole request
+    assert [(u["bank_id"], u["bank_name"], u["reason"]) for u in failed["unavailable"]] == [
+        ("northwind", "Northwind Bank", "bank_unavailable")
+    ]
+    if path == "accounts":
+        assert failed["accounts"] == []  # nothing was ever read from it to fall back on
+    else:
+        assert (failed["totals"], failed["complete"]) == ([], False)
     await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 0.0})
-    assert (await _get(env, subject, path)) is not None
-    assert all(
-        e["outcome"] == "allowed" for e in await _log(env, subject) if e["action"] == f"read.{path}"
-    )
+    env.clock.now += timedelta(minutes=1)  # the bank's circuit breaker half-opens
+    again = await _get(env, subject, path)
+    assert again["unavailable"] == []
+    logged = [
+        (e["outcome"], e["reason"])
+        for e in await _log(env, subject)
+        if e["action"] == f"read.{path}"
+    ]
+    assert logged == [("denied", "bank_unavailable"), ("allowed", "ok")]
 
 
 async def test_an_expired_bank_token_is_refreshed_for_the_new_views(env: Env) -> None:
