@@ -70,8 +70,10 @@ class Env:
         scopes: list[str] | None = None,
         username: str = "demo1",
         duration_days: int | None = None,
+        credential: str | None = None,
     ) -> str:
-        """Start a link, approve it as the customer (sandbox), and land on the broker's callback."""
+        """Start a link, approve it as the customer (sandbox), and land on the broker's callback
+        (as the platform client of ``credential``, the first one when not given)."""
         resp = await self.broker.post(
             f"/v1/subjects/{subject}/consents",
             json={
@@ -79,7 +81,7 @@ class Env:
                 "scopes": scopes or ["balances", "transactions", "fraud_alerts"],
                 **({"duration_days": duration_days} if duration_days else {}),
             },
-            headers=self.auth(),
+            headers=self.auth(credential=credential),
         )
         assert resp.status == 201, await resp.text()
         started = await resp.json()
