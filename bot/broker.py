@@ -9,7 +9,9 @@ message; nothing here logs a payload.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -20,6 +22,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 PURPOSE = "chat-service"
 DEADLINE_HEADER = "X-Request-Deadline-Ms"
 DEADLINE_MARGIN_S = 0.3  # the broker is asked to answer this much before our own timeout
+MIN_CALL_S = 0.25  # with less than this left of the update's budget no call is started
+# When the answer to the update being handled is due (time.monotonic()), set by
+# :meth:`BrokerClient.begin` as each update arrives: every broker call of the update shares it,
+# so a handler making two calls still answers in time. None: each call has the full timeout.
+_DUE: ContextVar[float | None] = ContextVar("chatbank_broker_due", default=None)
 Observer = Callable[[str, bytes], Awaitable[None] | None]
 M = TypeVar("M", bound=BaseModel)
 
@@ -96,7 +103,8 @@ class BalanceAnswer(_Wire):
 
 class Account(_Wire):
     """An account with what its consent and bank policy allow ("balances", "transactions",
-    "spending", "card_controls")."""
+    "spending", "card_controls"); ``last_known`` when its bank did not answer and the broker
+    listed it from what it last read."""
 
     account_handle: str
     bank_id: str
@@ -106,6 +114,12 @@ class Account(_Wire):
     last4: str | None = None
     currency: str | None = None
     actions: list[str] = []
+    status: Literal["fresh", "last_known"] = "fresh"
+
+
+class AccountAnswer(_Wire):
+    accounts: list[Account]
+    unavailable: list[Unavailable] = []
 
 
 class SpendingTotal(_Wire):
@@ -125,6 +139,7 @@ class Spending(_Wire):
     by_category: list[CategoryTotal] = []
     complete: bool = True
     accounts: int = 0
+    unavailable: list[Unavailable] = []  # banks left out of the totals, and why
 
 
 class Transaction(_Wire):
@@ -162,6 +177,11 @@ class Card(_Wire):
     status: str
 
 
+class CardAnswer(_Wire):
+    cards: list[Card]
+    unavailable: list[Unavailable] = []
+
+
 class AccessEntry(_Wire):
     seq: int
     at: str
@@ -197,16 +217,25 @@ class BrokerClient:
         observe: Observer | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
-        # the broker answers inside the deadline we send, a little before our timeout fires
-        deadline_ms = max(1, int((timeout_s - min(DEADLINE_MARGIN_S, timeout_s / 4)) * 1000))
-        self._headers = {
-            "Authorization": f"Bearer {credential}",
-            "X-Purpose": PURPOSE,
-            DEADLINE_HEADER: str(deadline_ms),
-        }
+        self._timeout_s = timeout_s
+        self._headers = {"Authorization": f"Bearer {credential}", "X-Purpose": PURPOSE}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._observe = observe
+
+    def begin(self) -> None:
+        """An update has arrived: every broker call made for it from here on shares one budget
+        of ``timeout_s`` (the chat's answer is due then, however many calls it needs)."""
+        _DUE.set(time.monotonic() + self._timeout_s)
+
+    def _left(self, share: float) -> float:
+        """Seconds this call may take: ``share`` of what is left of the update's budget (all
+        of the timeout outside an update); a :class:`BrokerError` when too little is left."""
+        due = _DUE.get()
+        left = self._timeout_s if due is None else min(self._timeout_s, due - time.monotonic())
+        if left < MIN_CALL_S:
+            raise BrokerError(504, "broker_timeout")
+        return max(MIN_CALL_S, left * share)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -214,13 +243,29 @@ class BrokerClient:
             self._session = None
 
     async def _call(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        share: float = 1.0,
     ) -> Any:
+        """One call, given ``share`` of the update's remaining budget; the broker is asked to
+        answer inside it (``X-Request-Deadline-Ms``) a little before our own timeout fires."""
+        left = self._left(share)
+        deadline_ms = max(1, int((left - min(DEADLINE_MARGIN_S, left / 4)) * 1000))
+        headers = {**self._headers, DEADLINE_HEADER: str(deadline_ms)}
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
             async with self._session.request(
-                method, f"{self._base}{path}", json=json, params=params, headers=self._headers
+                method,
+                f"{self._base}{path}",
+                json=json,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=left),
             ) as resp:
                 body = await resp.read()
                 status = resp.status
@@ -277,12 +322,15 @@ class BrokerClient:
     async def balances(self, subject: str) -> list[Balance]:
         return (await self.balance_answer(subject)).balances
 
+    async def account_answer(self, subject: str, *, share: float = 1.0) -> AccountAnswer:
+        """Every account across banks (a bank that did not answer is listed from what the
+        broker last read, or named in ``unavailable``). ``share``: of the update's budget, when
+        another call must follow."""
+        path = f"/v1/subjects/{subject}/accounts"
+        return await self._model(AccountAnswer, "GET", path, share=share)
+
     async def accounts(self, subject: str) -> list[Account]:
-        data = await self._call("GET", f"/v1/subjects/{subject}/accounts")
-        try:
-            return [Account.model_validate(a) for a in data["accounts"]]
-        except (ValidationError, KeyError, TypeError) as e:
-            raise BrokerError(502, "broker_bad_answer") from e
+        return (await self.account_answer(subject)).accounts
 
     async def spending(
         self,
@@ -334,9 +382,12 @@ class BrokerClient:
         path = f"/v1/subjects/{subject}/alerts/{alert_id}/answer"
         return await self._model(AlertResult, "POST", path, json={"answer": answer})
 
+    async def card_answer(self, subject: str) -> CardAnswer:
+        """Every card on card-controls links, and the banks that gave none."""
+        return await self._model(CardAnswer, "GET", f"/v1/subjects/{subject}/cards")
+
     async def cards(self, subject: str) -> list[Card]:
-        data = await self._call("GET", f"/v1/subjects/{subject}/cards")
-        return [Card.model_validate(c) for c in data["cards"]]
+        return (await self.card_answer(subject)).cards
 
     async def set_card(self, subject: str, card_handle: str, action: str) -> Card:
         """``action``: freeze or unfreeze."""

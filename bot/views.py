@@ -243,6 +243,36 @@ def _not_answering(tr: Tr, gone: Unavailable) -> str:
     return tr._("%(bank)s did not give me its balances. Please try again in a minute.", bank=bank)
 
 
+def left_out(tr: Tr, unavailable: Sequence[Unavailable], *, others: bool) -> list[str]:
+    """One line per bank whose part is missing from an answer: "Northwind Bank did not answer;
+    showing the others." when something else is shown, else that it is not answering."""
+    lines = []
+    for gone in unavailable:
+        bank = tr.esc(gone.bank_name)
+        if gone.reason == "reauthorization_needed":
+            text = tr._("%(bank)s needs you to link it again: /link", bank=bank)
+        elif others:
+            text = tr._("%(bank)s did not answer; showing the others.", bank=bank)
+        else:
+            text = tr._(
+                "%(bank)s is not answering right now. Please try again in a minute.", bank=bank
+            )
+        lines.append("⚠️ " + text)
+    return lines
+
+
+def none_answered(tr: Tr, unavailable: Sequence[Unavailable]) -> str:
+    """A whole message for an answer with nothing in it: which banks did not answer, and why."""
+    return tr.message("\n".join(left_out(tr, unavailable, others=False)))
+
+
+def with_left_out(tr: Tr, text: str, unavailable: Sequence[Unavailable]) -> str:
+    """``text`` (a whole message) followed by the banks left out of it."""
+    if not unavailable:
+        return text
+    return text + "\n\n" + tr.message("\n".join(left_out(tr, unavailable, others=True)))
+
+
 PERIODS = ("7d", "30d", "month", "last_month")
 
 
@@ -394,7 +424,21 @@ def spending(
         for item in result.by_category[:4]:
             name = category_name(tr, item.category)
             lines.append(f"• {name}: {tr.money(item.total, item.currency)}")
-    if not result.complete:
+    if result.unavailable:
+        lines.append("")
+        for gone in result.unavailable:
+            lines.append(
+                "⚠️ "
+                + (
+                    tr._("%(bank)s needs you to link it again: /link", bank=tr.esc(gone.bank_name))
+                    if gone.reason == "reauthorization_needed"
+                    else tr._(
+                        "%(bank)s did not answer, so this total leaves it out.",
+                        bank=tr.esc(gone.bank_name),
+                    )
+                )
+            )
+    elif not result.complete:
         lines.append(
             tr._(
                 "There is more history than I can add up at once: this is at least what you spent."

@@ -32,12 +32,17 @@ async def _offer(update: Update, context: ChatContext, short: str) -> None:
     t = await texts(update, context)
     subject = await subject_of(update, context, create=False)
     try:
-        found = await context.services.broker.cards(subject) if subject else []
+        listed = await context.services.broker.card_answer(subject) if subject else None
     except BrokerError as e:
         await report(update, context, e)
         return
+    found = listed.cards if listed else []
+    gone = listed.unavailable if listed else []
     wanted = "active" if short == "fz" else "frozen"
     cards = [c for c in found if c.status == wanted]
+    if not cards and gone:
+        await say(update, views.none_answered(t, gone), edit=False)
+        return
     if not cards:
         if not found:
             text = t._("No cards I can act on: link a bank with card controls (/link).")
@@ -56,7 +61,7 @@ async def _offer(update: Update, context: ChatContext, short: str) -> None:
         [Button(await _label(t, context, c), callback_data=f"cd:{short}:{c.card_handle}")]
         for c in cards[:8]
     ]
-    await say(update, t.message(prompt), Keyboard(rows), edit=False)
+    await say(update, views.with_left_out(t, t.message(prompt), gone), Keyboard(rows), edit=False)
 
 
 async def freeze_command(update: Update, context: ChatContext) -> None:

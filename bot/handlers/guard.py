@@ -4,6 +4,9 @@ Runs before every other handler (group -1). In a group, supergroup or channel th
 that it only works in private chats, with no data and no buttons, and stops. A button pressed by
 someone other than the private chat's owner (which Telegram never delivers, but a forged or
 replayed update could) is acknowledged and ignored, so nobody's data lands in another's chat.
+
+Being first, it also starts the update's time budget (:meth:`bot.broker.BrokerClient.begin`):
+the user gets an answer within it however many broker calls the handler makes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 async def private_only(update: Update, context: ChatContext) -> None:
-    """Let private chats through; answer everything else with one plain sentence and stop."""
+    """Let private chats through; answer everything else with one plain sentence and stop.
+    Starts the update's budget: every broker call made for it shares one deadline."""
+    context.services.broker.begin()
     chat, user, query = update.effective_chat, update.effective_user, update.callback_query
     if chat is None:
         return  # nothing we serve (allowed_updates keeps these away anyway)

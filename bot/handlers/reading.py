@@ -14,7 +14,7 @@ from typing import Any
 from telegram import Update
 
 from bot import views
-from bot.broker import Account, BrokerError
+from bot.broker import Account, BrokerError, Unavailable
 from bot.context import ChatContext, subject_of, texts
 from bot.handlers.common import answer_button, report, say
 from bot.intents.entities import find_bank
@@ -57,11 +57,15 @@ async def balance(update: Update, context: ChatContext, *, bank: str | None = No
 
 def _transaction_accounts(found: list[Account], bank: str | None) -> list[Account]:
     """The accounts whose consent and bank policy allow transactions (``bank``'s only, when
-    asked), current accounts first."""
+    asked): those of banks that just answered first (the first one is shown at once), current
+    accounts first."""
     eligible = [a for a in found if "transactions" in a.actions]
     if bank is not None:
         eligible = [a for a in eligible if a.bank_id == bank]
-    return sorted(eligible, key=lambda a: a.account_type != "current")
+    return sorted(eligible, key=lambda a: (a.status != "fresh", a.account_type != "current"))
+
+
+ACCOUNTS_SHARE = 0.5  # of the update's budget, for the account list before a page of them
 
 
 PAGE = 5  # transactions per message unless asked ("my last 10 payments")
@@ -110,14 +114,23 @@ async def transactions(
         await say(update, views.balances(t, []), edit=False)
         return
     try:
-        found = await context.services.broker.accounts(subject)
+        # half the update's budget: the page of transactions must still fit in the rest
+        listed = await context.services.broker.account_answer(subject, share=ACCOUNTS_SHARE)
     except BrokerError as e:
         await report(update, context, e)
         return
+    found = listed.accounts
+    gone = [u for u in listed.unavailable if bank in (None, u.bank_id)]
     if not found:
-        await say(update, views.balances(t, []), edit=False)
+        if gone:
+            await say(update, views.none_answered(t, gone), edit=False)
+        else:
+            await say(update, views.balances(t, []), edit=False)
         return
     accounts = _transaction_accounts(found, bank)
+    if not accounts and gone:
+        await say(update, views.none_answered(t, gone), edit=False)
+        return
     if not accounts:
         names = sorted({a.bank_name or a.bank_id for a in found if bank in (None, a.bank_id)})
         if bank is not None and not names:
@@ -141,7 +154,7 @@ async def transactions(
         state["period"] = "custom"
         state["from"] = (date_from or today - timedelta(days=365)).isoformat()
         state["to"] = (date_to or today).isoformat()
-    await _show(update, context, state, accounts, edit=False)
+    await _show(update, context, state, accounts, edit=False, gone=gone)
 
 
 async def _show(
@@ -151,6 +164,7 @@ async def _show(
     accounts: list[Account] | None = None,
     *,
     edit: bool = True,
+    gone: list[Unavailable] | None = None,
 ) -> None:
     user = update.effective_user
     assert user is not None
@@ -196,7 +210,7 @@ async def _show(
         page_no=len(cursors) - 1,
         accounts=state["labels"],
     )
-    await say(update, text, keyboard, edit=edit)
+    await say(update, views.with_left_out(t, text, gone or []), keyboard, edit=edit)
 
 
 async def transactions_button(update: Update, context: ChatContext) -> None:

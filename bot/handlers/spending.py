@@ -57,6 +57,13 @@ async def spending(
     except BrokerError as e:
         await report(update, context, e)
         return
+    if result.accounts == 0 and result.unavailable and not result.totals:
+        await say(
+            update,
+            views.none_answered(t, result.unavailable),
+            edit=False,
+        )
+        return
     if result.accounts == 0:
         try:
             found = await context.services.broker.accounts(subject)
