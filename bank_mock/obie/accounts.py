@@ -118,6 +118,26 @@ async def get_balances(request: web.Request) -> web.Response:
     return _json(request, orjson.dumps(body))
 
 
+@routes.get(BASE + "/balances")
+async def get_all_balances(request: web.Request) -> web.Response:
+    """Booked and available balances of every account the consent covers, in one answer (the
+    OBIE bulk endpoint: a client that does not know the accounts yet needs one round trip)."""
+    bank = bank_of(request)
+    consent = _consent(request, bank)
+    _need(consent, "ReadBalances")
+    now = request.app[CLOCK]()
+    data = []
+    for account_id in consent.account_ids:
+        booked, available = bank.balances_minor(account_id)
+        data.extend(balances_json(bank.accounts[account_id], booked, available, now))
+    body = {
+        "Data": {"Balance": data},
+        "Links": {"Self": _links_self(request)},
+        "Meta": {"TotalPages": 1},
+    }
+    return _json(request, orjson.dumps(body))
+
+
 def parse_when(request: web.Request, name: str) -> datetime | None:
     """An ISO 8601 query parameter (naive means UTC), or None; 400 when malformed."""
     raw = request.query.get(name)

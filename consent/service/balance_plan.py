@@ -1,7 +1,9 @@
 """One consent's balances from its bank, planned inside the request's deadline.
 
-The account list and the balances of every account already known run at once; accounts seen
-for the first time are read as soon as the list arrives. Every read is idempotent, so each is
+The account list and the balances of every account already known run at once; when no account
+is known yet (the first read after linking) the list and the bank's bulk ``GET /balances`` run at
+once, so even the first read is one round trip. Accounts the list names and no balance read
+covered are read as soon as the list arrives. Every read is idempotent, so each is
 retried with jittered backoff while the budget lasts (:mod:`consent.service.planner`). Nothing
 here raises for a bank failure: what could not be read is missing from :class:`Fetched` and
 ``failure`` says why.
@@ -83,14 +85,21 @@ async def fetch_balances(
         return await within(deadline, lambda left: bank.read(token, path, timeout_s=left), plan)
 
     known = list(dict.fromkeys(known_ids))
-    listed, *pages = await asyncio.gather(
-        get("/accounts"), *(get(_balances_path(a)) for a in known), return_exceptions=True
-    )
-    balances, failure = _collect(zip(known, pages, strict=True))
+    if known:
+        listed, *pages = await asyncio.gather(
+            get("/accounts"), *(get(_balances_path(a)) for a in known), return_exceptions=True
+        )
+        balances, failure = _collect(zip(known, pages, strict=True))
+    else:  # no account known yet (the first read): the list and every balance at once
+        listed, bulk = await asyncio.gather(
+            get("/accounts"), get("/balances"), return_exceptions=True
+        )
+        balances, failure = _bulk(bulk)
     if isinstance(listed, BaseException):
         return Fetched(None, balances, _bank_failure(listed))
     accounts: list[Page] = list(listed["Data"]["Account"])
     new = [str(a["AccountId"]) for a in accounts if str(a["AccountId"]) not in known]
+    new = [a for a in new if a not in balances]
     if new:
         more = await asyncio.gather(*(get(_balances_path(a)) for a in new), return_exceptions=True)
         later, later_failure = _collect(zip(new, more, strict=True))
@@ -98,6 +107,22 @@ async def fetch_balances(
         failure = failure or later_failure
     wanted = {str(a["AccountId"]) for a in accounts}
     return Fetched(accounts, {k: v for k, v in balances.items() if k in wanted}, failure)
+
+
+NO_BULK = frozenset({404, 405})  # a bank without GET /balances: read them one by one
+
+
+def _bulk(page: Page | BaseException) -> tuple[dict[str, list[Page]], Exception | None]:
+    """Balances by account from the bulk ``GET /balances``; a bank that does not offer it is
+    no failure (its accounts are then read one by one)."""
+    if isinstance(page, BankRefusedError) and page.status in NO_BULK:
+        return {}, None
+    if isinstance(page, BaseException):
+        return {}, _bank_failure(page)
+    got: dict[str, list[Page]] = {}
+    for balance in page["Data"]["Balance"]:
+        got.setdefault(str(balance.get("AccountId")), []).append(balance)
+    return got, None
 
 
 def _balances_path(account_id: str) -> str:

@@ -59,6 +59,28 @@ async def test_basic_account_permission_hides_account_numbers(bank_client: Clien
     assert all("Account" not in a for a in accounts)
 
 
+async def test_bulk_balances_cover_every_consented_account_in_one_answer(
+    bank_client: Client,
+) -> None:
+    reg = await flow.register(bank_client, "northwind")
+    linked = await flow.link(bank_client, reg)
+    accounts = await _accounts(bank_client, linked.access_token)
+    resp = await bank_client.get(f"{BASE}/balances", headers=flow.bearer(linked.access_token))
+    balances = orjson.loads(await assert_obie(resp))["Data"]["Balance"]
+    assert sorted({b["AccountId"] for b in balances}) == sorted(a["AccountId"] for a in accounts)
+    for account in accounts:
+        one = await bank_client.get(
+            f"{BASE}/accounts/{account['AccountId']}/balances",
+            headers=flow.bearer(linked.access_token),
+        )
+        alone = orjson.loads(await assert_obie(one))["Data"]["Balance"]
+        assert [b for b in balances if b["AccountId"] == account["AccountId"]] == alone
+    basic = await flow.link(bank_client, reg, ["ReadAccountsBasic"])
+    refused = await bank_client.get(f"{BASE}/balances", headers=flow.bearer(basic.access_token))
+    assert refused.status == 403
+    await assert_obie(refused)
+
+
 async def test_missing_balance_permission_is_forbidden(bank_client: Client) -> None:
     reg = await flow.register(bank_client, "northwind")
     linked = await flow.link(bank_client, reg, ["ReadAccountsBasic"])

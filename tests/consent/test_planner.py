@@ -200,6 +200,59 @@ async def test_one_failing_account_leaves_the_others_fresh() -> None:
     assert reason(fetched.failure) == "bank_unavailable"
 
 
+class BulkBank(FakeBank):
+    """A bank with the bulk ``GET /balances`` (``bulk``), or one answering it 404."""
+
+    def __init__(self, accounts: list[str], *, bulk: bool) -> None:
+        super().__init__(accounts)
+        self.bulk = bulk
+
+    async def read(
+        self,
+        access_token: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        if path != "/balances":
+            return await super().read(access_token, path, params, timeout_s=timeout_s)
+        self.paths.append(path)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if not self.bulk:
+                raise BankRefusedError("no such resource", status=404)
+            return {
+                "Data": {
+                    "Balance": [
+                        {"AccountId": a, "Type": t}
+                        for a in self.accounts
+                        for t in ("InterimBooked", "InterimAvailable")
+                    ]
+                }
+            }
+        finally:
+            self.in_flight -= 1
+
+
+async def test_the_first_read_asks_the_list_and_every_balance_at_once() -> None:
+    bank = BulkBank(["a1", "a2"], bulk=True)
+    fetched = await fetch_balances(bank, "tok", [], Deadline.within(2))
+    assert fetched.complete and fetched.failure is None
+    assert sorted(bank.paths) == ["/accounts", "/balances"] and bank.most == 2  # one round trip
+    assert [len(fetched.balances[a]) for a in ("a1", "a2")] == [2, 2]
+
+
+async def test_a_bank_without_bulk_balances_is_read_account_by_account() -> None:
+    bank = BulkBank(["a1", "a2"], bulk=False)
+    fetched = await fetch_balances(bank, "tok", [], Deadline.within(2))
+    assert fetched.complete and fetched.failure is None  # a 404 on /balances is no failure
+    assert bank.paths.count("/accounts/a1/balances") == 1
+    assert bank.paths.count("/accounts/a2/balances") == 1
+
+
 async def test_a_failed_account_list_is_a_result_not_an_exception() -> None:
     bank = FakeBank(["a1"], failing=frozenset({"/accounts"}))
     plan = RetryPlan(max_attempts=2, base_s=0.001)
