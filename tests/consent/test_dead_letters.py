@@ -194,7 +194,8 @@ async def test_an_event_id_another_bank_used_is_not_a_duplicate(
     assert await ingest(broker, "northwind", claims) == "processed"
     assert await ingest(broker, "northwind", claims) == "duplicate"
     async with broker.sessions() as session:
-        assert await session.get(AlertRow, "fa-77") is not None
+        key = {"consent_id": consent_id, "alert_id": "fa-77"}  # one alert row per consent
+        assert await session.get(AlertRow, key) is not None
 
 
 async def test_a_failing_message_holds_back_the_later_ones_of_its_subject(
