@@ -197,7 +197,9 @@ class NewConsent(BaseModel):
 
 @routes.post("/v1/subjects/{subject_id}/consents")
 async def new_consent(request: web.Request) -> web.Response:
-    """Start linking a bank: returns the bank's own approval URL."""
+    """Start linking a bank: returns the bank's own approval URL (the bank given until the
+    request's deadline)."""
+    deadline = _deadline(request)
     asked = await _lenient(request, NewConsent)  # the bank policy decides on what is asked
     grant = await _authorize(
         request,
@@ -219,6 +221,7 @@ async def new_consent(request: web.Request) -> web.Response:
         scopes,
         body.duration_days,
         language=body.language,
+        deadline=deadline,
     )
     return web.json_response(
         {
@@ -242,10 +245,14 @@ async def consents(request: web.Request) -> web.Response:
 
 @routes.delete("/v1/subjects/{subject_id}/consents/{consent_id}")
 async def revoke(request: web.Request) -> web.Response:
-    """Revoke a consent: the bank is told and the broker's copy of the tokens is shredded."""
+    """Revoke a consent: the bank is told (best effort, until the request's deadline) and the
+    broker's copy of the tokens is shredded."""
+    deadline = _deadline(request)
     grant = await _authorize(request, Action.CONSENT_REVOKE)
     assert grant.consent is not None
-    row = await linking.revoke(request.app[BROKER], _owned(grant), grant.consent.consent_id)
+    row = await linking.revoke(
+        request.app[BROKER], _owned(grant), grant.consent.consent_id, deadline
+    )
     return web.json_response(consent_json(row))
 
 
@@ -461,6 +468,7 @@ async def export_subject(request: web.Request) -> web.Response:
 @routes.delete("/v1/subjects/{subject_id}")
 async def delete_subject(request: web.Request) -> web.Response:
     """Revoke every consent and delete everything the broker holds about the subject."""
+    deadline = _deadline(request)
     grant = await _authorize(request, Action.SUBJECT_DELETE)
-    await lifecycle.delete_subject(request.app[BROKER], _owned(grant))
+    await lifecycle.delete_subject(request.app[BROKER], _owned(grant), deadline)
     return web.Response(status=204)

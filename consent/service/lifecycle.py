@@ -13,6 +13,7 @@ from sqlmodel import col, delete, select
 from consent.domain import consent as rules
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
+from consent.service.deadline import Deadline
 from consent.service.linking import end_consent, revoke, to_domain
 from consent.store import audit
 from consent.store.tables import (
@@ -128,8 +129,9 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
     }
 
 
-async def delete_subject(broker: Broker, subject: Subject) -> int:
-    """Revoke every live consent (telling the banks), then delete all the subject's rows."""
+async def delete_subject(broker: Broker, subject: Subject, deadline: Deadline | None = None) -> int:
+    """Revoke every live consent (telling the banks, best effort until ``deadline``), then
+    delete all the subject's rows."""
     async with broker.sessions() as session:
         consents = (
             await session.exec(
@@ -138,7 +140,7 @@ async def delete_subject(broker: Broker, subject: Subject) -> int:
         ).all()
     for c in consents:
         if c.status in LIVE:
-            await revoke(broker, subject, c.consent_id)
+            await revoke(broker, subject, c.consent_id, deadline)
     ids = [c.consent_id for c in consents]
     async with broker.sessions() as session:
         if ids:

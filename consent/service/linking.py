@@ -6,6 +6,7 @@ PKCE verifier are stored in one transaction only once the bank has answered.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -27,6 +28,7 @@ from consent.domain.language import state_with_language
 from consent.domain.scopes import Scope, oauth_scopes, obie_permissions
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
+from consent.service.deadline import Deadline, in_time
 from consent.service.errors import BrokerError, bad_request, not_found
 from consent.service.registration import with_registration
 from consent.store import audit, shredding
@@ -87,9 +89,12 @@ async def start_link(
     days: int | None,
     *,
     language: str | None = None,
+    deadline: Deadline | None = None,
 ) -> LinkStarted:
     """Create the consent at the bank and return the bank's own approval URL (its pages in
-    ``language`` when the bank has it)."""
+    ``language`` when the bank has it). A bank that does not answer before ``deadline`` is a
+    504 ``bank_timeout`` and nothing is stored (a consent the bank made meanwhile is never
+    approved and dies at the bank)."""
     policy = broker.policy(bank_id)
     granted = scopes & policy.allowed_scopes & broker.contract.allowed_scopes
     if granted != scopes:
@@ -113,7 +118,10 @@ async def start_link(
         return bank, cred, await bank.create_consent(cred, obie_permissions(scopes), expires)
 
     try:
-        bank, cred, bank_consent_id = await with_registration(broker, bank_id, create)
+        made = with_registration(broker, bank_id, create)
+        bank, cred, bank_consent_id = await (
+            made if deadline is None else in_time(deadline.for_banks(), made)
+        )
     except BankCallError as e:
         raise bank_error(e) from e
     url = bank.authorization_url(
@@ -243,9 +251,16 @@ async def list_consents(broker: Broker, subject: Subject) -> list[ConsentRow]:
 
 
 async def end_consent(
-    broker: Broker, row_id: str, *, how: str, tell_bank: bool, notice: str | None = None
+    broker: Broker,
+    row_id: str,
+    *,
+    how: str,
+    tell_bank: bool,
+    notice: str | None = None,
+    deadline: Deadline | None = None,
 ) -> ConsentRow:
-    """Revoke or expire a consent: tell the bank (best effort), shred its key, audit."""
+    """Revoke or expire a consent: tell the bank (best effort, given until ``deadline`` when
+    one is set, so the platform hears of the revocation in time), shred its key, audit."""
     async with broker.sessions() as session:
         row = await session.get(ConsentRow, row_id)
         if row is None:
@@ -260,8 +275,12 @@ async def end_consent(
                 await bank.delete_consent(cred, bank_consent_id)
 
             try:
-                await with_registration(broker, row.bank_id, withdraw)
-            except (BankCallError, BrokerError) as e:
+                if deadline is None:
+                    await with_registration(broker, row.bank_id, withdraw)
+                else:
+                    async with asyncio.timeout(max(0.0, deadline.for_banks().remaining())):
+                        await with_registration(broker, row.bank_id, withdraw)
+            except (BankCallError, BrokerError, TimeoutError) as e:
                 # the broker forgets the tokens anyway; the bank's copy dies at its expiry
                 log.warning(
                     "could not withdraw consent %s at %s: %s", row.consent_id, row.bank_id, e
@@ -292,8 +311,11 @@ async def end_consent(
     return row
 
 
-async def revoke(broker: Broker, subject: Subject, consent_id: str) -> ConsentRow:
-    """The user revokes from the chat; revoking twice is not an error."""
+async def revoke(
+    broker: Broker, subject: Subject, consent_id: str, deadline: Deadline | None = None
+) -> ConsentRow:
+    """The user revokes from the chat; revoking twice is not an error. A bank that does not
+    confirm before ``deadline`` does not hold the revocation up (its copy dies at its expiry)."""
     async with broker.sessions() as session:
         row = await session.get(ConsentRow, consent_id)
     if row is None or row.subject_id != subject.subject_id:
@@ -301,6 +323,8 @@ async def revoke(broker: Broker, subject: Subject, consent_id: str) -> ConsentRo
     if row.status in {s.value for s in rules.ENDED}:
         return row
     try:
-        return await end_consent(broker, consent_id, how="revoke", tell_bank=True)
+        return await end_consent(
+            broker, consent_id, how="revoke", tell_bank=True, deadline=deadline
+        )
     except rules.InvalidTransitionError as e:
         raise BrokerError(409, "invalid_state", str(e)) from e

@@ -183,3 +183,33 @@ async def test_answering_an_alert_at_a_slow_bank_is_bounded_and_converges(env: E
     assert (body["answer"], body["card_status"]) == ("freeze_card", "Frozen")
     card = bank.cards[bank.accounts[account].card_ids[0]]
     assert card.status == "Frozen"
+
+
+async def test_revoking_at_a_stalled_bank_answers_in_time_and_still_revokes(env: Env) -> None:
+    subject = await env.subject()
+    consent_id = await env.link(subject, "northwind", scopes=BOTH)
+    await env.bank.put("/sandbox/banks/northwind/faults", json=SLOW)
+    headers = {**env.auth(), "X-Request-Deadline-Ms": "1500"}
+    started = time.monotonic()
+    resp = await env.broker.delete(f"/v1/subjects/{subject}/consents/{consent_id}", headers=headers)
+    assert time.monotonic() - started < 3  # the bank's 5 s do not hold the revocation up
+    assert resp.status == 200 and (await resp.json())["status"] == "revoked"
+    await env.bank.put("/sandbox/banks/northwind/faults", json={})
+    status, body, _ = await get(env, subject, "balances")
+    assert (status, body["balances"]) == (200, [])  # nothing is read under it any more
+
+
+async def test_starting_a_link_at_a_stalled_bank_is_a_timely_504_and_stores_nothing(
+    env: Env,
+) -> None:
+    subject = await env.subject()
+    await env.bank.put("/sandbox/banks/northwind/faults", json=SLOW)
+    status, body, took = await post(
+        env,
+        f"/v1/subjects/{subject}/consents",
+        {"bank_id": "northwind", "scopes": ["balances"]},
+    )
+    assert took < 3
+    assert (status, body["error"]) == (504, "bank_timeout")
+    status, listed, _ = await get(env, subject, "consents")
+    assert (status, listed["consents"]) == (200, [])
