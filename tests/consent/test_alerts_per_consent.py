@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import col, select
 
 from bank_mock.fraud.publisher import FRAUD_ALERT, PUBLISHER
 from bank_mock.fraud.signing import SIGNERS
 from bank_mock.keys import BANKS
 from consent.api.keys import BROKER
+from consent.domain.handles import alert_handle
 from consent.store.tables import AlertRow, ConsentRow, OutboxRow, ProcessedEvent
 from tests.consent.broker_env import Env, start, stop
 
@@ -179,3 +182,18 @@ async def test_each_event_is_processed_once_and_each_consent_holds_an_alert_once
     assert (await _post_alert(env, str(bank_ids[ana_consent]), "fa-same"))[0] == "processed"
     queued = await _alerts(env)
     assert sorted(s for _, s, _ in queued) == sorted([ana, ben])
+
+
+ids = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)
+
+
+@given(bank=ids, alert=ids, one=ids, other=ids)
+def test_an_alert_handle_is_stable_per_consent_and_names_no_other(
+    bank: str, alert: str, one: str, other: str
+) -> None:
+    secret = b"handle-secret"
+    mine = alert_handle(secret, bank, alert, one)
+    assert mine == alert_handle(secret, bank, alert, one)  # a button keeps working
+    assert mine.startswith("alt_") and len(mine) == 26
+    if other != one:
+        assert alert_handle(secret, bank, alert, other) != mine
