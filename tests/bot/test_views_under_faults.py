@@ -15,6 +15,7 @@ import pytest
 
 from bank_mock.fraud.publisher import PUBLISHER
 from bot.i18n import tr
+from localchat.testing import Message
 from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, buttons, start_system, stop_system
 from tests.bot.test_alerts_and_privacy import inject_fraud
 from tests.bot.test_conversations import LANGUAGE, link_bank
@@ -119,7 +120,13 @@ async def test_two_chat_users_of_one_bank_customer_each_get_the_alert_once(
     before = {u: {m["message_id"] for m in await system.chat.messages(u)} for u in (ALICE, OMAR)}
     await inject_fraud(system)
     asked = {u: tr(LANGUAGE[u])._("<b>Was this you?</b>")[3:-4] for u in (ALICE, OMAR)}
-    alert = {u: await system.expect(u, lambda t, u=u: asked[u] in t, before[u]) for u in asked}
+    alert: dict[int, Message] = {}
+    for user, question in asked.items():
+
+        def is_alert(text: str, question: str = question) -> bool:
+            return question in text
+
+        alert[user] = await system.expect(user, is_alert, before[user])
     async with asyncio.timeout(15):
         await system.env.bank_app[PUBLISHER].drain()
     await asyncio.sleep(1)  # a second delivery, were there one, would have arrived by now

@@ -168,11 +168,12 @@ async def test_each_event_is_processed_once_and_each_consent_holds_an_alert_once
     ana_consent = await env.link(ana, scopes=SCOPES)
     ben_consent = await env.link(ben, scopes=SCOPES)
     broker = env.broker.app[BROKER]
+    bank_ids: dict[str, str | None] = {}
     async with broker.sessions() as session:
-        bank_ids = {
-            c: (await session.get(ConsentRow, c)).bank_consent_id  # type: ignore[union-attr]
-            for c in (ana_consent, ben_consent)
-        }
+        for c in (ana_consent, ben_consent):
+            row = await session.get(ConsentRow, c)
+            assert row is not None
+            bank_ids[c] = row.bank_consent_id
     status, token = await _post_alert(env, str(bank_ids[ben_consent]), "fa-same")
     assert status == "processed"
     assert (await _post_alert(env, "", "", token))[0] == "duplicate"  # the same jti: once
