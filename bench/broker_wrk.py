@@ -5,8 +5,9 @@ connections over 64 linked subjects for the broker (one user per connection), th
 connections for the aggregator. The aggregator makes the same bank calls (the account list and
 each account's balances, all at once once it knows the accounts, as the broker does) with the
 same HTTP client settings (a default ``aiohttp.ClientSession``, a total timeout on each call, the
-same JSON library, orjson) and none of the broker's work: no authorization, no crypto, no
-minimization, no access log. It answers with the bank's pages as they came.
+same JSON library, orjson), the same garbage-collector settings (:mod:`ops.gc_tuning`) and none
+of the broker's work: no authorization, no crypto, no minimization, no access log. It answers
+with the bank's pages as they came.
 
 Other processes share the machine, so the two sides are measured in alternating slices (broker,
 aggregator, aggregator, broker, …) and the figures are sums over the slices: both see the same
@@ -46,6 +47,7 @@ from aiohttp import web
 from bench.bank_transactions import _free_port, _wait_up
 from bench.broker_balances import FAST, _proxy_token, _stop
 from bench.services import ADMIN, dump_stacks_on_sigusr1, link, serve_bank, serve_broker
+from ops.gc_tuning import tune_gc
 
 BANK_TIMEOUT_S = 4.0  # the broker's default deadline: each of its bank calls has at most this
 
@@ -109,6 +111,7 @@ def serve_aggregator(port: int, aisp: str, token: str) -> None:
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
     app.router.add_get("/balances", balances)
+    tune_gc(app)  # the same process settings as the broker's
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

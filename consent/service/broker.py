@@ -21,6 +21,7 @@ from consent.banks.client import (
     fetch_directory,
 )
 from consent.domain.policy import BankPolicy, PlatformContract, load_policies
+from consent.metrics import bank_call_observer
 from consent.service.cache import TTLCache
 from consent.service.errors import BrokerError
 from consent.service.ratelimit import Limits, TokenBuckets
@@ -161,7 +162,13 @@ class Broker:
         return list(self._banks.values())
 
     def _client(self, info: BankInfo) -> BankClient:
-        return BankClient(self.http, info, timeout_s=self.settings.bank_timeout_s, clock=self.clock)
+        return BankClient(
+            self.http,
+            info,
+            timeout_s=self.settings.bank_timeout_s,
+            clock=self.clock,
+            observe=bank_call_observer(info.bank_id),
+        )
 
     def redirect_uri(self, bank_id: str) -> str:
         return f"{self.settings.base_url()}/callback/{bank_id}"
