@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -59,6 +60,9 @@ class Broker:
     clients: TTLCache[PlatformClient] | None = None
     subjects: TTLCache[Subject] | None = None
     data_keys: TTLCache[bytes] | None = None  # consent id -> unwrapped data key
+    # consent id -> (a row of the balances read's query, exactly as read, and its parsed form):
+    # the parsing is skipped while the row reads back the same (consent.service.reads)
+    parsed_rows: dict[str, tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
     # group commit of access-log entries (started with the app; see consent.store.audit_writer)
     audit_writer: AuditWriter | None = None
     # the balances read's query straight to the driver (see consent.store.fastread)
@@ -88,6 +92,7 @@ class Broker:
         """Drop what is cached about a consent that has ended (its key is being shredded)."""
         self.saved_balances.forget(list(self.handles.get(consent_id, {}).values()))
         self.handles.pop(consent_id, None)
+        self.parsed_rows.pop(consent_id, None)
         if self.data_keys is not None:
             self.data_keys.drop(consent_id)
 
