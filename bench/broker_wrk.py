@@ -20,6 +20,7 @@ Targets: broker ≥ 0.8× the aggregator's throughput, ≤ 1.3× its CPU per req
 p50 at one connection.
 
     python -m bench.broker_wrk [--seconds 10] [--connections 64] [--slices 5]
+                               [--audit-sync full|normal]
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def main(seconds: float, connections: int, slices: int) -> int:
+async def main(seconds: float, connections: int, slices: int, audit_sync: str = "full") -> int:
     program = shutil.which("wrk")
     if program is None:
         print("skipped: wrk is not installed (apt-get install -y wrk)")
@@ -275,7 +276,9 @@ async def main(seconds: float, connections: int, slices: int) -> int:
         await _wait_up(f"{bank_url}/banks")
         db = f"sqlite+aiosqlite:///{tmp / 'consent.db'}"
         broker = ctx.Process(
-            target=serve_broker, args=(broker_port, bank_port, db, ring, FAST), name="broker"
+            target=serve_broker,
+            args=(broker_port, bank_port, db, ring, {**FAST, "audit_sync": audit_sync}),
+            name="broker",
         )
         procs.append(broker)
         broker.start()
@@ -305,7 +308,8 @@ async def main(seconds: float, connections: int, slices: int) -> int:
         a_side = Side(f"http://127.0.0.1:{agg_port}", ["/balances"], "", agg.pid)
         print(
             f"wrk, {connections} connections over {connections} linked subjects, {seconds:g} s"
-            f" a side in {slices} alternating slices; load average {load_average()}"
+            f" a side in {slices} alternating slices; access log synced: {audit_sync};"
+            f" load average {load_average()}"
         )
         for side in (b_side, a_side):  # warm up
             await asyncio.to_thread(
@@ -352,5 +356,13 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--slices", type=int, default=5)
+    parser.add_argument(
+        "--audit-sync",
+        choices=["full", "normal"],
+        default="full",
+        help="the broker's CONSENT_AUDIT_SYNC (default full: every commit synced to disk)",
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.seconds, args.connections, max(1, args.slices))))
+    sys.exit(
+        asyncio.run(main(args.seconds, args.connections, max(1, args.slices), args.audit_sync))
+    )

@@ -83,7 +83,7 @@ def create_app(
             # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
             # consent.store.audit_writer)
             broker.audit_writer = AuditWriter(
-                appender_for(settings.database_url), registry(sessions)
+                appender_for(settings.database_url, settings.audit_sync), registry(sessions)
             )
             await broker.audit_writer.start()
             if path is not None:

@@ -120,12 +120,13 @@ class Appender(Protocol):
     async def close(self) -> None: ...
 
 
-def appender_for(database_url: str) -> Appender:
-    """The writer's backend, chosen once: its own sqlite3 connection for a SQLite file, its own
-    asyncpg connection for PostgreSQL (the broker runs on nothing else)."""
+def appender_for(database_url: str, sync: str = "full") -> Appender:
+    """The writer's backend, chosen once: its own sqlite3 connection for a SQLite file (``sync``:
+    its ``synchronous`` setting, ``full`` or ``normal``), its own asyncpg connection for
+    PostgreSQL (the broker runs on nothing else)."""
     path, dsn = sqlite_path(database_url), postgres_dsn(database_url)
     if path is not None:
-        return SqliteAppender(path)
+        return SqliteAppender(path, sync)
     if dsn is not None:
         return PostgresAppender(dsn)
     raise ValueError("the access log needs a SQLite file or PostgreSQL")
@@ -152,12 +153,17 @@ class SqliteAppender:
     """SQLite: a whole batch (``BEGIN IMMEDIATE``, chain heads, inserts, ``COMMIT``) in one call
     on the writer's own connection and thread, instead of a dozen hand-offs through the async
     driver. ``BEGIN IMMEDIATE`` takes the write lock before the heads are read;
-    ``synchronous=FULL`` syncs the WAL at every commit, so a committed entry survives a power
-    cut (one sync per batch, shared by all its requests). Timestamps are stored as SQLAlchemy
-    stores them (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
+    ``synchronous=FULL`` (the default) syncs the WAL at every commit, so a committed entry
+    survives a power cut (one sync per batch, shared by all its requests); ``normal``
+    (``CONSENT_AUDIT_SYNC``) leaves the sync to checkpoints: a committed entry is in the
+    operating system's hands and survives a crash of the process, not a power cut. Timestamps are
+    stored as SQLAlchemy stores them (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sync: str = "full") -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"synchronous must be full or normal, not {sync!r}")
         self.path = path
+        self.sync = sync
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -191,7 +197,7 @@ class SqliteAppender:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
             self._conn = conn
         return self._conn
 

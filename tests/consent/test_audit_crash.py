@@ -1,6 +1,8 @@
 """A broker process killed outright (SIGKILL: no shutdown, no flush) right after it answered
 reads has every one of them in the access log: a read is answered only once its entry is
-committed (group commit, synced to disk), never from a queue that a crash would lose."""
+committed (group commit), never from a queue that a crash would lose. So with the log synced to
+disk at every commit (the default) and with ``CONSENT_AUDIT_SYNC=normal`` (synced at
+checkpoints: what a power cut, not a crash, may take)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import os
 import secrets
 import signal
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bench.bank_transactions import _free_port, _wait_up
 from bench.broker_balances import FAST
@@ -22,7 +26,8 @@ from consent.domain.audit import verify_chain
 from consent.store.audit import entry_of
 
 
-async def test_every_answered_read_survives_a_kill_of_the_broker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync", ["full", "normal"])
+async def test_every_answered_read_survives_a_kill_of_the_broker(tmp_path: Path, sync: str) -> None:
     ctx = mp.get_context("spawn")
     ring = f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     bank_port, broker_port = _free_port(), _free_port()
@@ -32,7 +37,13 @@ async def test_every_answered_read_survives_a_kill_of_the_broker(tmp_path: Path)
     bank.start()
     broker = ctx.Process(
         target=serve_broker,
-        args=(broker_port, bank_port, f"sqlite+aiosqlite:///{db_path}", ring, FAST),
+        args=(
+            broker_port,
+            bank_port,
+            f"sqlite+aiosqlite:///{db_path}",
+            ring,
+            {**FAST, "audit_sync": sync},
+        ),
         daemon=True,
     )
     try:
@@ -89,3 +100,50 @@ async def test_every_answered_read_survives_a_kill_of_the_broker(tmp_path: Path)
                 proc.kill()
             if proc.pid is not None:
                 proc.join(10)
+
+
+@pytest.mark.parametrize(("sync", "pragma"), [("full", 2), ("normal", 1)])
+async def test_the_writer_syncs_as_configured(tmp_path: Path, sync: str, pragma: int) -> None:
+    from sqlalchemy import create_engine
+    from sqlmodel import SQLModel
+
+    from consent.settings import BrokerSettings
+    from consent.store.audit_writer import PendingEntry, SqliteAppender, appender_for
+
+    path = tmp_path / "consent.db"
+    engine = create_engine(f"sqlite:///{path}")
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+    settings = BrokerSettings(database_url=f"sqlite+aiosqlite:///{path}", audit_sync=sync)
+    appender = appender_for(settings.database_url, settings.audit_sync)
+    assert isinstance(appender, SqliteAppender)
+    try:
+        at = datetime(2026, 11, 20, tzinfo=UTC)
+        entry = PendingEntry(
+            "sub_a", "pc_1", "read.balances", None, "chat-service", (), "allowed", "ok", at
+        )
+        await appender.append({"sub_a": [entry]})
+        conn = appender._conn
+        assert conn is not None
+        setting = await asyncio.get_running_loop().run_in_executor(
+            appender._executor, lambda: conn.execute("PRAGMA synchronous").fetchone()[0]
+        )
+        assert setting == pragma
+    finally:
+        await appender.close()
+
+
+def test_the_default_is_full_and_nothing_else_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from consent.settings import BrokerSettings
+    from consent.store.audit_writer import SqliteAppender
+
+    assert BrokerSettings().audit_sync == "full"
+    monkeypatch.setenv("CONSENT_AUDIT_SYNC", "normal")
+    assert BrokerSettings().audit_sync == "normal"
+    monkeypatch.setenv("CONSENT_AUDIT_SYNC", "off")
+    with pytest.raises(ValidationError):
+        BrokerSettings()
+    with pytest.raises(ValueError, match="full or normal"):
+        SqliteAppender("x.db", "off")
