@@ -35,6 +35,7 @@ def serve_broker(port: int, bank_port: int, db: str, ring: str, overrides: dict[
     dump_stacks_on_sigusr1()
     from consent.app import create_app
     from consent.settings import BrokerSettings
+    from ops.gc_tuning import tune_gc
 
     settings = BrokerSettings(
         port=port,
@@ -44,7 +45,9 @@ def serve_broker(port: int, bank_port: int, db: str, ring: str, overrides: dict[
         admin_token=ADMIN,
         **overrides,
     )
-    web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
+    app = create_app(settings)
+    tune_gc(app)  # as python -m consent runs it
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 async def link(

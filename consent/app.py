@@ -16,7 +16,7 @@ from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, RELAY
 from consent.api.params import id_guard
 from consent.events.verify import JwksCache
-from consent.metrics import BankUrls, bank_call_tracer, refresher
+from consent.metrics import BankUrls, refresher, url_call_observer
 from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
 from consent.service.broker import Broker
@@ -66,7 +66,8 @@ def create_app(
         path = sqlite_path(settings.database_url)
         dsn = postgres_dsn(settings.database_url)
         bank_urls = BankUrls(lambda: broker.bank_clients())
-        async with aiohttp.ClientSession(trace_configs=[bank_call_tracer(bank_urls)]) as http:
+        # no TraceConfig on this session: the bank clients count their own calls (consent.metrics)
+        async with aiohttp.ClientSession() as http:
             sessions = session_factory(engine)
             # the one choice of rate-limit backend: on PostgreSQL several broker processes may
             # serve one subject, so the subjects' buckets live in the database
@@ -82,7 +83,7 @@ def create_app(
             # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
             # consent.store.audit_writer)
             broker.audit_writer = AuditWriter(
-                appender_for(settings.database_url), registry(sessions)
+                appender_for(settings.database_url, settings.audit_sync), registry(sessions)
             )
             await broker.audit_writer.start()
             if path is not None:
@@ -92,7 +93,7 @@ def create_app(
             if broker.reader is not None:
                 await broker.reader.open()
             app[BROKER] = broker
-            app[JWKS] = JwksCache(http)
+            app[JWKS] = JwksCache(http, observe=url_call_observer(bank_urls))
             app[RELAY] = relay = Relay(broker)
             tasks = [
                 asyncio.create_task(relay.run_forever(settings.relay_idle_s)),

@@ -7,7 +7,9 @@ meant, e.g. a revoked consent).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +62,17 @@ class UnknownClientError(BankRefusedError):
     no longer knows the registration, e.g. after it lost its data."""
 
 
+# told of every call to the bank: its outcome (ok, refused, error, timeout, unreachable) and how
+# long the bank took (consent.metrics counts them)
+CallObserver = Callable[[str, float], None]
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "ok"
+    return "refused" if status < 500 else "error"
+
+
 @dataclass(frozen=True)
 class Credentials:
     client_id: str
@@ -91,11 +104,13 @@ class BankClient:
         *,
         timeout_s: float,
         clock: Callable[[], datetime],
+        observe: CallObserver | None = None,
     ) -> None:
         self.session = session
         self.info = info
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.clock = clock
+        self.observe = observe
         self.breaker = CircuitBreaker()
         self._cc_token: tuple[str, datetime] | None = None
 
@@ -109,6 +124,8 @@ class BankClient:
                 status=503,
                 retry_after=self.breaker.retry_after(now),
             )
+        started = time.perf_counter()
+        status = 0
         try:
             timeout = (
                 self.timeout
@@ -118,17 +135,25 @@ class BankClient:
             async with self.session.request(method, url, timeout=timeout, **kwargs) as resp:
                 raw = await resp.read() if resp.status != 204 else b""
                 status = resp.status
+            self._observed(outcome_of(status), started)
             body: Any = orjson.loads(raw) if raw.strip() else None  # ValueError when not JSON
         except TimeoutError as e:
+            self._observed("timeout", started)
             self.breaker.record_failure(self.clock())
             raise BankUnavailableError(
                 f"{self.info.name} timed out", status=504, retry_after=5
             ) from e
         except (aiohttp.ClientError, ValueError) as e:
+            if not status:  # (a body that is not JSON was counted with its status)
+                self._observed("unreachable", started)
             self.breaker.record_failure(self.clock())
             raise BankUnavailableError(
                 f"{self.info.name} is unreachable", status=502, retry_after=5
             ) from e
+        except asyncio.CancelledError:
+            if not status:  # the request's deadline (or the caller) gave up waiting
+                self._observed("timeout", started)
+            raise
         if status >= 500:
             self.breaker.record_failure(self.clock())
             raise BankUnavailableError(
@@ -138,6 +163,10 @@ class BankClient:
         if status >= 400:
             raise BankRefusedError(_message(body), status=status)
         return status, body
+
+    def _observed(self, outcome: str, started: float) -> None:
+        if self.observe is not None:
+            self.observe(outcome, time.perf_counter() - started)
 
     async def register(self, name: str, redirect_uri: str, events_url: str | None) -> Credentials:
         _, body = await self._call(

@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
+from consent.banks.client import outcome_of
 from consent.service.errors import BrokerError
 
 IAT_WINDOW = timedelta(minutes=5)
@@ -37,18 +38,30 @@ class JwksCache:
     http: aiohttp.ClientSession
     clock: Callable[[], float] = time.monotonic
     interval: float = REFETCH_INTERVAL
+    # told of each fetch: the URL, its outcome (ok, refused, error, timeout, unreachable), seconds
+    observe: Callable[[str, str, float], None] | None = None
     _sets: dict[str, KeySet] = field(default_factory=dict)
     _fetched_at: dict[str, float] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def fetch(self, url: str) -> KeySet:
         self._fetched_at[url] = self.clock()
+        started, outcome = time.perf_counter(), "unreachable"
         try:
             async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                outcome = outcome_of(resp.status)
                 resp.raise_for_status()
                 keys = KeySet.import_key_set(await resp.json())
         except (aiohttp.ClientError, TimeoutError, ValueError, JoseError) as e:
+            if isinstance(e, TimeoutError):
+                outcome = "timeout"
             raise _unavailable() from e
+        except asyncio.CancelledError:
+            outcome = "timeout"
+            raise
+        finally:
+            if self.observe is not None:
+                self.observe(url, outcome, time.perf_counter() - started)
         self._sets[url] = keys
         return keys
 

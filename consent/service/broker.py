@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -21,6 +22,7 @@ from consent.banks.client import (
     fetch_directory,
 )
 from consent.domain.policy import BankPolicy, PlatformContract, load_policies
+from consent.metrics import bank_call_observer
 from consent.service.cache import TTLCache
 from consent.service.errors import BrokerError
 from consent.service.ratelimit import Limits, TokenBuckets
@@ -58,6 +60,9 @@ class Broker:
     clients: TTLCache[PlatformClient] | None = None
     subjects: TTLCache[Subject] | None = None
     data_keys: TTLCache[bytes] | None = None  # consent id -> unwrapped data key
+    # consent id -> (a row of the balances read's query, exactly as read, and its parsed form):
+    # the parsing is skipped while the row reads back the same (consent.service.reads)
+    parsed_rows: dict[str, tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
     # group commit of access-log entries (started with the app; see consent.store.audit_writer)
     audit_writer: AuditWriter | None = None
     # the balances read's query straight to the driver (see consent.store.fastread)
@@ -87,6 +92,7 @@ class Broker:
         """Drop what is cached about a consent that has ended (its key is being shredded)."""
         self.saved_balances.forget(list(self.handles.get(consent_id, {}).values()))
         self.handles.pop(consent_id, None)
+        self.parsed_rows.pop(consent_id, None)
         if self.data_keys is not None:
             self.data_keys.drop(consent_id)
 
@@ -161,7 +167,13 @@ class Broker:
         return list(self._banks.values())
 
     def _client(self, info: BankInfo) -> BankClient:
-        return BankClient(self.http, info, timeout_s=self.settings.bank_timeout_s, clock=self.clock)
+        return BankClient(
+            self.http,
+            info,
+            timeout_s=self.settings.bank_timeout_s,
+            clock=self.clock,
+            observe=bank_call_observer(info.bank_id),
+        )
 
     def redirect_uri(self, bank_id: str) -> str:
         return f"{self.settings.base_url()}/callback/{bank_id}"

@@ -198,7 +198,13 @@ _AUTHORIZED = (
 )
 
 
+PARSED_ROWS = 10_000  # rows whose parsed form a broker process keeps (one per consent)
+
+
 async def authorized_consents(broker: Broker, subject_id: str) -> list[AuthorizedConsent]:
+    """The subject's authorized consents, read from the database by every request (nothing of a
+    consent's state is cached across requests). A row that reads back exactly as last time
+    reuses its parsed form (the timestamps, scopes and status parsed once per change)."""
     rows: Sequence[Any]
     if broker.reader is not None:  # the query straight to the driver (consent.store.fastread)
         rows = await broker.reader.authorized(subject_id)
@@ -207,27 +213,41 @@ async def authorized_consents(broker: Broker, subject_id: str) -> list[Authorize
             # one statement is one snapshot: no BEGIN / ROLLBACK round trips around it
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await conn.execute(_AUTHORIZED, {"subject_id": subject_id})).all()
-    return [
-        AuthorizedConsent(
-            rules.Consent(
-                consent_id=r["consent_id"],
-                subject_id=r["subject_id"],
-                client_id=r["client_id"],
-                bank_id=r["bank_id"],
-                scopes=scopes_from_text(r["scopes"]),
-                purpose=r["purpose"],
-                status=ConsentStatus(r["status"]),
-                created_at=_utc(r["created_at"]),
-                expires_at=_utc(r["expires_at"]),
-                authorized_at=utc(r["authorized_at"]),
-                ended_at=utc(r["ended_at"]),
-            ),
-            r["kek_version"],
-            r["wrapped"],
-            r["blob"],
-        )
-        for r in (row._mapping if isinstance(row, Row) else row for row in rows)
-    ]
+    memo = broker.parsed_rows
+    out: list[AuthorizedConsent] = []
+    for row in rows:
+        values = tuple(row)
+        seen = memo.get(values[0])  # the consent id is the first column
+        if seen is not None and seen[0] == values:
+            out.append(seen[1])
+            continue
+        parsed = _parsed(row._mapping if isinstance(row, Row) else row)
+        if len(memo) >= PARSED_ROWS:
+            memo.pop(next(iter(memo)))  # the oldest
+        memo[values[0]] = (values, parsed)
+        out.append(parsed)
+    return out
+
+
+def _parsed(r: Any) -> AuthorizedConsent:
+    return AuthorizedConsent(
+        rules.Consent(
+            consent_id=r["consent_id"],
+            subject_id=r["subject_id"],
+            client_id=r["client_id"],
+            bank_id=r["bank_id"],
+            scopes=scopes_from_text(r["scopes"]),
+            purpose=r["purpose"],
+            status=ConsentStatus(r["status"]),
+            created_at=_utc(r["created_at"]),
+            expires_at=_utc(r["expires_at"]),
+            authorized_at=utc(r["authorized_at"]),
+            ended_at=utc(r["ended_at"]),
+        ),
+        r["kek_version"],
+        r["wrapped"],
+        r["blob"],
+    )
 
 
 def _utc(value: Any) -> datetime:
@@ -298,9 +318,12 @@ async def balances(
                 continue
             readable.append((row, policy))
         banks = deadline.for_banks()
-        served = await asyncio.gather(
-            *(consent_balances(broker, row, policy, banks) for row, policy in readable)
-        )
+        if len(readable) == 1:  # (most subjects: one bank) no task and no gather for it
+            served = [await consent_balances(broker, *readable[0], banks)]
+        else:
+            served = await asyncio.gather(
+                *(consent_balances(broker, row, policy, banks) for row, policy in readable)
+            )
         late = deadline.expired()
         for (row, policy), one in zip(readable, served, strict=True):
             answer.views.extend(one.views)

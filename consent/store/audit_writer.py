@@ -96,13 +96,12 @@ def chained(
     return out
 
 
-_HEADS_SQL = """
-SELECT a.subject_id, a.seq, a.client_id, a.action, a.scope, a.purpose, a.fields, a.outcome,
-       a.reason, a.at, a.prev_hash, a.entry_hash
-FROM audit_entry AS a
-JOIN (SELECT subject_id, max(seq) AS seq FROM audit_entry WHERE subject_id IN ({marks})
-      GROUP BY subject_id) AS l ON a.subject_id = l.subject_id AND a.seq = l.seq
-"""
+# the last entry of one subject: one backward step on the (subject_id, seq) unique index, however
+# long the chain (a GROUP BY with max(seq) reads every entry of the subject: 2.3 ms for 20
+# subjects of 1,200 entries each, against 0.2 ms this way)
+_HEAD_SQL = f"""
+SELECT {", ".join(COLUMNS)} FROM audit_entry WHERE subject_id = ? ORDER BY seq DESC LIMIT 1
+"""  # noqa: S608 - constant column names
 _COLUMN_LIST = ", ".join(COLUMNS)
 # (the f-strings below join constant column names only)
 _INSERT_SQL = f"INSERT INTO audit_entry ({_COLUMN_LIST}) VALUES ({','.join('?' * len(COLUMNS))})"  # noqa: S608
@@ -121,12 +120,13 @@ class Appender(Protocol):
     async def close(self) -> None: ...
 
 
-def appender_for(database_url: str) -> Appender:
-    """The writer's backend, chosen once: its own sqlite3 connection for a SQLite file, its own
-    asyncpg connection for PostgreSQL (the broker runs on nothing else)."""
+def appender_for(database_url: str, sync: str = "full") -> Appender:
+    """The writer's backend, chosen once: its own sqlite3 connection for a SQLite file (``sync``:
+    its ``synchronous`` setting, ``full`` or ``normal``), its own asyncpg connection for
+    PostgreSQL (the broker runs on nothing else)."""
     path, dsn = sqlite_path(database_url), postgres_dsn(database_url)
     if path is not None:
-        return SqliteAppender(path)
+        return SqliteAppender(path, sync)
     if dsn is not None:
         return PostgresAppender(dsn)
     raise ValueError("the access log needs a SQLite file or PostgreSQL")
@@ -140,21 +140,30 @@ def _sqlite_time(at: datetime) -> str:
 def sqlite_chain_heads(
     conn: sqlite3.Connection, subject_ids: Sequence[str]
 ) -> dict[str, AuditEntry]:
-    """:func:`chain_heads` on a plain ``sqlite3`` connection."""
-    sql = _HEADS_SQL.format(marks=",".join("?" * len(subject_ids)))
-    return {r[0]: entry_of(r) for r in conn.execute(sql, list(subject_ids))}
+    """Each subject's last entry (none for a subject without one), on a plain ``sqlite3``
+    connection."""
+    heads: dict[str, AuditEntry] = {}
+    for subject_id in subject_ids:
+        for row in conn.execute(_HEAD_SQL, (subject_id,)).fetchall():  # none or one
+            heads[subject_id] = entry_of(row)
+    return heads
 
 
 class SqliteAppender:
     """SQLite: a whole batch (``BEGIN IMMEDIATE``, chain heads, inserts, ``COMMIT``) in one call
     on the writer's own connection and thread, instead of a dozen hand-offs through the async
     driver. ``BEGIN IMMEDIATE`` takes the write lock before the heads are read;
-    ``synchronous=FULL`` syncs the WAL at every commit, so a committed entry survives a power
-    cut (one sync per batch, shared by all its requests). Timestamps are stored as SQLAlchemy
-    stores them (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
+    ``synchronous=FULL`` (the default) syncs the WAL at every commit, so a committed entry
+    survives a power cut (one sync per batch, shared by all its requests); ``normal``
+    (``CONSENT_AUDIT_SYNC``) leaves the sync to checkpoints: a committed entry is in the
+    operating system's hands and survives a crash of the process, not a power cut. Timestamps are
+    stored as SQLAlchemy stores them (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sync: str = "full") -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"synchronous must be full or normal, not {sync!r}")
         self.path = path
+        self.sync = sync
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -188,7 +197,7 @@ class SqliteAppender:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
             self._conn = conn
         return self._conn
 

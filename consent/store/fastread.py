@@ -2,8 +2,13 @@
 
 SQLite: through SQLAlchemy's aiosqlite adapter a query costs five hand-offs to the connection's
 thread (cursor, execute, fetch, close, rollback on return), each a GIL hand-off that the event loop
-pays for under load. :class:`SqliteReader` sends the whole query as one call on a dedicated
-connection. It is read-only (``query_only``) and, in WAL mode, never waits for the writer.
+pays for under load; even one hand-off (a queue, a thread wake-up, a wake-up of the loop through
+its self-pipe) costs about three times the query (measured: 56 µs of CPU through aiosqlite, 17 µs
+run directly, for this indexed query of a few rows). :class:`SqliteReader` runs the query directly
+on the event loop's thread, on a dedicated read-only (``query_only``) connection: in WAL mode a
+reader never waits for the writer, and the pages it reads are in memory. Should the database be
+busy all the same (a WAL recovery after a crash, a journal-mode change), the read goes to a
+thread with the usual busy timeout instead of holding up the loop.
 
 PostgreSQL: through SQLAlchemy a read costs a pool checkout with a ping round trip, a greenlet
 hop per call and a rollback on return. :class:`PostgresReader` runs the query (prepared once per
@@ -13,12 +18,12 @@ statement is its own snapshot, so it needs no transaction.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import aiosqlite
 import asyncpg
 
 from consent.store.pgpool import PgConnections
@@ -67,25 +72,48 @@ def utc(value: Any) -> datetime | None:
 
 
 class SqliteReader:
+    """The query on the event loop's thread (see the module docstring)."""
+
+    # how long the loop may wait for a lock before the read moves to a thread (WAL readers wait
+    # only in rare moments: recovery after a crash, a checkpoint that resets the WAL)
+    LOOP_BUSY_TIMEOUT_S = 0.005
+
     def __init__(self, path: str) -> None:
         self.path = path
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
+        self.deferred = 0  # reads that found the database busy and went to a thread
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA query_only=ON")
+        return conn
 
     async def open(self) -> None:
-        conn = await aiosqlite.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA query_only=ON")
-        self._conn = conn
+        self._conn = self._connect(self.LOOP_BUSY_TIMEOUT_S)
 
     async def close(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
+            self._conn.close()
             self._conn = None
 
     async def authorized(self, subject_id: str) -> list[sqlite3.Row]:
         """The subject's authorized consents with wrapped keys and sealed access tokens."""
         assert self._conn is not None, "SqliteReader.open() first"
-        return list(await self._conn.execute_fetchall(AUTHORIZED_SQL, (subject_id,)))
+        try:
+            return self._conn.execute(AUTHORIZED_SQL, (subject_id,)).fetchall()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+        self.deferred += 1
+        return await asyncio.to_thread(self._blocking, subject_id)
+
+    def _blocking(self, subject_id: str) -> list[sqlite3.Row]:
+        conn = self._connect(30)
+        try:
+            return conn.execute(AUTHORIZED_SQL, (subject_id,)).fetchall()
+        finally:
+            conn.close()
 
 
 class PostgresReader:

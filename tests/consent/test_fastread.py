@@ -1,15 +1,17 @@
-"""The fast reads (SQLite: a dedicated sqlite3 connection; PostgreSQL: raw asyncpg connections)
-give exactly what the SQLAlchemy query gives."""
+"""The fast reads (SQLite: a dedicated sqlite3 connection, on the event loop's thread;
+PostgreSQL: raw asyncpg connections) give exactly what the SQLAlchemy query gives."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlmodel import col, delete
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel, col, delete
 
 from consent.api.keys import BROKER
 from consent.service.reads import authorized_consents
@@ -105,3 +107,45 @@ async def test_a_read_cancelled_mid_query_does_not_spoil_the_connections(
         assert resp.status == 200
     finally:
         await stop(env)
+
+
+async def test_a_busy_database_moves_the_read_to_a_thread_and_the_loop_keeps_running(
+    tmp_path: Path,
+) -> None:
+    """The SQLite read runs on the event loop's thread; when the file is locked all the same
+    (here: another connection holds it exclusively), the loop waits at most a few milliseconds,
+    then the read waits in a thread while the loop serves everything else."""
+    path = str(tmp_path / "consent.db")
+    engine = create_engine(f"sqlite:///{path}")
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM consent")  # holds the file until it closes
+    reader = SqliteReader(path)
+    await reader.open()
+    try:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beat = asyncio.ensure_future(ticker())
+        read = asyncio.ensure_future(reader.authorized("sub_x"))
+        await asyncio.sleep(0.3)
+        assert not read.done()  # waiting for the lock, in a thread
+        assert ticks >= 10  # while the loop went on
+        assert reader.deferred == 1
+        holder.execute("COMMIT")
+        holder.close()
+        assert await asyncio.wait_for(read, 10) == []
+        assert await reader.authorized("sub_x") == []  # the next read is on the loop again
+        assert reader.deferred == 1
+        beat.cancel()
+    finally:
+        await reader.close()
