@@ -110,32 +110,35 @@ def answer(
             {cat for c, cat in current.by_category if c == currency}
             | {cat for c, cat in previous.by_category if c == currency}
         )
-        rows = []
-        for category in categories:
-            now = current.by_category.get((currency, category), _Sum())
-            before = previous.by_category.get((currency, category), _Sum())
-            rows.append(
-                {
-                    "category": category,
-                    "total": str(now.total),
-                    "count": now.count,
-                    "previous_total": str(before.total),
-                    "previous_count": before.count,
-                    **_change(now.total, before.total),
-                }
+        sums = [
+            (
+                category,
+                current.by_category.get((currency, category), _Sum()),
+                previous.by_category.get((currency, category), _Sum()),
             )
-        rows.sort(
-            key=lambda r: (-Decimal(r["total"]), -Decimal(r["previous_total"]), r["category"])
-        )
-        total = sum((Decimal(r["total"]) for r in rows), Decimal(0))
-        before_total = sum((Decimal(r["previous_total"]) for r in rows), Decimal(0))
+            for category in categories
+        ]
+        sums.sort(key=lambda s: (-s[1].total, -s[2].total, s[0]))
+        rows = [
+            {
+                "category": category,
+                "total": str(now.total),
+                "count": now.count,
+                "previous_total": str(before.total),
+                "previous_count": before.count,
+                **_change(now.total, before.total),
+            }
+            for category, now, before in sums
+        ]
+        total = sum((now.total for _, now, _ in sums), Decimal(0))
+        before_total = sum((before.total for _, _, before in sums), Decimal(0))
         out.append(
             {
                 "currency": currency,
                 "total": str(total),
-                "count": sum(r["count"] for r in rows),
+                "count": sum(now.count for _, now, _ in sums),
                 "previous_total": str(before_total),
-                "previous_count": sum(r["previous_count"] for r in rows),
+                "previous_count": sum(before.count for _, _, before in sums),
                 **_change(total, before_total),
                 "categories": rows,
             }
