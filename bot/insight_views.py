@@ -215,5 +215,6 @@ def bad_period(tr: Tr, reason: str) -> str:
     texts_ = {
         "future": tr._("That period has not started yet. Try “last month” or “this month”."),
         "too_long": tr._("I can show at most a year at a time. Try a shorter period."),
+        "unknown": tr._("I did not understand that period. Try “last month” or “this month”."),
     }
     return tr.message("⚠️ " + texts_.get(reason, texts_["future"]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from telegram import Update
+from telegram import InputFile, Update
 
 from bot import chart, insight_views, views
 from bot.broker import BrokerError, Insight
@@ -54,7 +54,7 @@ async def insights(
     if date_from is None and context.args:  # "/insights last month"
         date_from, date_to, _ = find_period(normalize(" ".join(context.args)), t.language, today)
         if date_from is None:
-            await say(update, insight_views.bad_period(t, "future"), edit=False)
+            await say(update, insight_views.bad_period(t, "unknown"), edit=False)
             return
     if date_from is None:
         date_from, date_to = default_period(today)
@@ -95,7 +95,8 @@ async def _send_chart(
     caption, breakdown = insight_views.texts(t, result)
     chat = update.effective_chat
     assert chat is not None
-    await chat.send_photo(png, caption=caption, reply_markup=insight_views.keyboard(t, result))
+    photo = InputFile(png, filename="spending.png")  # named, so it goes as image/png
+    await chat.send_photo(photo, caption=caption, reply_markup=insight_views.keyboard(t, result))
     if breakdown is not None:
         await chat.send_message(breakdown)
 
