@@ -617,6 +617,7 @@ def action_name(tr: Tr, action: str) -> str:
         "read.transactions": tr._("transactions read"),
         "read.accounts": tr._("accounts listed"),
         "read.spending": tr._("spending totals read"),
+        "read.insights": tr._("spending by category read"),
         "push.fraud_alert": tr._("fraud alert sent"),
         "alert.it_was_me": tr._("alert answered: it was me"),
         "alert.freeze_card": tr._("alert answered: card frozen"),
