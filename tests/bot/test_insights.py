@@ -20,7 +20,8 @@ from PIL import Image
 from bank_mock.keys import BANKS
 from bank_mock.models import Direction
 from bot.i18n import BIDI_CONTROLS, tr
-from tests.bot.system import ALICE, OMAR, ZOFIA, Message, System, button, buttons
+from localchat.testing import Message
+from tests.bot.system import ALICE, OMAR, ZOFIA, System, button, buttons
 from tests.bot.test_conversations import link_bank
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))  # "last month" on the test clock (20 Nov)
