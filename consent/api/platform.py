@@ -324,7 +324,7 @@ async def subject_insights(request: web.Request) -> web.Response:
         raise bad_request(f"a period is at most {INSIGHTS_MAX_DAYS} days", "invalid_date")
     if start > today:
         raise bad_request("the period starts in the future", "invalid_date")
-    top = request.query.get("top_merchants", "").strip() or None
+    top = request.query.get("top_merchants")  # when given, one of the categories
     if top is not None and top not in CATEGORIES:
         raise bad_request(
             f"top_merchants must be one of {', '.join(sorted(CATEGORIES))}", "invalid_category"

@@ -220,13 +220,14 @@ async def insights(
                 for row, policy in readable
             )
         )
-        late = deadline.expired()
+        late = bool(readable) and deadline.expired()  # nothing to read: nothing can be late
         for (row, policy), part in zip(readable, parts, strict=True):
             served = part.failure is None and not late
             if part.failure is not None:
                 complete = False
                 unavailable.append(
                     {
+                        "consent_id": row.consent_id,
                         "bank_id": row.bank_id,
                         "bank_name": policy.display_name,
                         "reason": part.failure,
