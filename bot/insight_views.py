@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from babel.numbers import format_percent
@@ -149,7 +149,10 @@ def labels(tr: Tr, start: date, end: date, today: date) -> tuple[str, str]:
     """The legend's two names: "This month"/"Last month" and the one before, or the dates."""
     if start.day == 1 and end == today and (start.year, start.month) == (today.year, today.month):
         return tr._("This month"), tr._("Same days last month")
-    if start.day == 1 and start.month == end.month and (end.month != today.month):
+    whole_month = start.day == 1 and (end + timedelta(days=1)).day == 1 and start.month == end.month
+    if whole_month and end == today.replace(day=1) - timedelta(days=1):
+        return tr._("Last month"), tr._("Month before")
+    if whole_month:
         return tr._("This period"), tr._("Month before")
     return tr._("This period"), tr._("Period before")
 

@@ -69,6 +69,7 @@ def help_text(tr: Tr) -> str:
         "/link — " + tr._("link a bank"),
         "/balance — " + tr._("balances of your linked accounts"),
         "/transactions — " + tr._("recent transactions, with filters"),
+        "/insights — " + tr._("spending by category, with a chart"),
         "/consents — " + tr._("what you shared, and revoke it"),
         "/privacy — " + tr._("what I hold, the access log, export or delete"),
         "/language — " + tr._("change language"),

@@ -8,6 +8,7 @@ import asyncio
 import io
 import threading
 import time
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -174,3 +175,15 @@ def test_the_caption_fits_telegram_and_keeps_every_number(
             assert t.money(c.total, cur.currency) in everything
     if unavailable:
         assert "Libertas Federal" in caption
+
+
+def test_the_legend_names_the_periods_it_compares() -> None:
+    t, today = tr("en"), date(2026, 11, 20)
+    so_far = insight_views.labels(t, date(2026, 11, 1), today, today)
+    assert so_far == ("This month", "Same days last month")
+    last = insight_views.labels(t, date(2026, 10, 1), date(2026, 10, 31), today)
+    assert last == ("Last month", "Month before")
+    march = insight_views.labels(t, date(2026, 3, 1), date(2026, 3, 31), today)
+    assert march == ("This period", "Month before")
+    days = insight_views.labels(t, date(2026, 11, 3), date(2026, 11, 9), today)
+    assert days == ("This period", "Period before")
