@@ -214,6 +214,13 @@ def nothing_spent(tr: Tr, insight: Insight) -> str:
     return tr.message("\n".join(lines))
 
 
+def banks_down(tr: Tr, insight: Insight) -> str:
+    """Every bank that shares transactions failed: nothing to draw."""
+    lines = _tail(tr, insight)[:-1] if not insight.complete else _tail(tr, insight)
+    lines.append(tr._("Your bank is not answering right now. Please try again in a minute."))
+    return tr.message("\n".join(lines))
+
+
 def bad_period(tr: Tr, reason: str) -> str:
     texts_ = {
         "future": tr._("That period has not started yet. Try “last month” or “this month”."),

@@ -80,6 +80,9 @@ async def insights(
     if result.accounts == 0 and not result.unavailable:
         await _no_accounts(update, context, t, subject)
         return
+    if result.accounts == 0:  # every bank that shares transactions failed
+        await say(update, insight_views.banks_down(t, result), edit=False)
+        return
     if not insight_views.has_spending(result):
         await say(update, insight_views.nothing_spent(t, result), edit=False)
         return

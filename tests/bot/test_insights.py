@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
+import pytest
 from babel.numbers import format_currency
 from PIL import Image
 
@@ -160,10 +161,13 @@ async def test_insights_in_polish_with_the_banks_own_sums(system: System) -> Non
     assert plain(command["text"]) == plain(shown["text"])
 
 
-async def test_a_bank_that_fails_is_named_and_the_others_still_counted(system: System) -> None:
+@pytest.mark.parametrize("fault", [{"error_rate": 1.0}, {"latency_ms": 6000}])
+async def test_a_bank_that_fails_or_stalls_is_named_and_the_others_still_counted(
+    system: System, fault: dict[str, float]
+) -> None:
     await link_bank(system, ALICE, "northwind")
     await link_bank(system, ALICE, "libertas")
-    await system.env.bank.put("/sandbox/banks/libertas/faults", json={"error_rate": 1.0})
+    await system.env.bank.put("/sandbox/banks/libertas/faults", json=fault)
     shown = await system.say(
         ALICE, "/insights last month", lambda t: "Spending by category" in t, wait_s=20
     )
@@ -191,6 +195,17 @@ async def test_nothing_spent_bad_periods_and_no_bank_get_words_not_a_chart(
         bank.replace_history(account_id, [])
     empty = await system.say(ALICE, "where does my money go", lambda t: "spent nothing" in t)
     assert not empty.get("photo") and not buttons(empty)
+
+
+async def test_when_every_bank_fails_the_banks_are_named_and_nothing_is_drawn(
+    system: System,
+) -> None:
+    await link_bank(system, ZOFIA, "libertas")
+    await system.env.bank.put("/sandbox/banks/libertas/faults", json={"error_rate": 1.0})
+    down = await system.say(
+        ZOFIA, "/insights w zeszłym miesiącu", lambda t: "Libertas Federal" in t, wait_s=20
+    )
+    assert not down.get("photo") and "spróbuj" in down["text"].lower()
 
 
 async def test_another_persons_button_shows_them_nothing(system: System) -> None:
