@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 PURPOSE = "chat-service"
 DEADLINE_HEADER = "X-Request-Deadline-Ms"
@@ -140,6 +140,55 @@ class Spending(_Wire):
     complete: bool = True
     accounts: int = 0
     unavailable: list[Unavailable] = []  # banks left out of the totals, and why
+
+
+class InsightCategory(_Wire):
+    category: str
+    total: Decimal
+    count: int
+    previous_total: Decimal = Decimal(0)
+    previous_count: int = 0
+    change: Decimal = Decimal(0)
+    change_percent: Decimal | None = None
+
+
+class InsightCurrency(_Wire):
+    """One currency's spending (never added to another currency's)."""
+
+    currency: str
+    total: Decimal
+    count: int
+    previous_total: Decimal = Decimal(0)
+    previous_count: int = 0
+    change: Decimal = Decimal(0)
+    change_percent: Decimal | None = None
+    categories: list[InsightCategory] = []
+
+
+class TopMerchant(_Wire):
+    merchant: str
+    currency: str
+    total: Decimal
+    count: int
+
+
+class TopMerchants(_Wire):
+    category: str
+    merchants: list[TopMerchant] = []
+
+
+class Insight(_Wire):
+    """Spending by category for a period and the one before: an aggregate, no rows."""
+
+    date_from: str = Field(alias="from")
+    date_to: str = Field(alias="to")
+    previous_from: str
+    previous_to: str
+    currencies: list[InsightCurrency] = []
+    top_merchants: TopMerchants | None = None
+    complete: bool = True
+    accounts: int = 0
+    unavailable: list[Unavailable] = []
 
 
 class Transaction(_Wire):
@@ -348,6 +397,24 @@ class BrokerClient:
                 params[name] = value
         path = f"/v1/subjects/{subject}/spending"
         return await self._model(Spending, "GET", path, params=params)
+
+    async def insights(
+        self,
+        subject: str,
+        *,
+        date_from: str,
+        date_to: str,
+        top_merchants: str | None = None,
+        bank: str | None = None,
+    ) -> Insight:
+        """Spending by category over a period, with the change from the period before;
+        ``top_merchants`` (a category) adds that category's biggest merchants."""
+        params = {"from": date_from, "to": date_to}
+        for name, value in (("top_merchants", top_merchants), ("bank", bank)):
+            if value:
+                params[name] = value
+        path = f"/v1/subjects/{subject}/insights"
+        return await self._model(Insight, "GET", path, params=params)
 
     async def transactions(
         self,

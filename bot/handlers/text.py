@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import filters
 
 from bot.context import ChatContext, texts
-from bot.handlers import basics, cards, consents, privacy, reading, spending, talk
+from bot.handlers import basics, cards, consents, insights, privacy, reading, spending, talk
 from bot.handlers.common import answer_button, say
 from bot.i18n import Tr, pick_language
 from bot.intents import Intent, classify
@@ -20,6 +20,7 @@ def intent_label(t: Tr, name: str) -> str:
         "balance": t._("My balance"),
         "transactions": t._("My transactions"),
         "spending": t._("My spending"),
+        "insights": t._("Spending by category"),
         "link": t._("Link a bank"),
         "consents": t._("What I shared"),
         "privacy": t._("Privacy"),
@@ -44,7 +45,7 @@ class IntentIs(filters.MessageFilter):
 
 
 # what can be asked in the middle of /link and answered without leaving it
-DIGRESSIONS = frozenset({"balance", "transactions", "spending", "help", "smalltalk"})
+DIGRESSIONS = frozenset({"balance", "transactions", "spending", "insights", "help", "smalltalk"})
 
 
 async def route(update: Update, context: ChatContext, intent: Intent) -> None:
@@ -74,6 +75,10 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
             bank=intent.bank,
             date_from=intent.date_from,
             date_to=intent.date_to,
+        )
+    elif name == "insights":
+        await insights.insights(
+            update, context, date_from=intent.date_from, date_to=intent.date_to, bank=intent.bank
         )
     elif name == "freeze_card":
         await cards.freeze_command(update, context)

@@ -5,7 +5,8 @@
     >>> classify("how much did I spend on groceries", "en").category
     'groceries'
 
-Names: balance, transactions (a list), spending (a total), link, consents, privacy, help,
+Names: balance, transactions (a list), spending (a total), insights (totals by category and
+the change from the period before, with a chart), link, consents, privacy, help,
 language, cancel, freeze_card, unfreeze_card, support, smalltalk, unknown. Entities: merchant (as
 written; the broker matches it in any script), category (the broker's names), bank (an id),
 date_from/date_to, limit, amount_min/amount_max (:mod:`bot.intents.entities`); spending, transfers
@@ -44,7 +45,7 @@ from bot.intents.lexicon import ALIASES, BALANCE_CORE, FILLERS, INTENTS, LEXICON
 from bot.intents.normalize import digits, normalize
 from bot.intents.refine import refine
 
-NAMES = (*INTENTS, "spending", "unknown")
+NAMES = (*INTENTS, "spending", "insights", "unknown")
 _NUMBER = re.compile(r"[\d./-]+")
 SURE = 1.0  # an exact keyword or phrase
 FUZZY_MIN = 84  # rapidfuzz ratio for a typo to count

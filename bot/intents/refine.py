@@ -1,4 +1,5 @@
-"""The last word on an intent: spending or a list of transactions, a transfer we can't make,
+"""The last word on an intent: spending or a list of transactions (or spending by category with
+a chart: insights), a transfer we can't make,
 what a bit of small talk is, an emoji on its own, and which entities go with which intent."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.intents.entities import _compile, _find
+from bot.intents.normalize import normalize
 
 if TYPE_CHECKING:
     from bot.intents import Intent
@@ -81,6 +83,101 @@ LIST_WORDS: dict[str, tuple[str, ...]] = {
         "سجل",
         "العمليات",
         "عمليات*",
+    ),
+}
+# asking how the money was spent, by category, with a chart: "where does my money go",
+# "how did I spend last month", "na co wydaję", "وين راحت فلوسي"
+INSIGHT_WORDS: dict[str, tuple[str, ...]] = {
+    "insights": (
+        "insight*",
+        "breakdown",
+        "break down",
+        "broken down",
+        "by category",
+        "per category",
+        "each category",
+        "categories",
+        "where does my money go",
+        "where does all my money go",
+        "where did my money go",
+        "where did all my money go",
+        "where my money goes",
+        "where my money went",
+        "where is my money going",
+        "money going",
+        "been going",
+        "where has my money",
+        "where has all my money",
+        "how did i spend",
+        "how do i spend",
+        "what do i spend most on",
+        "what did i spend most on",
+        "what do i spend my money on",
+        "what did i spend my money on",
+        "spending summary",
+        "summary of my spending",
+        "spending habits",
+        "spending chart",
+        "spending report",
+        "spending overview",
+        "spending analysis",
+        "analyse my spending",
+        "analyze my spending",
+        "chart",
+        "graph",
+        "pie",
+        "podsumowanie wydatkow",
+        "podsumow*",
+        "podsumuj wydatki",
+        "podsumuj moje wydatki",
+        "analiza wydatkow",
+        "analiza moich wydatkow",
+        "analizuj*",
+        "przeanalizuj*",
+        "struktura wydatkow",
+        "wedlug kategorii",
+        "wg kategorii",
+        "na kategorie",
+        "kategori*",
+        "na co wydaje*",
+        "na co wydal*",
+        "na co wydaw*",
+        "na co ida",
+        "gdzie ida",
+        "gdzie uciekaja",
+        "gdzie sie podzialy",
+        "gdzie podzialy sie",
+        "jak wydawal*",
+        "jak wydal*",
+        "jak wydaje*",
+        "wykres*",
+        "statystyk*",
+        "تحليل*",
+        "ملخص مصاريف*",
+        "ملخص المصاريف",
+        "ملخص الانفاق",
+        "توزيع مصاريف*",
+        "توزيع المصاريف",
+        "توزيع الانفاق",
+        "حسب الفئه",
+        "حسب الفئات",
+        "حسب التصنيف",
+        "وين راحت",
+        "وين تروح",
+        "فين راحت",
+        "فين بتروح",
+        "اين تذهب",
+        "اين ذهبت",
+        "كيف صرفت",
+        "كيف انفقت",
+        "كيف اصرف",
+        "على ايش صرفت",
+        "على شو صرفت",
+        "على ماذا انفقت",
+        "فيم انفقت",
+        "رسم بياني",
+        "مخطط",
+        "احصائيات",
     ),
 }
 # asking to move money, which chat can't do: "can I transfer money to Bob", "przelej 50 zł"
@@ -203,6 +300,7 @@ THANKS_WORDS: dict[str, tuple[str, ...]] = {
 }
 _SPENDING, _LIST = _compile(SPENDING_WORDS), _compile(LIST_WORDS)
 _TRANSFER, _THANKS = _compile(TRANSFER_WORDS), _compile(THANKS_WORDS)
+_INSIGHTS = _compile(INSIGHT_WORDS)
 POSITIVE_EMOJI = frozenset("👍👌🙏❤♥😊🙂😀😃😄😁🥰😍🤝💪✅👏🎉🙌💯⭐")
 
 # which entities an intent keeps
@@ -226,6 +324,7 @@ _KEEPS = {
         "amount_min",
         "amount_max",
     },
+    "insights": {"bank", "date_from", "date_to"},
     "balance": {"bank"},
     "freeze_card": {"bank"},
     "unfreeze_card": {"bank"},
@@ -283,6 +382,13 @@ def refine(text: str, rest: str, language: str, intent: Intent) -> Intent:
         and (_find(_SPENDING, rest)[0] is not None or intent.category is not None)
     ):
         name = "spending"
+    if (
+        name in ("transactions", "spending", "unknown", "balance", "help")
+        and intent.category is None
+        and _find(_INSIGHTS, rest)[0] is not None
+        and (intent.merchant is None or _find(_INSIGHTS, normalize(intent.merchant))[0])
+    ):
+        name = "insights"  # totals by category with a chart, not a list nor one total
     if name == "smalltalk":
         topic = _find(_THANKS, rest)[0] or "greeting"
     keeps = _KEEPS.get(name, set())

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from consent.api.keys import BROKER
 from consent.api.params import query_decimal, query_int
 from consent.domain.access import Action
+from consent.domain.insights import previous_period
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import Scope, parse_scopes
 from consent.service import accounts, alerts, authz, cards, lifecycle, linking, platform, reads
@@ -21,6 +22,7 @@ from consent.service.authz import Grant
 from consent.service.deadline import HEADER as DEADLINE_HEADER
 from consent.service.deadline import Deadline, parse_deadline_ms
 from consent.service.errors import BrokerError, bad_request
+from consent.service.insights import InsightQuery, insights
 from consent.service.spending import SpendingQuery, spending
 from consent.service.transactions import MAX_PAGE, TxQuery, transactions
 from consent.store import audit, security_log
@@ -317,6 +319,45 @@ async def subject_spending(request: web.Request) -> web.Response:
     return web.json_response(
         await spending(broker, grant.client, _owned(grant), query, _purpose(request), deadline)
     )
+
+
+INSIGHTS_MAX_DAYS = 366
+
+
+@routes.get("/v1/subjects/{subject_id}/insights")
+async def subject_insights(request: web.Request) -> web.Response:
+    """Spending by category per currency over a period and the change from the period before:
+    ?from=&to= (dates; default the last 30 days), bank= (a bank id), top_merchants= (a
+    category: its biggest merchants too). An aggregate, never a row; answered inside the
+    request's deadline (``X-Request-Deadline-Ms``), a bank that fails named and left out."""
+    deadline = Deadline.within(parse_deadline_ms(request.headers.get(DEADLINE_HEADER)) / 1000)
+    grant = await _authorize(request, Action.READ_INSIGHTS, log_scope="transactions")
+    broker = request.app[BROKER]
+    today = broker.clock().date()
+    end = _date(request, "to") or today
+    start = _date(request, "from") or end - timedelta(days=SPENDING_DEFAULT_DAYS - 1)
+    if start > end:
+        raise bad_request("from is after to", "invalid_date")
+    if (end - start).days >= INSIGHTS_MAX_DAYS:
+        raise bad_request(f"a period is at most {INSIGHTS_MAX_DAYS} days", "invalid_date")
+    if start > today:
+        raise bad_request("the period starts in the future", "invalid_date")
+    top = request.query.get("top_merchants")  # when given, one of the categories
+    if top is not None and top not in CATEGORIES:
+        raise bad_request(
+            f"top_merchants must be one of {', '.join(sorted(CATEGORIES))}", "invalid_category"
+        )
+    before_start, before_end = previous_period(start, end)
+    query = InsightQuery(
+        start,
+        end,
+        before_start,
+        before_end,
+        top,
+        request.query.get("bank", "").strip()[:40] or None,
+    )
+    body = await insights(broker, grant.client, _owned(grant), query, _purpose(request), deadline)
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 @routes.get("/v1/subjects/{subject_id}/access-log")

@@ -32,6 +32,7 @@ class Action(enum.StrEnum):
     READ_TRANSACTIONS = "read.transactions"
     READ_ACCOUNTS = "read.accounts"
     READ_SPENDING = "read.spending"
+    READ_INSIGHTS = "read.insights"
     READ_CARDS = "read.cards"
     CARD_FREEZE = "card.freeze"
     CARD_UNFREEZE = "card.unfreeze"
@@ -49,6 +50,7 @@ READS = frozenset(
         Action.READ_TRANSACTIONS,
         Action.READ_ACCOUNTS,
         Action.READ_SPENDING,
+        Action.READ_INSIGHTS,
         Action.READ_CARDS,
         Action.CARD_FREEZE,
         Action.CARD_UNFREEZE,

@@ -19,9 +19,9 @@ ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 
 def kind(intent: Intent) -> str:
-    """The intent's name, with spending counted as transactions (for tests about history in
-    general; the spending tests tell the two apart)."""
-    return "transactions" if intent.name == "spending" else intent.name
+    """The intent's name, with spending and insights counted as transactions (for tests about
+    history in general; the spending and insights tests tell them apart)."""
+    return "transactions" if intent.name in ("spending", "insights") else intent.name
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from consent.domain.merchants import CATEGORIES
 TODAY = date(2026, 12, 2)
 CONTRACT = {
     "balance", "transactions", "spending", "link", "consents", "privacy", "help", "language",
-    "cancel", "freeze_card", "unfreeze_card", "support", "smalltalk", "unknown",
+    "cancel", "freeze_card", "unfreeze_card", "support", "smalltalk", "unknown", "insights",
 }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """The platform-layer promise, tested: after a whole scripted session (link, balance,
-transactions, alert, freeze, revoke), nothing the bot received from the broker, nothing it
-stored and no log line contains a raw value of the mock bank's records."""
+transactions, insights with a chart and top merchants, alert, freeze, revoke), nothing the bot
+received from the broker, nothing it stored and no log line contains a raw value of the mock
+bank's records."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ async def test_nothing_the_bot_received_stored_or_logged_holds_a_raw_bank_field(
         balances = await system.say(ALICE, "/balance", lambda t: "balances" in t.lower())
         page = await system.say(ALICE, "/transactions", lambda t: "Transactions" in t)
         await system.press(ALICE, page, "tx:next", lambda t: "Transactions" in t)
+        chart = await system.say(
+            ALICE, "/insights last month", lambda t: "Spending by category" in t, wait_s=20
+        )
+        await system.press(ALICE, chart, button(chart, "in:tm:"), lambda t: "Top merchants" in t)
         before = {m["message_id"] for m in await system.chat.messages(ALICE)}
         await inject_fraud(system)
         alert = await system.expect(ALICE, lambda t: "Was this you?" in t, before)
@@ -72,6 +77,7 @@ async def test_nothing_the_bot_received_stored_or_logged_holds_a_raw_bank_field(
         + [r.getMessage() for r in platform]
     )
     assert "balances" in received and "transactions" in received  # it did receive views
+    assert "previous_total" in received and "top_merchants" in received  # and insights
     assert stored and logged
     for where, text in (("received", received), ("stored", stored), ("logged", logged)):
         leaked = sorted(s for s in secrets if s in text)

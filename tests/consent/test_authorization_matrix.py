@@ -127,6 +127,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         ),
         Row(
             "GET",
+            "/v1/subjects/{subject_id}/insights",
+            reads=True,
+            action="read.insights",
+            specific={"subject_rate_limit": _deny(429, "rate_limited")},
+        ),
+        Row(
+            "GET",
             "/v1/subjects/{subject_id}/cards",
             reads=True,
             action="read.cards",
