@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
 CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
 FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
+SUPPORT = "urn:chatbank:events:support"
 
 
 @dataclass(slots=True)
@@ -89,6 +90,10 @@ class Publisher:
                 "device_id": tx.device_id,
             }
             self._send(bank, consent, {FRAUD_ALERT: payload})
+
+    def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
+        if consent.status == ConsentStatus.AUTHORISED and "support" in consent.scopes:
+            self._send(bank, consent, {SUPPORT: payload})
 
     # --- delivery ------------------------------------------------------------------------
     def _subject(self, bank: BankState, consent: Consent) -> dict[str, Any]:
