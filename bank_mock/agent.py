@@ -262,11 +262,11 @@ async def typing(request: web.Request) -> web.Response:
     desk, now = request.app[DESK], request.app[CLOCK]()
     last = desk.typing_sent.get(conv.conversation_id)
     sent = False
-    if conv.status == "active" and conv.agent_id == staff.staff_id:
-        if last is None or now - last >= timedelta(seconds=TYPING_EVERY_S):
-            desk.typing_sent[conv.conversation_id] = now
-            support.push(request.app, conv, "typing")
-            sent = True
+    mine = conv.status == "active" and conv.agent_id == staff.staff_id
+    if mine and (last is None or now - last >= timedelta(seconds=TYPING_EVERY_S)):
+        desk.typing_sent[conv.conversation_id] = now
+        support.push(request.app, conv, "typing")
+        sent = True
     return web.json_response({"sent": sent})
 
 

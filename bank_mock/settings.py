@@ -49,7 +49,7 @@ class BankSettings(BaseSettings):
     # the support chat's agent console: staff password (test credential, like the customers'),
     # business hours and days (ISO weekdays, 1 = Monday) in each bank's own time zone, and the
     # answer time promised when no agent is at the console during those hours
-    staff_password: str = "agent-demo"
+    staff_password: str = "agent-demo"  # noqa: S105 - a test credential
     support_hours: str = Field(default="09:00-17:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     support_days: str = Field(default="1-5", pattern=r"^[1-7](-[1-7])?$")
     support_wait_minutes: int = Field(default=30, ge=1, le=24 * 60)

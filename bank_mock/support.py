@@ -133,9 +133,9 @@ class Desk:
 
     def open_for(self, bank_id: str, consent_id: str) -> Conversation | None:
         for conv in self.conversations.values():
-            if conv.bank_id == bank_id and conv.consent_id == consent_id:
-                if conv.status != "closed":
-                    return conv
+            mine = conv.bank_id == bank_id and conv.consent_id == consent_id
+            if mine and conv.status != "closed":
+                return conv
         return None
 
     def of_bank(self, bank_id: str) -> list[Conversation]:
@@ -251,8 +251,9 @@ def new_message(conv: Conversation, role: str, text: str, now: datetime, **kw: A
 
 # --- the app's API -----------------------------------------------------------------------
 def _consent(request: web.Request, bank: BankState) -> Consent:
+    now = request.app[CLOCK]()
     grant = require_grant(
-        request, request.app[GRANTS], bank, scope=SCOPE, consent_bound=True, now=request.app[CLOCK]()
+        request, request.app[GRANTS], bank, scope=SCOPE, consent_bound=True, now=now
     )
     assert grant.consent_id is not None
     return bank.consents[grant.consent_id]
@@ -260,7 +261,10 @@ def _consent(request: web.Request, bank: BankState) -> Consent:
 
 def _conversation(request: web.Request, bank: BankState, consent: Consent) -> Conversation:
     conv = request.app[DESK].conversations.get(request.match_info["conversation_id"])
-    if conv is None or conv.bank_id != bank.profile.bank_id or conv.consent_id != consent.consent_id:
+    if conv is None or (conv.bank_id, conv.consent_id) != (
+        bank.profile.bank_id,
+        consent.consent_id,
+    ):
         raise BankError(404, "Conversation not found for this consent", path="ConversationId")
     return conv
 
@@ -351,9 +355,9 @@ async def close(request: web.Request) -> web.Response:
     if conv.status != "closed":
         conv.status, conv.closed_at, conv.closed_by = "closed", now, "customer"
         desk.save(conv)
-        desk.add(
-            Message("msg-" + secrets.token_hex(8), conv.conversation_id, "system", "customer_left", now)
-        )
+        left = Message("msg-" + secrets.token_hex(8), conv.conversation_id, "system", "", now)
+        left.text = "customer_left"
+        desk.add(left)
     return web.json_response({"Data": _conversation_json(conv)})
 
 

@@ -51,10 +51,17 @@ ACCOUNT_ACTIONS: tuple[str, ...] = ("balances", "transactions", "spending", "car
 # A spending total: money out over a period, per currency, with how many payments made it.
 SPENDING_FIELDS: frozenset[str] = frozenset({"period", "currency", "total", "count", "category"})
 
+# A message in a chat with the bank's staff (DESIGN.md "bank chat message"): never the profile
+# the agent sees, staff ids or internal notes; the text as the bank masked it.
+BANK_CHAT_MESSAGE_FIELDS: frozenset[str] = frozenset(
+    {"conversation", "message_id", "kind", "role", "display_name", "text", "time"}
+)
+
 VIEW_FIELDS: dict[str, frozenset[str]] = {
     "balance": BALANCE_FIELDS,
     "transaction": TRANSACTION_FIELDS,
     "fraud_alert": FRAUD_ALERT_FIELDS,
+    "bank_chat_message": BANK_CHAT_MESSAGE_FIELDS,
 }
 
 View = dict[str, str | list[str] | None]
