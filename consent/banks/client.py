@@ -296,7 +296,6 @@ class BankClient:
         data = body.get("Data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else {}
 
-
     async def support_message(
         self, access_token: str, text: str, message_id: str, language: str
     ) -> dict[str, Any]:

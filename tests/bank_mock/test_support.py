@@ -200,7 +200,13 @@ async def test_an_agent_answers_masked_joins_types_closes_and_gets_a_rating(
     assert message["agent_name"] == "Sarah" and message["message_id"].startswith("msg-")
     assert all("VIP" not in str(p) and "stf-" not in str(p) for p in sink.payloads)
     assert set(message) == {
-        "consent_id", "conversation_id", "type", "agent_name", "sent_at", "message_id", "text"
+        "consent_id",
+        "conversation_id",
+        "type",
+        "agent_name",
+        "sent_at",
+        "message_id",
+        "text",
     }
     rated = await client.post(
         f"/banks/northwind/support/v1/conversations/{conv}/rating",

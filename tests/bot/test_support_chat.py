@@ -65,7 +65,7 @@ async def _conversation(system: System, bank_id: str) -> Conversation:
 async def _at_bank(system: System, conv: Conversation, text: str) -> None:
     desk = system.env.bank_app[DESK]
     async with asyncio.timeout(10):
-        while not any(m.text == text for m in desk.messages.get(conv.conversation_id, [])):
+        while not any(m.text == text for m in desk.messages.get(conv.conversation_id, [])):  # noqa: ASYNC110 - the bank's state, in this process
             await asyncio.sleep(0.05)
 
 
