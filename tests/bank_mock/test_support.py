@@ -236,3 +236,26 @@ async def test_a_restart_keeps_the_conversations(
     await _staff(again)
     page = await (await again.get(f"/banks/northwind/agent/conversations/{conv}")).text()
     assert "kept?" in page
+
+
+async def test_the_support_api_matches_the_extension_spec(
+    bank_client: TestClient[Any, Any],
+) -> None:
+    from tests.bank_mock.test_extension_spec import conforms
+
+    await conforms(await bank_client.get("/banks"), "GET")
+    token = await _linked(bank_client)
+    sent = await _say(bank_client, token, "hello", MessageId="x1", Language="ar")
+    await conforms(sent, "POST")
+    conv = (await sent.json())["Data"]["ConversationId"]
+    base = f"/banks/northwind/support/v1/conversations/{conv}"
+    early = await bank_client.post(base + "/rating", json={"Rating": 3}, headers=flow.bearer(token))
+    assert early.status == 409
+    await conforms(early, "POST")
+    closed = await bank_client.post(base + "/close", json={}, headers=flow.bearer(token))
+    await conforms(closed, "POST")
+    rated = await bank_client.post(base + "/rating", json={"Rating": 3}, headers=flow.bearer(token))
+    await conforms(rated, "POST")
+    bad = await bank_client.post(base + "/rating", json={"Rating": 9}, headers=flow.bearer(token))
+    assert bad.status == 400
+    await conforms(bad, "POST")
