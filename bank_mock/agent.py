@@ -55,7 +55,9 @@ def _staff(request: web.Request, bank: BankState) -> tuple[Staff, str] | None:
     )
 
 
-def _login_page(request: web.Request, bank: BankState, error: str | None, status: int) -> Any:
+def _login_page(
+    request: web.Request, bank: BankState, error: str | None, status: int
+) -> web.Response:
     return _page(request, bank, "agent_login.html", error=error, status=status)
 
 
@@ -65,7 +67,7 @@ async def _checked(request: web.Request, bank: BankState) -> tuple[Staff, dict[s
     if who is None:
         raise BankError(401, "Sign in to the agent console", path="session")
     form = {k: v for k, v in (await read_form(request)).items() if isinstance(v, str)}
-    token = form.get("csrf") or request.headers.get("X-CSRF-Token", "")
+    token = form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
     if not hmac.compare_digest(token.encode(), who[1].encode()):
         raise BankError(403, "This form has expired. Reload the page.", path="csrf")
     return who[0], form

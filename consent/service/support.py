@@ -346,7 +346,9 @@ async def export(
             )
         ).all()
         messages = []
-        for msg in rows if key is not None else []:
+        for msg in rows:
+            if key is None:
+                break  # shredded: the words are gone
             body = _open(key, msg)
             messages.append(
                 {
