@@ -11,8 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlmodel import select
 
+from bank_mock.fraud.publisher import SUPPORT
+from bank_mock.fraud.signing import SIGNERS
+from bank_mock.keys import BANKS
 from bank_mock.support import DESK
+from consent.api.keys import BROKER
+from consent.store.tables import ConsentRow, SupportConversation, SupportMessage
 from tests.consent.broker_env import Env
 from tests.consent.test_events_and_webhooks import Bot, wired  # noqa: F401 - the fixture
 
@@ -186,3 +192,79 @@ async def test_outside_business_hours_the_answer_says_when(
     assert (await closed.json())["status"] == "closed"
     (conv,) = env.bank_app[DESK].conversations.values()
     assert conv.status == "closed" and conv.closed_by == "customer"
+
+
+async def _support_set(env: Env, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """A support event signed by Northwind's own key, posted to the broker."""
+    broker = env.broker.app[BROKER]
+    cred = await broker.credentials("northwind")
+    token = env.bank_app[SIGNERS]["northwind"].make_set(
+        audience=cred.client_id, subject="x", events={SUPPORT: payload}, now=env.clock.now
+    )
+    resp = await env.broker.post(
+        "/events/northwind", data=token, headers={"Content-Type": "application/jwt"}
+    )
+    return resp.status, await resp.json()
+
+
+async def test_bank_events_for_the_wrong_consent_or_conversation_reach_no_one(
+    wired: tuple[Env, Bot, str],  # noqa: F811
+) -> None:
+    env, bot, _ = wired
+    subject = await env.subject()
+    plain = await env.link(subject, scopes=["balances"])
+    chatty = await env.link(subject, scopes=SCOPES)
+    sent = await (await _send(env, subject, chatty, "hello")).json()
+    (conv,) = env.bank_app[DESK].conversations.values()
+    bank_consent = {c.consent_id: c for c in env.bank_app[BANKS]["northwind"].consents.values()}
+    assert len(bank_consent) == 2
+    broker = env.broker.app[BROKER]
+    async with broker.sessions() as session:
+        rows = {c: await session.get(ConsentRow, c) for c in (plain, chatty)}
+    message = {
+        "conversation_id": conv.conversation_id,
+        "type": "message",
+        "agent_name": "Mallory",
+        "text": "hi",
+        "message_id": "msg-1",
+        "sent_at": env.clock.now.isoformat(),
+    }
+    # a consent without the support scope: ignored, whatever the bank says
+    plain_row, chatty_row = rows[plain], rows[chatty]
+    assert plain_row is not None and chatty_row is not None
+    ignored = await _support_set(env, {**message, "consent_id": plain_row.bank_consent_id})
+    assert ignored == (202, {"status": "ignored"})
+    # a conversation the broker never opened: ignored
+    unknown = {**message, "conversation_id": "cnv-nope", "consent_id": chatty_row.bank_consent_id}
+    assert await _support_set(env, unknown) == (202, {"status": "ignored"})
+    # an unknown kind: ignored; the real one: processed once, a second copy is a duplicate
+    odd = {**message, "type": "shout", "consent_id": chatty_row.bank_consent_id}
+    assert await _support_set(env, odd) == (202, {"status": "ignored"})
+    real = {**message, "consent_id": chatty_row.bank_consent_id}
+    assert await _support_set(env, real) == (202, {"status": "processed"})
+    assert await _support_set(env, real) == (202, {"status": "duplicate"})
+    delivered = await bot.next_kind("support_message")
+    assert delivered["data"]["message"]["conversation"] == sent["conversation"]
+    await asyncio.sleep(0.3)
+    assert sum(b"support_message" in b for _, b in bot.received) == 1
+
+
+async def test_a_bank_that_fails_leaves_nothing_half_written(
+    wired: tuple[Env, Bot, str],  # noqa: F811
+) -> None:
+    env, _, _ = wired
+    subject = await env.subject()
+    consent = await env.link(subject, scopes=SCOPES)
+    await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 1.0})
+    failed = await _send(env, subject, consent, "hello")
+    assert failed.status in (502, 503), await failed.text()
+    assert (await failed.json())["error"] in ("bank_unavailable", "bank_error")
+    async with env.broker.app[BROKER].sessions() as session:
+        assert not (await session.exec(select(SupportMessage))).all()
+        assert not (await session.exec(select(SupportConversation))).all()
+    log = await (
+        await env.broker.get(f"/v1/subjects/{subject}/access-log", headers=env.auth())
+    ).json()
+    assert not [e for e in log["entries"] if e["action"] == "support.send"]
+    await env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 0.0})
+    assert (await _send(env, subject, consent, "hello again")).status == 201
