@@ -81,7 +81,6 @@ def view(
     """The platform's view of one message, cut down to what the bank's policy allows."""
     full: dict[str, Any] = {
         "conversation": msg.conversation,
-        "message_id": msg.message_id,
         "kind": msg.kind,
         "role": msg.role,
         "display_name": name,

@@ -11,9 +11,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bank_mock import dlp
 from bank_mock.support import DESK, Conversation
+from bot.handlers.support import has_card_number
 from bot.i18n import tr
+from bot.runtime import BotRuntime
 from tests.bot.system import ALICE, OMAR, ZOFIA, System, button
 from tests.bot.test_conversations import BANK_NAMES, LANGUAGE, link_bank
 
@@ -172,3 +177,34 @@ async def test_a_link_without_the_chat_scope_says_how_to_get_one(system: System)
     answer = await system.say(ALICE, "/support", lambda x: "🏦" in x)
     assert "/link" in answer["text"] and "Northwind Bank" in answer["text"]
     assert not system.env.bank_app[DESK].conversations
+
+
+async def test_a_failing_bank_is_explained_and_the_chat_survives_a_bot_restart(
+    system: System,
+) -> None:
+    await link_bank(system, ALICE)
+    await system.say(ALICE, "/support", lambda x: "Northwind Bank" in x and "/balance" in x)
+    await system.env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 1.0})
+    failed = await system.say(ALICE, "are you there?", lambda x: "🕘" not in x)
+    assert "Northwind" in failed["text"] or "bank" in failed["text"].lower()
+    assert not system.env.bank_app[DESK].conversations  # nothing half-sent
+    await system.env.bank.put("/sandbox/banks/northwind/faults", json={"error_rate": 0.0})
+    # the bot restarts: the chat with the bank is in its database, so it carries on
+    settings, clock = system.runtime.settings, system.runtime.clock
+    await system.runtime.stop()
+    system.runtime = BotRuntime(settings, clock=clock)
+    await system.runtime.start()
+    await system.say(ALICE, "are you there now?", lambda x: "🕘" in x)
+    conv = await _conversation(system, "northwind")
+    await _at_bank(system, conv, "are you there now?")
+    # the bot's database holds handles, never the words
+    raw = system.bot_db.read_bytes()
+    for path in system.bot_db.parent.glob("bot.db-wal"):
+        raw += path.read_bytes()
+    assert b"are you there" not in raw and conv.conversation_id.encode() not in raw
+
+
+@given(st.text(alphabet="0123456789 -abc", max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_the_chat_and_the_bank_agree_on_what_a_card_number_is(text: str) -> None:
+    assert has_card_number(text) == dlp.has_card_number(text)

@@ -83,7 +83,6 @@ async def test_a_conversation_both_ways_logged_by_id_exported_and_deleted(
     )["data"]["message"]
     assert set(message) == {
         "conversation",
-        "message_id",
         "kind",
         "role",
         "display_name",
