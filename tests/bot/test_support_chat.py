@@ -5,6 +5,7 @@ masked at the bank and deleted from the chat, commands still work, and a rating 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -13,12 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
 from bank_mock import dlp
 from bank_mock.support import DESK, Conversation
 from bot.handlers.support import has_card_number
 from bot.i18n import tr
 from bot.runtime import BotRuntime
+from consent.api.keys import BROKER
+from consent.store.tables import SupportConversation, SupportMessage
 from tests.bot.system import ALICE, OMAR, ZOFIA, System, button
 from tests.bot.test_conversations import BANK_NAMES, LANGUAGE, link_bank
 
@@ -157,6 +161,23 @@ async def test_outside_business_hours_the_answer_arrives_later(system: System) -
     assert "Sarah · Northwind Bank representative" in answer["text"]
     joined = [m for m in await system.chat.messages(ALICE) if "joined the chat" in m["text"]]
     assert len(joined) == 1  # answering took the conversation: joined first, once
+    # the conversation is in the user's export, and goes with deletion
+    page = await system.say(ALICE, "/privacy", lambda x: "What I hold" in x)
+    export = await system.press(ALICE, page, "pv:export", lambda x: "in this file" in x)
+    assert "1 chat with your bank" in export["text"]
+    exported = json.loads(await system.chat.file(export["document"]["file_id"]))
+    (chat,) = exported["broker"]["support_conversations"]
+    words = [(m["role"], m["kind"], m["text"]) for m in chat["messages"]]
+    assert words == [
+        ("customer", "message", "Is anyone there?"),
+        ("bank_representative", "joined", None),
+        ("bank_representative", "message", "Good morning, yes: how can I help?"),
+    ]
+    ask = await system.press(ALICE, page, "pv:del", lambda x: "Delete everything" in x)
+    await system.press(ALICE, ask, "pv:delok", lambda x: "forgot you" in x)
+    async with system.env.broker.app[BROKER].sessions() as session:
+        assert not (await session.exec(select(SupportMessage))).all()
+        assert not (await session.exec(select(SupportConversation))).all()
 
 
 async def test_ending_the_chat_from_the_chat_tells_the_bank(system: System) -> None:
