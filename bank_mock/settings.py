@@ -53,6 +53,7 @@ class BankSettings(BaseSettings):
     support_hours: str = Field(default="09:00-17:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
     support_days: str = Field(default="1-5", pattern=r"^[1-7](-[1-7])?$")
     support_wait_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    support_chats_per_agent: int = Field(default=3, ge=1, le=100)  # then the agent is busy
     faults: dict[str, FaultSettings] = Field(default_factory=dict)  # bank_id -> faults
 
     def base_url(self) -> str:

@@ -166,11 +166,19 @@ class Desk:
         self.seen[staff.staff_id] = now
         return staff, found[1]
 
-    def agents_present(self, bank_id: str, now: datetime) -> int:
+    def agents_free(self, bank_id: str, now: datetime, most: int) -> int:
+        """Agents at the console (a request in the last minute) with fewer than ``most``
+        conversations of their own open."""
+        busy: dict[str, int] = {}
+        for conv in self.conversations.values():
+            if conv.status == "active" and conv.agent_id is not None:
+                busy[conv.agent_id] = busy.get(conv.agent_id, 0) + 1
         return sum(
             1
             for sid, at in self.seen.items()
-            if self.staff[sid].bank_id == bank_id and now - at <= timedelta(seconds=PRESENT_S)
+            if self.staff[sid].bank_id == bank_id
+            and now - at <= timedelta(seconds=PRESENT_S)
+            and busy.get(sid, 0) < most
         )
 
 
@@ -206,11 +214,12 @@ def next_opening(settings: BankSettings, zone: str, now: datetime) -> datetime:
 
 
 def expected_reply(app: web.Application, bank: BankState, now: datetime) -> datetime | None:
-    """When someone will answer: None if an agent is at the console now."""
+    """When someone will answer: None if an agent is free now."""
     settings = app[SETTINGS]
     if not is_open(settings, bank.profile.timezone, now):
         return next_opening(settings, bank.profile.timezone, now)
-    if app[DESK].agents_present(bank.profile.bank_id, now) == 0:
+    free = app[DESK].agents_free(bank.profile.bank_id, now, settings.support_chats_per_agent)
+    if free == 0:
         return now + timedelta(minutes=settings.support_wait_minutes)
     return None
 

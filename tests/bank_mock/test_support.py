@@ -259,3 +259,25 @@ async def test_the_support_api_matches_the_extension_spec(
     bad = await bank_client.post(base + "/rating", json={"Rating": 9}, headers=flow.bearer(token))
     assert bad.status == 400
     await conforms(bad, "POST")
+
+
+async def test_with_every_agent_busy_the_promise_is_the_configured_wait(
+    aiohttp_client: AiohttpClient, clock: FrozenClock
+) -> None:
+    settings = BankSettings(
+        customers_per_bank=3, anchor_date=TODAY, support_chats_per_agent=1, support_wait_minutes=20
+    )
+    clock.now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, clock=clock))
+    await _staff(client)  # one agent at the console, free
+    first = await _linked(client)
+    data = (await (await _say(client, first, "hi")).json())["Data"]
+    assert data["ExpectedReplyDateTime"] is None
+    page = await (await client.get("/banks/northwind/agent")).text()
+    csrf = _csrf(page)
+    base = f"/banks/northwind/agent/conversations/{data['ConversationId']}"
+    await client.post(base + "/assign", data={"csrf": csrf})
+    second = await _linked(client)  # another customer: the only agent now has a chat open
+    busy = (await (await _say(client, second, "hello?")).json())["Data"]
+    assert busy["ExpectedReplyDateTime"] == "2026-11-20T10:20:00+00:00"
+    assert busy["OutsideBusinessHours"] is False
