@@ -101,7 +101,7 @@ async def console(request: web.Request) -> web.Response:
         mine=[c for c in convs if c.status == "active" and c.agent_id == staff.staff_id],
         others=[c for c in convs if c.status == "active" and c.agent_id != staff.staff_id],
         closed=[c for c in convs if c.status == "closed" and (c.closed_at or now) >= recent][-10:],
-        customers=_customers(bank),
+        customer_name=lambda cid: bank.customers[cid].full_name if cid in bank.customers else cid,
         last_text=lambda c: _last_customer_text(desk, c),
         open_now=support.is_open(request.app[SETTINGS], bank.profile.timezone, now),
     )
@@ -308,10 +308,6 @@ async def poll(request: web.Request) -> web.Response:
             "rating": conv.rating,
         }
     )
-
-
-def _customers(bank: BankState) -> dict[str, str]:
-    return {c.customer_id: c.full_name for c in bank.customers.values()}
 
 
 def setup(app: web.Application) -> None:

@@ -44,6 +44,7 @@ SUPPORT_EVENT = "urn:chatbank:events:support"
 CONVERSATION, MESSAGE = "support_conversation", "support_message"
 PRESENT_S = 60  # an agent whose console asked for news this recently is at the console
 MAX_TEXT = 2000
+SESSION = timedelta(hours=8)  # a staff sign-in lasts a working day
 routes = web.RouteTableDef()
 
 # staff of every bank: (username, display name); the password is BANK_STAFF_PASSWORD
@@ -146,6 +147,7 @@ class Desk:
 
     # --- staff ---------------------------------------------------------------------------
     def login(self, bank_id: str, username: str, password: str, now: datetime) -> str | None:
+        self.sessions = {k: s for k, s in self.sessions.items() if now - s[2] <= SESSION}
         expected = self.settings.staff_password.encode()
         ok = secrets.compare_digest(password.encode(), expected)
         for staff in self.staff.values():
@@ -158,7 +160,7 @@ class Desk:
 
     def session(self, token: str, bank_id: str, now: datetime) -> tuple[Staff, str] | None:
         found = self.sessions.get(token)
-        if found is None or now - found[2] > timedelta(hours=8):
+        if found is None or now - found[2] > SESSION:
             return None
         staff = self.staff[found[0]]
         if staff.bank_id != bank_id:

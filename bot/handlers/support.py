@@ -161,11 +161,11 @@ async def forward(update: Update, context: ChatContext, chat: dict[str, str]) ->
     if chat.get("conversation") != sent.conversation:
         chat = {**chat, "conversation": sent.conversation}
         await repo.set_support_chat(context.services.sessions, user.id, chat)
-    if sent.opened or sent.expected_reply_at is not None:
+    if sent.opened:  # once per conversation: where the message went, and when to expect them
         bank = await context.services.bank_name(chat["bank_id"])
-        if sent.expected_reply_at is not None and (sent.opened or sent.outside_hours):
+        if sent.expected_reply_at is not None:
             await say(update, views.support_queued(t, bank, sent), edit=False)
-        elif sent.opened:
+        else:
             await say(update, views.support_sent(t, bank), edit=False)
 
 
