@@ -72,6 +72,7 @@ def help_text(tr: Tr) -> str:
         "/link — " + tr._("link a bank"),
         "/balance — " + tr._("balances of your linked accounts"),
         "/transactions — " + tr._("recent transactions, with filters"),
+        "/support — " + tr._("talk to a person at your bank"),
         "/consents — " + tr._("what you shared, and revoke it"),
         "/privacy — " + tr._("what I hold, the access log, export or delete"),
         "/language — " + tr._("change language"),
