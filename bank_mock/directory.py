@@ -44,6 +44,7 @@ async def list_banks(request: web.Request) -> web.Response:
                 "jwks_uri": f"{root}/.well-known/jwks.json",
                 "aisp_base": f"{root}/open-banking/v3.1/aisp",
                 "card_controls_base": f"{root}/card-controls/v1",
+                "support_base": f"{root}/support/v1",
             }
         )
     return web.json_response({"banks": banks})

@@ -16,7 +16,7 @@ from bank_mock.settings import FaultSettings
 
 FAULTS = web.AppKey("faults", dict[str, FaultSettings])
 FAULT_RNG = web.AppKey("fault_rng", random.Random)
-_API_PATH = re.compile(r"^/banks/([^/]+)/(token|open-banking/|card-controls/)")
+_API_PATH = re.compile(r"^/banks/([^/]+)/(token|open-banking/|card-controls/|support/)")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 routes = web.RouteTableDef()
 

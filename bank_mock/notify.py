@@ -7,7 +7,7 @@ retries). Until then a :class:`NullSink` records nothing, so the bank still work
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from bank_mock.models import Consent, FraudAlert, Transaction
 from bank_mock.state import BankState
@@ -23,6 +23,10 @@ class EventSink(Protocol):
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
         """The fraud engine raised ``alert``: tell every client with a consent on the account."""
 
+    def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
+        """Something happened in a support conversation under ``consent`` (an agent joined,
+        wrote, is typing, left): tell the consent's client."""
+
 
 class NullSink:
     """Pushes nothing (used until the event publisher is set up, and in some unit tests)."""
@@ -34,4 +38,7 @@ class NullSink:
         return None
 
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
+        return None
+
+    def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
         return None

@@ -46,6 +46,14 @@ class BankSettings(BaseSettings):
     data_dir: str = ""
     event_retry_max: int = Field(default=6, ge=0)
     event_retry_base_s: float = Field(default=0.5, ge=0.0)
+    # the support chat's agent console: staff password (test credential, like the customers'),
+    # business hours and days (ISO weekdays, 1 = Monday) in each bank's own time zone, and the
+    # answer time promised when no agent is at the console during those hours
+    staff_password: str = "agent-demo"  # noqa: S105 - a test credential
+    support_hours: str = Field(default="09:00-17:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    support_days: str = Field(default="1-5", pattern=r"^[1-7](-[1-7])?$")
+    support_wait_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    support_chats_per_agent: int = Field(default=3, ge=1, le=100)  # then the agent is busy
     faults: dict[str, FaultSettings] = Field(default_factory=dict)  # bank_id -> faults
 
     def base_url(self) -> str:

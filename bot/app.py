@@ -29,6 +29,7 @@ from bot.handlers import (
     privacy,
     reading,
     spending,
+    support,
     talk,
     text,
 )
@@ -43,6 +44,7 @@ COMMANDS = (
     "transactions",
     "insights",
     "unfreeze",
+    "support",
     "consents",
     "privacy",
     "language",
@@ -59,6 +61,7 @@ def command_descriptions(language: str) -> list[BotCommand]:
         "transactions": t._("recent transactions, with filters"),
         "insights": t._("spending by category, with a chart"),
         "unfreeze": t._("unfreeze a card"),
+        "support": t._("talk to a person at your bank"),
         "consents": t._("what you shared, and revoke it"),
         "privacy": t._("what I hold, the access log, export or delete"),
         "language": t._("change language"),
@@ -120,6 +123,8 @@ def build_application(services: Services) -> ChatApp:
     application: ChatApp = builder.build()
     application.bot_data[SERVICES] = services
     application.add_handler(TypeHandler(Update, guard.private_only), group=-1)
+    # a full card number is deleted wherever it is typed, even in the middle of a flow
+    application.add_handler(MessageHandler(support.CardNumber(), support.card_number))
     application.add_handler(link.conversation(text.IntentIs("link"), settings.link_timeout_s))
     for name, callback in (
         ("start", basics.start),
@@ -133,6 +138,7 @@ def build_application(services: Services) -> ChatApp:
         ("freeze", cards.freeze_command),
         ("unfreeze", cards.unfreeze_command),
         ("cancel", basics.cancel),
+        ("support", support.start),
     ):
         application.add_handler(CommandHandler(name, callback))
     for pattern, callback in (
@@ -146,6 +152,7 @@ def build_application(services: Services) -> ChatApp:
         (r"^pv:", privacy.button),
         (r"^cl:", text.clarified),
         (r"^lk:", stale_button),
+        (r"^hs:", support.button),
     ):
         application.add_handler(CallbackQueryHandler(callback, pattern=pattern))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text.free_text))

@@ -252,6 +252,24 @@ class AccessLog(_Wire):
     integrity: Integrity
 
 
+class SupportSent(_Wire):
+    """What became of a message to the bank's staff: its conversation, whether it opened one,
+    and, while nobody is on, when someone will answer."""
+
+    conversation: str
+    message_id: str
+    status: str
+    opened: bool = False
+    expected_reply_at: datetime | None = None
+    outside_hours: bool = False
+
+
+class SupportState(_Wire):
+    conversation: str
+    status: str
+    rating: int | None = None
+
+
 class BrokerClient:
     """Typed calls to the broker, authenticated as this platform client, purpose chat-service.
 
@@ -460,6 +478,25 @@ class BrokerClient:
         """``action``: freeze or unfreeze."""
         path = f"/v1/subjects/{subject}/cards/{card_handle}/{action}"
         return await self._model(Card, "POST", path)
+
+    async def support_send(
+        self, subject: str, consent_id: str, text: str, language: str
+    ) -> SupportSent:
+        """The user's message to a person at the consent's bank."""
+        path = f"/v1/subjects/{subject}/consents/{consent_id}/support/messages"
+        body = {"text": text, "language": language}
+        return await self._model(SupportSent, "POST", path, json=body)
+
+    async def support_rate(
+        self, subject: str, consent_id: str, conversation: str, rating: int
+    ) -> SupportState:
+        path = f"/v1/subjects/{subject}/consents/{consent_id}/support/rating"
+        body = {"conversation": conversation, "rating": rating}
+        return await self._model(SupportState, "POST", path, json=body)
+
+    async def support_close(self, subject: str, consent_id: str, conversation: str) -> SupportState:
+        path = f"/v1/subjects/{subject}/consents/{consent_id}/support/close"
+        return await self._model(SupportState, "POST", path, json={"conversation": conversation})
 
     async def access_log(self, subject: str) -> AccessLog:
         return await self._model(AccessLog, "GET", f"/v1/subjects/{subject}/access-log")

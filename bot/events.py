@@ -21,15 +21,17 @@ from aiohttp import web
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
 from telegram import Bot
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot import views
 from bot.context import Services
 from bot.handlers.link import close_approval
-from bot.i18n import tr
+from bot.i18n import Tr, tr
 from bot.metrics import ALERTS_SHOWN
 from bot.store import deliveries, repo
 from bot.store.deliveries import Claim
+from bot.store.tables import ChatUser
 from bot.store.writes import WriteGate
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,11 @@ class BrokerEvents:
             return "no_such_user", None
         t = tr(user.language or "en")
         alert_id = None
+        if kind == "support_typing":
+            await self.bot.send_chat_action(user.chat_id, ChatAction.TYPING)
+            return "shown", None
+        if kind == "support_message":
+            return await self._support(user, t, data), None
         if kind == "fraud_alert":
             alert = data.get("alert") or {}
             alert_id = f"{self.services.settings.broker_client_id}:{alert.get('alert_id')}"
@@ -166,6 +173,29 @@ class BrokerEvents:
         self.shown += 1
         ALERTS_SHOWN.labels("fraud_alert" if kind == "fraud_alert" else "notice").inc()
         return "shown", alert_id
+
+    async def _support(self, user: ChatUser, t: Tr, data: dict[str, Any]) -> str:
+        """A message from a person at the bank; "left" hands the chat back to the bot."""
+        message = data.get("message")
+        if not isinstance(message, dict):
+            return "bad_message"
+        bank = await self.services.bank_name(str(data.get("bank_id", "")))
+        text, keyboard = views.support_message(t, bank, message)
+        kind, sessions = message.get("kind"), self.services.sessions
+        conversation = str(message.get("conversation", ""))
+        if kind == "left":
+            chat = await repo.support_chat(sessions, user.telegram_user_id)
+            if chat and chat.get("conversation") in (None, conversation):
+                async with self.writes():
+                    await repo.set_support_chat(sessions, user.telegram_user_id, None)
+            async with self.writes():
+                await repo.remember_rating(
+                    sessions, user.telegram_user_id, conversation, str(data.get("consent_id"))
+                )
+        await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
+        self.shown += 1
+        ALERTS_SHOWN.labels("notice").inc()
+        return "shown"
 
 
 ENDS_A_LINK = frozenset(

@@ -6,6 +6,7 @@ outside is escaped. Callback data stays under Telegram's 64-byte limit.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,13 +25,14 @@ from bot.broker import (
     BrokerError,
     Consent,
     Spending,
+    SupportSent,
     TransactionPage,
     Unavailable,
 )
-from bot.i18n import NAMES, Tr
+from bot.i18n import FSI, NAMES, PDI, Tr
 
 DURATIONS = (30, 90, 180, 365)
-SCOPES = ("balances", "transactions", "fraud_alerts", "card_controls")
+SCOPES = ("balances", "transactions", "fraud_alerts", "card_controls", "support")
 
 
 def scope_name(tr: Tr, scope: str) -> str:
@@ -39,6 +41,7 @@ def scope_name(tr: Tr, scope: str) -> str:
         "transactions": tr._("Transactions"),
         "fraud_alerts": tr._("Fraud alerts"),
         "card_controls": tr._("Card freeze"),
+        "support": tr._("Chat with the bank's staff"),
     }
     return names.get(scope, scope)
 
@@ -70,6 +73,7 @@ def help_text(tr: Tr) -> str:
         "/balance — " + tr._("balances of your linked accounts"),
         "/transactions — " + tr._("recent transactions, with filters"),
         "/insights — " + tr._("spending by category, with a chart"),
+        "/support — " + tr._("talk to a person at your bank"),
         "/consents — " + tr._("what you shared, and revoke it"),
         "/privacy — " + tr._("what I hold, the access log, export or delete"),
         "/language — " + tr._("change language"),
@@ -450,8 +454,13 @@ def spending(
 
 
 def support(tr: Tr, banks: Sequence[str]) -> str:
-    """How to reach a person at each linked bank (there is no bank chat here yet)."""
-    lines = [tr._("I can't put you through to your bank from this chat yet.")]
+    """How to reach a person at each linked bank, when no link allows a chat here."""
+    lines = [
+        tr._(
+            "None of your links lets me put you through to a person at the bank. "
+            "Link a bank with “Chat with the bank's staff” (/link) to talk to them here."
+        )
+    ]
     for bank in banks:
         lines.append(
             "🏦 "
@@ -753,3 +762,96 @@ def problem(tr: Tr, error: BrokerError) -> str:
     else:
         text = tr._("Something went wrong on my side. Please try again.")
     return tr.message("⚠️ " + text)
+
+
+def card_number_warning(tr: Tr) -> str:
+    """After deleting a message that held a full card number."""
+    return tr.message(
+        "🛑 "
+        + tr._(
+            "I deleted your message: it held a full card number. Never share a card number "
+            "in a chat, not even with your bank's staff; they will never ask for it."
+        )
+    )
+
+
+def support_started(tr: Tr, bank: str) -> str:
+    return tr.message(
+        "🏦 "
+        + tr._(
+            "You're now writing to a person at %(bank)s. Type your message; I'll pass on what "
+            "you write and show their answers here. Commands like /balance still work.",
+            bank="<b>" + tr.esc(bank) + "</b>",
+        )
+        + "\n"
+        + tr._("Never send card numbers or passwords.")
+    )
+
+
+def support_sent(tr: Tr, bank: str) -> str:
+    return tr.message(
+        "✉️ " + tr._("Sent to %(bank)s. Someone will answer here shortly.", bank=tr.esc(bank))
+    )
+
+
+def support_queued(tr: Tr, bank: str, sent: SupportSent) -> str:
+    """Nobody at the bank now: the message is kept, and when someone will answer."""
+    assert sent.expected_reply_at is not None
+    when = tr.moment(sent.expected_reply_at)
+    if sent.outside_hours:
+        text = tr._(
+            "%(bank)s's team is away now. Your message is kept, and someone will answer here "
+            "from %(when)s.",
+            bank=tr.esc(bank),
+            when=when,
+        )
+    else:
+        text = tr._(
+            "Everyone at %(bank)s is busy. Your message is kept, and someone will answer here "
+            "by %(when)s.",
+            bank=tr.esc(bank),
+            when=when,
+        )
+    return tr.message("🕘 " + text)
+
+
+def support_ended(tr: Tr) -> str:
+    return tr.message(tr._("The chat with your bank has ended. I'm back: ask me anything."))
+
+
+def support_rated(tr: Tr, rating: int) -> str:
+    stars = "★" * rating + "☆" * (5 - rating)
+    return tr.message(tr._("Thank you for rating the chat: %(stars)s", stars=stars))
+
+
+def _free(tr: Tr, text: str) -> str:
+    """Words from a person (any script), safe for HTML; in Arabic each line is one first-strong
+    isolate, so an English answer reads left to right and an Arabic one right to left."""
+    escaped = html.escape(text, quote=False)
+    if not tr.rtl:
+        return escaped
+    return "\n".join(f"{FSI}{line}{PDI}" if line else line for line in escaped.split("\n"))
+
+
+def support_message(
+    tr: Tr, bank: str, message: Mapping[str, object]
+) -> tuple[str, Keyboard | None]:
+    """A message from the bank's side: joined, a representative's words, or left (then a
+    rating keyboard)."""
+    kind = str(message.get("kind", "message"))
+    name = _free(tr, str(message.get("display_name") or tr._("An agent")))
+    b = tr.esc(bank)
+    if kind == "joined":
+        text = "👤 " + tr._(
+            "%(name)s from %(bank)s joined the chat.", name=f"<b>{name}</b>", bank=b
+        )
+        return tr.message(text), None
+    if kind == "left":
+        conversation = str(message.get("conversation", ""))
+        text = tr._("%(name)s left the chat. I'm back: ask me anything.", name=f"<b>{name}</b>")
+        text += "\n" + tr._("How was your chat with %(bank)s?", bank=b)
+        stars = [Button("★" * n, callback_data=f"hs:r:{n}:{conversation}") for n in range(1, 6)]
+        return tr.message("👋 " + text), Keyboard([stars[:3], stars[3:]])
+    label = tr._("%(name)s · %(bank)s representative", name=name, bank=b)
+    body = _free(tr, str(message.get("text") or ""))
+    return tr.message(f"🏦 <b>{label}</b>\n{body}"), None

@@ -214,6 +214,10 @@ async def run_up(
         for profile in BANKS:
             dashboard = f"{settings.base_url()}/banks/{profile.bank_id}/dashboard"
             _say(f"  {profile.name:<18} dashboard: {dashboard}")
+        _say(
+            f"Bank staff (agent console, /banks/<bank>/agent): agent1, agent2 / "
+            f"{settings.staff_password}; e.g. {settings.base_url()}/banks/northwind/agent"
+        )
         _say("A fraud alert on demand:  chatbank demo fraud --bank northwind --customer demo1")
         _say("\nPress Ctrl-C to stop.")
         stop = stop or asyncio.Event()

@@ -235,7 +235,31 @@ async def delete_message(store: Store, params: JSON) -> bool:
     return True
 
 
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
+
+
 async def send_chat_action(store: Store, params: JSON) -> bool:
+    """Show "typing…" (or another action) in the chat, as Telegram does, for a few seconds."""
+    chat_id = _chat(store, params)
+    action = str(params.get("action", ""))
+    if action not in CHAT_ACTIONS:
+        raise BotApiError(400, "Bad Request: wrong parameter action in request")
+    store.chat_actions.append({"chat_id": chat_id, "action": action, "date": int(time.time())})
+    await store.touch()
     return True
 
 

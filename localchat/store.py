@@ -47,6 +47,7 @@ class Store:
     messages: dict[int, list[StoredMessage]] = field(default_factory=dict)
     updates: list[JSON] = field(default_factory=list)
     callback_answers: list[JSON] = field(default_factory=list)
+    chat_actions: list[JSON] = field(default_factory=list)  # sendChatAction calls, in order
     commands: list[JSON] = field(default_factory=list)
     webhook_url: str = ""
     allowed_updates: frozenset[str] | None = None  # None: Telegram's default (all but a few)

@@ -143,6 +143,10 @@ async def api_answers(request: web.Request) -> web.Response:
     return web.json_response(request.app[STORE].callback_answers)
 
 
+async def api_chat_actions(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STORE].chat_actions)
+
+
 async def api_changes(request: web.Request) -> web.Response:
     store = request.app[STORE]
     after = int(request.query.get("after", "0"))
@@ -188,6 +192,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/file/bot{token}/{file_id}/{name}", api_file)  # getFile's file_path
     app.router.add_get("/api/messages/{user_id}", _checked(api_messages))
     app.router.add_get("/api/callback-answers", api_answers)
+    app.router.add_get("/api/chat-actions", api_chat_actions)
     app.router.add_get("/api/changes", _checked(api_changes))
     app.router.add_get("/api/users", api_users)
     app.router.add_get("/api/events", api_events)

@@ -89,6 +89,11 @@ class ChatDriver:
         result: list[dict[str, Any]] = await self._get("/api/callback-answers")
         return result
 
+    async def chat_actions(self) -> list[dict[str, Any]]:
+        """Every sendChatAction the bot made ({"chat_id", "action", "date"}), in order."""
+        result: list[dict[str, Any]] = await self._get("/api/chat-actions")
+        return result
+
     async def wait_for(
         self,
         user_id: int,

@@ -11,7 +11,7 @@ from bank_mock.models import Consent, ConsentStatus, Customer
 from bank_mock.notify import EventSink
 from bank_mock.state import BankState
 
-ALLOWED_SCOPES = frozenset({"openid", "accounts", "cards"})
+ALLOWED_SCOPES = frozenset({"openid", "accounts", "cards", "support"})
 
 
 def authorise(

@@ -82,6 +82,9 @@ KINDS: dict[str, str] = {
 
 _BALANCES = "Balances, with only the last 4 digits of each account number"
 _TRANSACTIONS = "Transactions: date, amount, merchant name and spending category"
+_SUPPORT = (
+    "Chats with our staff: what you write and their answers, with card and account numbers masked"
+)
 _CARDS = "Fraud alerts and card freezes: the card's last 4 digits, the merchant and the amount"
 
 
@@ -96,4 +99,6 @@ def platform_sees(permissions: Sequence[str], scopes: frozenset[str]) -> list[st
         lines.append(_TRANSACTIONS)
     if "cards" in scopes:
         lines.append(_CARDS)
+    if "support" in scopes:
+        lines.append(_SUPPORT)
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
 CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
 FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
+SUPPORT = "urn:chatbank:events:support"
 
 
 @dataclass(slots=True)
@@ -46,6 +47,9 @@ class Publisher:
         self._app = app
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        # a support conversation's events go out one after another, in the order they happened
+        # ("joined" before the first answer, the last answer before "left")
+        self._in_order: dict[str, asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
         self.stats = DeliveryStats()
 
@@ -90,6 +94,10 @@ class Publisher:
             }
             self._send(bank, consent, {FRAUD_ALERT: payload})
 
+    def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
+        if consent.status == ConsentStatus.AUTHORISED and "support" in consent.scopes:
+            self._send(bank, consent, {SUPPORT: payload}, in_order=consent.consent_id)
+
     # --- delivery ------------------------------------------------------------------------
     def _subject(self, bank: BankState, consent: Consent) -> dict[str, Any]:
         return {
@@ -106,7 +114,13 @@ class Publisher:
         aisp = f"{base}/banks/{bank.profile.bank_id}/open-banking/v3.1/aisp"
         return f"{aisp}/account-access-consents/{consent.consent_id}"
 
-    def _send(self, bank: BankState, consent: Consent, events: dict[str, Any]) -> None:
+    def _send(
+        self,
+        bank: BankState,
+        consent: Consent,
+        events: dict[str, Any],
+        in_order: str | None = None,
+    ) -> None:
         client = bank.clients.get(consent.client_id)
         if client is None or not client.event_notification_url:
             return
@@ -116,11 +130,23 @@ class Publisher:
             events=events,
             now=self._app[CLOCK](),
         )
-        task = asyncio.get_running_loop().create_task(
-            self._deliver(client.event_notification_url, token)
-        )
+        delivery = self._deliver(client.event_notification_url, token)
+        if in_order is not None:
+            delivery = self._after(in_order, delivery)
+        task = asyncio.get_running_loop().create_task(delivery)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _after(self, key: str, delivery: Coroutine[Any, Any, None]) -> None:
+        """Deliver once every earlier delivery under ``key`` has finished (FIFO lock)."""
+        started = False
+        try:
+            async with self._in_order.setdefault(key, asyncio.Lock()):  # a small lock a consent
+                started = True
+                await delivery
+        finally:
+            if not started:  # cancelled while waiting (shutdown): never ran, close it
+                delivery.close()
 
     async def _deliver(self, url: str, token: str) -> None:
         settings = self._app[SETTINGS]

@@ -32,11 +32,13 @@ async def export(update: Update, context: ChatContext, user_id: int, subject: st
     body = json.dumps({"bot": held, "broker": broker_part}, indent=2, ensure_ascii=False)
     links = broker_part.get("consents") or []
     entries = broker_part.get("access_log") or []
+    chats = broker_part.get("support_conversations") or []
     summary = "\n".join(
         [
             t._("Everything held about you, by me and by the consent broker, is in this file:"),
             "• " + t.n_("%(n)s bank link", "%(n)s bank links", len(links)),
             "• " + t.n_("%(n)s access log entry", "%(n)s access log entries", len(entries)),
+            "• " + t.n_("%(n)s chat with your bank", "%(n)s chats with your bank", len(chats)),
             "• " + t._("no balances, transactions or account numbers"),
         ]
     )

@@ -6,14 +6,22 @@ from __future__ import annotations
 from rapidfuzz import fuzz, process
 from telegram import Update
 
-from bot import views
-from bot.broker import BrokerError
-from bot.context import ChatContext, subject_of, texts
+from bot.context import ChatContext, texts
 from bot.handlers import basics
 from bot.handlers.common import say
 
 # what /help lists; a mistyped command is read as the nearest of these
-COMMANDS = ("start", "help", "link", "balance", "transactions", "consents", "privacy", "language")
+COMMANDS = (
+    "start",
+    "help",
+    "link",
+    "balance",
+    "transactions",
+    "consents",
+    "privacy",
+    "language",
+    "support",
+)
 COMMAND_MIN = 70  # rapidfuzz ratio for "/balanse" to be "/balance"
 
 
@@ -37,24 +45,6 @@ async def transfer(update: Update, context: ChatContext) -> None:
         "Please use your bank's own app or website. Here I can show balances and spending."
     )
     await say(update, t.message(text), edit=False)
-
-
-async def support(update: Update, context: ChatContext) -> None:
-    """How to reach each linked bank, until a chat with the bank exists."""
-    t = await texts(update, context)
-    subject = await subject_of(update, context, create=False)
-    banks: list[str] = []
-    if subject is not None:
-        try:
-            linked = await context.services.broker.consents(subject)
-        except BrokerError:
-            linked = []
-        for consent in linked:
-            if consent.status == "authorized":
-                name = await context.services.bank_name(consent.bank_id)
-                if name not in banks:
-                    banks.append(name)
-    await say(update, views.support(t, banks), edit=False)
 
 
 def nearest_command(typed: str) -> str | None:

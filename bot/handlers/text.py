@@ -9,10 +9,21 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import filters
 
 from bot.context import ChatContext, texts
-from bot.handlers import basics, cards, consents, insights, privacy, reading, spending, talk
+from bot.handlers import (
+    basics,
+    cards,
+    consents,
+    insights,
+    privacy,
+    reading,
+    spending,
+    support,
+    talk,
+)
 from bot.handlers.common import answer_button, say
 from bot.i18n import Tr, pick_language
 from bot.intents import Intent, classify
+from bot.store import repo
 
 
 def intent_label(t: Tr, name: str) -> str:
@@ -85,7 +96,7 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
     elif name == "unfreeze_card":
         await cards.unfreeze_command(update, context)
     elif name == "support":
-        await talk.support(update, context)
+        await support.start(update, context)
     elif name == "smalltalk":
         await talk.smalltalk(update, context, intent.topic)
     elif name == "unknown" and intent.topic == "transfer":
@@ -109,6 +120,11 @@ async def free_text(update: Update, context: ChatContext) -> None:
     """Any text outside a flow: classify, then answer, ask, or suggest."""
     message = update.effective_message
     assert message is not None and message.text is not None
+    user = update.effective_user
+    chat = await repo.support_chat(context.services.sessions, user.id) if user else None
+    if chat is not None:  # a person at the bank is on: the bot steps aside
+        await support.forward(update, context, chat)
+        return
     t = await texts(update, context)
     intent = classify(message.text, t.language, today=context.services.clock().date())
     if intent.name != "unknown" or intent.topic is not None:

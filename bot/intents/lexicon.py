@@ -966,6 +966,11 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "support": {
         "en": (
+            "talk to my bank",
+            "talk to the bank",
+            "speak to my bank",
+            "chat with my bank",
+            "chat with the bank",
             "support",
             "customer service",
             "customer support",
@@ -1001,6 +1006,11 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             "hotline",
         ),
         "ar": (
+            "تحدث مع مصرفي",
+            "التحدث مع مصرفي",
+            "اتحدث مع مصرفي",
+            "كلم مصرفي",
+            "مصرفي مباشرة",
             "خدمه العملاء",
             "خدمة عملاء",
             "الدعم",
@@ -1027,6 +1037,9 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             "كلم البنك",
         ),
         "pl": (
+            "porozmawiać z bankiem",
+            "rozmowa z bankiem",
+            "czat z bankiem",
             "konsultant*",
             "obsług* klienta",
             "obsługa",

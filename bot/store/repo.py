@@ -53,15 +53,18 @@ async def load_state(sessions: Sessions, telegram_user_id: int) -> dict[str, Any
 
 
 APPROVALS = "approvals"  # consent id → id of the message with its "Approve at …" button
+SUPPORT = "support"  # the chat with a person at a bank: consent id, bank id, conversation
+RATINGS = "support_ratings"  # closed conversation → its consent id, until rated (a few)
+KEPT = (APPROVALS, SUPPORT, RATINGS)  # outlive any flow
 
 
 async def save_state(sessions: Sessions, telegram_user_id: int, data: dict[str, Any]) -> None:
-    """Replace the user's flow state; the open approval links outlive any flow."""
+    """Replace the user's flow state; the open approval links and a chat with the bank's
+    staff outlive any flow."""
     async with sessions() as session:
         row = await session.get(UserState, telegram_user_id)
-        kept = json.loads(row.data).get(APPROVALS) if row else None
-        if kept and APPROVALS not in data:
-            data = {**data, APPROVALS: kept}
+        old = json.loads(row.data) if row else {}
+        data = {**{k: old[k] for k in KEPT if old.get(k) and k not in data}, **data}
         await session.merge(UserState(telegram_user_id=telegram_user_id, data=json.dumps(data)))
         await session.commit()
 
@@ -111,3 +114,38 @@ async def forget_seen(sessions: Sessions, key: str) -> None:
     async with sessions() as session:
         await session.exec(delete(SeenDelivery).where(col(SeenDelivery.id) == key[:120]))
         await session.commit()
+
+
+async def support_chat(sessions: Sessions, telegram_user_id: int) -> dict[str, Any] | None:
+    """The user's chat with a person at a bank, if one is on: {consent_id, bank_id,
+    conversation (once the bank opened one)}."""
+    found = (await load_state(sessions, telegram_user_id)).get(SUPPORT)
+    return dict(found) if isinstance(found, dict) and found.get("consent_id") else None
+
+
+async def set_support_chat(
+    sessions: Sessions, telegram_user_id: int, chat: dict[str, Any] | None
+) -> None:
+    """Start, update (``chat``) or end (None) the user's chat with a bank's staff."""
+    state = await load_state(sessions, telegram_user_id)
+    state[SUPPORT] = chat or {}
+    await save_state(sessions, telegram_user_id, state)
+
+
+async def remember_rating(
+    sessions: Sessions, telegram_user_id: int, conversation: str, consent_id: str
+) -> None:
+    """A closed conversation the user may rate (the button names only the conversation)."""
+    state = await load_state(sessions, telegram_user_id)
+    ratings = dict(state.get(RATINGS) or {})
+    ratings[conversation] = consent_id
+    state[RATINGS] = dict(list(ratings.items())[-5:])
+    await save_state(sessions, telegram_user_id, state)
+
+
+async def rating_consent(
+    sessions: Sessions, telegram_user_id: int, conversation: str
+) -> str | None:
+    ratings = (await load_state(sessions, telegram_user_id)).get(RATINGS) or {}
+    found = ratings.get(conversation) if isinstance(ratings, dict) else None
+    return str(found) if found else None

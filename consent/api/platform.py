@@ -17,7 +17,17 @@ from consent.domain.access import Action
 from consent.domain.insights import previous_period
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import Scope, parse_scopes
-from consent.service import accounts, alerts, authz, cards, lifecycle, linking, platform, reads
+from consent.service import (
+    accounts,
+    alerts,
+    authz,
+    cards,
+    lifecycle,
+    linking,
+    platform,
+    reads,
+    support,
+)
 from consent.service.authz import Grant
 from consent.service.deadline import HEADER as DEADLINE_HEADER
 from consent.service.deadline import Deadline, parse_deadline_ms
@@ -191,7 +201,7 @@ async def new_subject(request: web.Request) -> web.Response:
 
 class NewConsent(BaseModel):
     bank_id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.~-]+$")
-    scopes: list[str] = Field(min_length=1, max_length=4)
+    scopes: list[str] = Field(min_length=1, max_length=5)
     duration_days: int | None = Field(default=None, ge=1, le=3650)
     # the user's language (BCP 47); the bank shows its pages in it (OIDC ui_locales)
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
@@ -497,6 +507,52 @@ async def set_card(request: web.Request) -> web.Response:
             request.app[BROKER], grant.client, _owned(grant), handle, action, deadline
         )
     )
+
+
+class SupportText(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    language: str = Field(default="en", pattern=r"^(en|ar|pl)$")
+
+
+class SupportRating(BaseModel):
+    conversation: str = Field(min_length=1, max_length=40)
+    rating: int = Field(ge=1, le=5)
+
+
+class SupportClose(BaseModel):
+    conversation: str = Field(min_length=1, max_length=40)
+
+
+_SUPPORT = frozenset({Scope.SUPPORT})
+
+
+@routes.post("/v1/subjects/{subject_id}/consents/{consent_id}/support/messages")
+async def support_message(request: web.Request) -> web.Response:
+    """The user's message to a person at the consent's bank: into the open conversation, or a
+    new one. The answer says whether it opened one and, when nobody is there, when someone
+    will answer; the bank's replies come later as ``support_message`` deliveries."""
+    grant = await _authorize(request, Action.SUPPORT_SEND, scopes=_SUPPORT, log_scope="support")
+    body: SupportText = await _body(request, SupportText)
+    answer = await support.send(request.app[BROKER], grant, body.text, body.language)
+    return web.json_response(answer, status=201)
+
+
+@routes.post("/v1/subjects/{subject_id}/consents/{consent_id}/support/rating")
+async def support_rating(request: web.Request) -> web.Response:
+    """The user's 1-5 rating of a conversation the bank closed."""
+    grant = await _authorize(request, Action.SUPPORT_RATE, scopes=_SUPPORT, log_scope="support")
+    body: SupportRating = await _body(request, SupportRating)
+    return web.json_response(
+        await support.rate(request.app[BROKER], grant, body.conversation, body.rating)
+    )
+
+
+@routes.post("/v1/subjects/{subject_id}/consents/{consent_id}/support/close")
+async def support_close(request: web.Request) -> web.Response:
+    """The user ends a conversation (idempotent)."""
+    grant = await _authorize(request, Action.SUPPORT_CLOSE, scopes=_SUPPORT, log_scope="support")
+    body: SupportClose = await _body(request, SupportClose)
+    return web.json_response(await support.close(request.app[BROKER], grant, body.conversation))
 
 
 @routes.get("/v1/subjects/{subject_id}/export")

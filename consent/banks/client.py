@@ -36,6 +36,7 @@ class BankInfo(BaseModel):
     jwks_uri: str
     aisp_base: str
     card_controls_base: str
+    support_base: str = ""  # the support-chat extension; a bank without one has none
 
 
 class BankCallError(Exception):
@@ -346,6 +347,32 @@ class BankClient:
             method, f"{self.info.card_controls_base}{path}", timeout_s=timeout_s, headers=headers
         )
         data = body.get("Data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else {}
+
+    async def support_message(
+        self, access_token: str, text: str, message_id: str, language: str
+    ) -> dict[str, Any]:
+        """The customer's message to the bank's staff (idempotent by ``message_id``)."""
+        body = {"Text": text, "MessageId": message_id, "Language": language}
+        return await self._support(access_token, "/messages", body)
+
+    async def support_rate(
+        self, access_token: str, conversation_id: str, rating: int
+    ) -> dict[str, Any]:
+        path = f"/conversations/{conversation_id}/rating"
+        return await self._support(access_token, path, {"Rating": rating})
+
+    async def support_close(self, access_token: str, conversation_id: str) -> dict[str, Any]:
+        return await self._support(access_token, f"/conversations/{conversation_id}/close", {})
+
+    async def _support(self, access_token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.info.support_base:
+            raise BankRefusedError(f"{self.info.name} has no support chat", status=404)
+        headers = {"Authorization": f"Bearer {access_token}"}
+        _, answer = await self._call(
+            "POST", f"{self.info.support_base}{path}", headers=headers, json=body
+        )
+        data = answer.get("Data") if isinstance(answer, dict) else None
         return data if isinstance(data, dict) else {}
 
 

@@ -37,6 +37,9 @@ class Action(enum.StrEnum):
     CARD_FREEZE = "card.freeze"
     CARD_UNFREEZE = "card.unfreeze"
     ALERT_ANSWER = "alert.answer"
+    SUPPORT_SEND = "support.send"
+    SUPPORT_RATE = "support.rate"
+    SUPPORT_CLOSE = "support.close"
     ACCESS_LOG_READ = "access_log.read"
     SUBJECT_EXPORT = "subject.export"
     SUBJECT_DELETE = "subject.delete"
@@ -54,10 +57,19 @@ READS = frozenset(
         Action.READ_CARDS,
         Action.CARD_FREEZE,
         Action.CARD_UNFREEZE,
+        Action.SUPPORT_SEND,
     }
 )
 # actions that go to the bank under one consent: it must be authorized, unexpired, in scope
-UNDER_CONSENT = frozenset({Action.READ_TRANSACTIONS, Action.ALERT_ANSWER})
+UNDER_CONSENT = frozenset(
+    {
+        Action.READ_TRANSACTIONS,
+        Action.ALERT_ANSWER,
+        Action.SUPPORT_SEND,
+        Action.SUPPORT_RATE,
+        Action.SUPPORT_CLOSE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ class Scope(enum.StrEnum):
     TRANSACTIONS = "transactions"
     FRAUD_ALERTS = "fraud_alerts"
     CARD_CONTROLS = "card_controls"
+    SUPPORT = "support"  # talk to a person at the bank (the bank's OAuth scope ``support``)
 
 
 _PERMISSIONS: dict[Scope, tuple[str, ...]] = {
@@ -25,6 +26,9 @@ _PERMISSIONS: dict[Scope, tuple[str, ...]] = {
     ),
     Scope.FRAUD_ALERTS: ("ReadAccountsBasic",),
     Scope.CARD_CONTROLS: ("ReadAccountsBasic",),
+    # OBIE has no permission for a conversation: the bank's extension OAuth scope ``support``
+    # grants it (see oauth_scopes); the consent itself only names the accounts
+    Scope.SUPPORT: ("ReadAccountsBasic",),
 }
 
 
@@ -34,9 +38,15 @@ def obie_permissions(scopes: Iterable[Scope]) -> list[str]:
 
 
 def oauth_scopes(scopes: Iterable[Scope]) -> list[str]:
-    """The OAuth scopes of the authorization request: card controls need ``cards``."""
+    """The OAuth scopes of the authorization request: card controls need ``cards``, a chat
+    with the bank's staff ``support`` (both bank extensions outside OBIE)."""
     wanted = set(scopes)
-    return ["openid", "accounts", *(["cards"] if Scope.CARD_CONTROLS in wanted else [])]
+    return [
+        "openid",
+        "accounts",
+        *(["cards"] if Scope.CARD_CONTROLS in wanted else []),
+        *(["support"] if Scope.SUPPORT in wanted else []),
+    ]
 
 
 def scopes_from_text(text: str) -> frozenset[Scope]:

@@ -51,10 +51,19 @@ ACCOUNT_ACTIONS: tuple[str, ...] = ("balances", "transactions", "spending", "car
 # A spending total: money out over a period, per currency, with how many payments made it.
 SPENDING_FIELDS: frozenset[str] = frozenset({"period", "currency", "total", "count", "category"})
 
+# A message in a chat with the bank's staff (DESIGN.md "bank chat message"): the conversation's
+# handle, the sender's role, the representative's display name, the text as the bank masked it,
+# the time, and which kind of event it is (a message, or the "joined"/"left" notice); never the
+# profile the agent sees, staff ids or internal notes.
+BANK_CHAT_MESSAGE_FIELDS: frozenset[str] = frozenset(
+    {"conversation", "kind", "role", "display_name", "text", "time"}
+)
+
 VIEW_FIELDS: dict[str, frozenset[str]] = {
     "balance": BALANCE_FIELDS,
     "transaction": TRANSACTION_FIELDS,
     "fraud_alert": FRAUD_ALERT_FIELDS,
+    "bank_chat_message": BANK_CHAT_MESSAGE_FIELDS,
 }
 
 View = dict[str, str | list[str] | None]

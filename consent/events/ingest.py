@@ -16,6 +16,7 @@ from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.outbox.write import enqueue
+from consent.service import support
 from consent.service.broker import Broker
 from consent.service.linking import PURPOSE, apply, to_domain
 from consent.service.reads import handle_for
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
 CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
 FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
+SUPPORT = "urn:chatbank:events:support"
 
 
 async def _consent_by_bank_id(
@@ -67,6 +69,10 @@ async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
                 revoked = await _revoked_at_bank(broker, session, bank_id, event)
                 shredded = shredded or revoked is not None
                 outcome = revoked or outcome
+            elif kind == SUPPORT:
+                row = await _consent_by_bank_id(session, bank_id, event.get("consent_id"))
+                if row is not None:
+                    outcome = await support.ingest_event(broker, session, row, event) or outcome
             elif kind == RESOURCE_UPDATE:
                 outcome = "processed"
         await session.commit()

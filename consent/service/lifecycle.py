@@ -12,6 +12,7 @@ from sqlmodel import col, delete, select
 
 from consent.domain import consent as rules
 from consent.outbox.write import enqueue
+from consent.service import support
 from consent.service.broker import Broker
 from consent.service.deadline import Deadline
 from consent.service.linking import end_consent, revoke, to_domain
@@ -25,6 +26,8 @@ from consent.store.tables import (
     LastBalance,
     OutboxRow,
     Subject,
+    SupportConversation,
+    SupportMessage,
 )
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,7 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
             else []
         )
         entries = await audit.chain(session, subject.subject_id)
+        conversations = await support.export(broker, session, ids)
     return {
         "subject_id": subject.subject_id,
         "created_at": subject.created_at.isoformat(),
@@ -116,6 +120,7 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
             for c in consents
         ],
         "account_handles": sorted(h.handle for h in handles),
+        "support_conversations": conversations,
         "access_log": [
             {
                 "at": e.at.isoformat(),
@@ -147,6 +152,12 @@ async def delete_subject(broker: Broker, subject: Subject, deadline: Deadline | 
             await session.exec(delete(LastBalance).where(col(LastBalance.consent_id).in_(ids)))
             await session.exec(delete(AccountHandle).where(col(AccountHandle.consent_id).in_(ids)))
             await session.exec(delete(AlertRow).where(col(AlertRow.consent_id).in_(ids)))
+            await session.exec(
+                delete(SupportMessage).where(col(SupportMessage.consent_id).in_(ids))
+            )
+            await session.exec(
+                delete(SupportConversation).where(col(SupportConversation.consent_id).in_(ids))
+            )
             await session.exec(delete(ConsentRow).where(col(ConsentRow.consent_id).in_(ids)))
         await session.exec(delete(OutboxRow).where(col(OutboxRow.subject_id) == subject.subject_id))
         await session.exec(

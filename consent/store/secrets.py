@@ -11,6 +11,7 @@ from consent.store.tables import (
     LastBalance,
     PlatformClient,
     SealedSecret,
+    SupportMessage,
 )
 from consent.vault.envelope import (
     WrappedKey,
@@ -82,6 +83,8 @@ async def shred(session: AsyncSession, consent_id: str) -> None:
     await session.exec(delete(ConsentKey).where(col(ConsentKey.consent_id) == consent_id))
     await session.exec(delete(SealedSecret).where(col(SealedSecret.consent_id) == consent_id))
     await session.exec(delete(LastBalance).where(col(LastBalance.consent_id) == consent_id))
+    # support messages are sealed under the key: without it they are noise, so they go too
+    await session.exec(delete(SupportMessage).where(col(SupportMessage.consent_id) == consent_id))
 
 
 async def rewrap_all(session: AsyncSession, ring: KeyRing) -> int:

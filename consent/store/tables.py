@@ -250,3 +250,33 @@ class SecurityEvent(SQLModel, table=True):
     method: str = Field(max_length=10)
     route: str = Field(max_length=200)  # e.g. /v1/subjects/{subject_id}/balances
     reason: str = Field(max_length=60)
+
+
+class SupportConversation(SQLModel, table=True):
+    """A chat with a person at the bank, opened under a consent granted ``support``. The
+    platform knows it by ``handle``; the bank's conversation id never leaves the broker."""
+
+    __tablename__ = "support_conversation"
+    handle: str = Field(primary_key=True, max_length=40)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    bank_conversation_id: str = Field(index=True, max_length=100)
+    status: str = Field(max_length=16)  # waiting | active | closed
+    opened_at: datetime = Field(sa_column=_ts())
+    closed_at: datetime | None = Field(default=None, sa_column=_ts_null())
+    rating: int | None = None
+
+
+class SupportMessage(SQLModel, table=True):
+    """One message (or joined/left notice) of a support conversation. Who wrote it and what it
+    says are sealed under the consent's data key, so shredding the key removes the words."""
+
+    __tablename__ = "support_message"
+    __table_args__ = (UniqueConstraint("consent_id", "bank_message_id"),)
+    message_id: str = Field(primary_key=True, max_length=40)  # what the platform is given
+    conversation: str = Field(foreign_key="support_conversation.handle", index=True, max_length=40)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    bank_message_id: str = Field(max_length=100)
+    kind: str = Field(max_length=16)  # message | joined | left
+    role: str = Field(max_length=24)  # customer | bank_representative
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # {"name", "text"}
+    at: datetime = Field(sa_column=_ts())

@@ -3,6 +3,9 @@ const userSelect = document.getElementById("user");
 const log = document.getElementById("log");
 const composer = document.getElementById("composer");
 const input = document.getElementById("text");
+const typing = document.getElementById("typing");
+const TYPING_S = 5;  // Telegram shows a chat action for about five seconds
+let typingTimer = null;
 let users = [];
 // presses waiting for the bot: "<message id>:<edit count>:<data>" → callback query id; a press
 // ends when the bot answers the callback query or edits the message (the key no longer fits)
@@ -243,6 +246,19 @@ async function refresh() {
   ]);
   settle(answers);
   render(messages);
+  showTyping(user, messages, await fetch("/api/chat-actions").then((r) => r.json()));
+}
+
+// "typing…" beside the chat's name while the bot's last sendChatAction is fresh and no message
+// of the bot has come since (a message ends it, as in Telegram)
+function showTyping(user, messages, actions) {
+  const mine = actions.filter((a) => a.chat_id === user.id);
+  const last = mine.length ? mine[mine.length - 1] : null;
+  const left = last ? last.date + TYPING_S - Date.now() / 1000 : 0;
+  const answered = last && messages.some((m) => m.from_bot && m.date > last.date);
+  typing.hidden = !(last && last.action === "typing" && left > 0 && !answered);
+  clearTimeout(typingTimer);
+  if (!typing.hidden) typingTimer = setTimeout(() => { typing.hidden = true; }, left * 1000);
 }
 
 async function press(messageId, data) {

@@ -29,6 +29,9 @@ class RecordingSink:
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
         self.events.append(("fraud", bank.profile.bank_id, alert.alert_id))
 
+    def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
+        self.events.append(("support", bank.profile.bank_id, str(payload["type"])))
+
 
 async def test_approval_and_dashboard_revocation_are_pushed_to_the_sink(
     aiohttp_client: AiohttpClient, bank_app: web.Application

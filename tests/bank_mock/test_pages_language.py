@@ -159,7 +159,9 @@ async def test_the_dashboard_keeps_its_language_through_login_and_revoke(
 def _msgids() -> set[str]:
     """Every English text the bank's pages show (the msgids of the catalogs)."""
     found: set[str] = set(PLAIN_WORDS.values()) | set(KINDS.values()) | set(STATUS_WORDS.values())
-    found |= set(platform_sees(["ReadBalances", "ReadTransactionsBasic"], frozenset({"cards"})))
+    found |= set(
+        platform_sees(["ReadBalances", "ReadTransactionsBasic"], frozenset({"cards", "support"}))
+    )
     patterns = (
         r'\b_\(\s*"((?:[^"\\]|\\.)+)"',
         r'PageError\(\s*"([^"]+)"',

@@ -80,6 +80,14 @@ def _deny(status: int, code: str, reason: str | None = None) -> Expect:
 PROBE = Expect(404, "not_found", SECURITY, "other_clients_resource")
 TX = "/v1/subjects/{subject_id}/accounts/{handle}/transactions"
 ANSWER = "/v1/subjects/{subject_id}/alerts/{alert_id}/answer"
+SUPPORT = "/v1/subjects/{subject_id}/consents/{consent_id}/support/"
+UNDER_SUPPORT = {
+    "other_clients_consent": PROBE,
+    "revoked_consent": _deny(403, "consent_not_authorized"),
+    "expired_consent": _deny(403, "consent_expired"),
+    "scope_not_consented": _deny(403, "scope_not_consented"),
+    "bank_policy": _deny(403, "scope_not_allowed_by_bank"),
+}
 
 MATRIX: dict[tuple[str, str], Row] = {
     (r.method, r.template): r
@@ -174,6 +182,28 @@ MATRIX: dict[tuple[str, str], Row] = {
                 "bank_policy": _deny(403, "scope_not_allowed_by_bank"),
             },
         ),
+        Row(
+            "POST",
+            SUPPORT + "messages",
+            body={"text": "hello"},
+            reads=True,
+            action="support.send",
+            specific={**UNDER_SUPPORT, "subject_rate_limit": _deny(429, "rate_limited")},
+        ),
+        Row(
+            "POST",
+            SUPPORT + "rating",
+            body={"conversation": "conv_x", "rating": 5},
+            action="support.rate",
+            specific=UNDER_SUPPORT,
+        ),
+        Row(
+            "POST",
+            SUPPORT + "close",
+            body={"conversation": "conv_x"},
+            action="support.close",
+            specific=UNDER_SUPPORT,
+        ),
         Row("GET", "/v1/subjects/{subject_id}/export", action="subject.export"),
         Row("DELETE", "/v1/subjects/{subject_id}", action="subject.delete"),
     )
@@ -257,7 +287,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     try:
         subject = await env.subject()
         main = await env.link(
-            subject, scopes=["balances", "transactions", "fraud_alerts", "card_controls"]
+            subject,
+            scopes=["balances", "transactions", "fraud_alerts", "card_controls", "support"],
         )
         narrow = await env.link(subject, scopes=["balances", "fraud_alerts"])
         ending = await env.link(subject, duration_days=1)
@@ -311,14 +342,17 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 "revoked_consent": {
                     "handle": await _handles(db, revoked),
                     "alert_id": f"alt_{revoked}",
+                    "consent_id": revoked,
                 },
                 "expired_consent": {
                     "handle": await _handles(db, ending),
                     "alert_id": f"alt_{ending}",
+                    "consent_id": ending,
                 },
                 "scope_not_consented": {
                     "handle": await _handles(db, narrow),
                     "alert_id": f"alt_{narrow}",
+                    "consent_id": narrow,
                 },
             },
         )
@@ -340,6 +374,7 @@ def _situation(world: World, row: Row, klass: str) -> Iterator[dict[str, Any] | 
         strict = broker.policies["northwind"].allowed_scopes - {
             Scope.TRANSACTIONS,
             Scope.CARD_CONTROLS,
+            Scope.SUPPORT,
         }
         broker.policies["northwind"] = broker.policies["northwind"].model_copy(
             update={"allowed_scopes": strict}
