@@ -12,8 +12,11 @@ stops retrying and records a dead letter; other failures are 503 and the broker 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +73,10 @@ class BrokerEvents:
         self.bot = bot
         self.shown = 0  # messages sent to users, for the benchmark and the health page
         self.writes = WriteGate(services.settings.database_url)
+        # deliveries this process is sending now: a retry that arrives meanwhile is "in progress"
+        # however long the send takes, and the claim's lease is renewed while it runs, so only
+        # a process that died (or stalled longer than the lease) ever loses its claim
+        self._sending: set[str] = set()
 
     def _verify(self, request: web.Request, body: bytes) -> str:
         """Check the signature and its age; returns the nonce."""
@@ -115,8 +122,38 @@ class BrokerEvents:
             return _refuse(e.status, e.code)
         except (ValueError, KeyError, TypeError):
             return _refuse(400, "bad_body")
+        scoped = f"{self.services.settings.broker_client_id}:{delivery}"
+        if scoped in self._sending:
+            return _refuse(503, "in_progress")
+        self._sending.add(scoped)
+        try:
+            return await self._deliver(scoped, message)
+        finally:
+            self._sending.discard(scoped)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, scoped: str) -> AsyncIterator[None]:
+        """Renew the claim on ``scoped`` every third of the lease while the body runs."""
+        every = max(0.2, self.services.settings.delivery_lease_s / 3)
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(every)
+                now = int(self.services.clock().timestamp())
+                async with self.writes():
+                    await deliveries.renew(self.services.sessions, scoped, now)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _deliver(self, scoped: str, message: dict[str, Any]) -> web.Response:
         sessions, settings = self.services.sessions, self.services.settings
-        scoped = f"{settings.broker_client_id}:{delivery}"
+        now = int(self.services.clock().timestamp())
         async with self.writes():
             claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
         if claim is Claim.SENT:
@@ -124,7 +161,8 @@ class BrokerEvents:
         if claim is Claim.BUSY:
             return _refuse(503, "in_progress")
         try:
-            outcome, alert_id = await self._show(message)
+            async with self._holding(scoped):
+                outcome, alert_id = await self._show(message)
         except (Forbidden, BadRequest) as e:
             async with self.writes():
                 await deliveries.release(sessions, scoped)

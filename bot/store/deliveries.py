@@ -4,9 +4,11 @@ resumed by the broker's retry instead of being answered "duplicate".
 Records live in ``seen_deliveries`` under keys scoped by their source (the broker's platform
 client id): ``pending:<source>:<id>`` while the message is being sent (with the claim time),
 ``sent:<source>:<id>`` once the Bot API accepted it, ``alert:<source>:<alert_id>`` for the alert
-it showed. A pending claim older than the lease belongs to a process that died (or gave up): the
-next retry takes it over. The one window left is between the Bot API accepting a message and
-``mark_sent`` committing; a kill there shows the message again on retry (at least once).
+it showed. The process sending a delivery renews its claim every third of the lease while the send
+runs; a pending claim older than the lease therefore belongs to a process that died (or stalled
+longer than the lease): the next retry takes it over. The one window left is between the Bot API
+accepting a message and ``mark_sent`` committing; a kill there shows the message again on retry
+(at least once).
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ async def claim(sessions: Sessions, scoped_id: str, now: int, lease_s: int) -> C
             return Claim.SENT
         await session.commit()
         return Claim.CLAIMED
+
+
+async def renew(sessions: Sessions, scoped_id: str, now: int) -> None:
+    """Keep a claim this process still holds from looking abandoned (its send is still running)."""
+    async with sessions() as session:
+        await session.exec(
+            update(SeenDelivery)
+            .where(col(SeenDelivery.id) == _key("pending", scoped_id))
+            .values(seen_at=now)
+        )
+        await session.commit()
 
 
 async def release(sessions: Sessions, scoped_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from bot.settings import BotSettings
 from bot.store import deliveries, repo
 from bot.store.db import make_engine, session_factory, upgrade_async
 from bot.store.deliveries import Claim
-from bot.store.tables import ChatUser
+from bot.store.tables import ChatUser, SeenDelivery
 from consent.outbox.signing import sign_webhook
 from localchat.app import create_app as create_localchat
 from localchat.settings import Settings as LocalchatSettings
@@ -277,3 +278,75 @@ async def test_a_link_needing_approval_again_is_shown_with_a_button_to_relink(
     assert "/link" in shown["text"] and "nie akceptuje" in shown["text"]
     button = shown["reply_markup"]["inline_keyboard"][0][0]
     assert (button["text"], button["callback_data"]) == ("Połącz ponownie", "rn:northwind")
+
+
+class SlowBot(Bot):
+    """A Bot API whose ``sendMessage`` waits until the test lets it through."""
+
+    def __init__(self, token: str, base_url: str) -> None:
+        super().__init__(token, base_url=base_url)
+        with self._unfrozen():
+            self.started = asyncio.Event()
+            self.go = asyncio.Event()
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        await self.go.wait()
+        return await super().send_message(*args, **kwargs)
+
+
+async def _pending_since(hook: Hook, scoped: str) -> int | None:
+    async with hook.events.services.sessions() as session:
+        row = await session.get(SeenDelivery, f"pending:{scoped}")
+        return None if row is None else row.seen_at
+
+
+async def test_a_send_slower_than_the_lease_keeps_its_claim(hook: Hook) -> None:
+    """A sendMessage that takes longer than the lease (a busy Bot API, a long rate-limit queue)
+    is still running: a retry must not take the claim over and show the alert twice, neither in
+    this process (it knows what it is sending) nor in another (the claim is renewed)."""
+    services = hook.events.services
+    clock = services.clock
+    assert isinstance(clock, Clock)
+    services.settings.delivery_lease_s = 1
+    slow = SlowBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
+    await slow.initialize()
+    hook.events.bot = slow
+    other = BrokerEvents(services, hook.bot)  # another bot process on the same database
+    app = web.Application()
+    app.router.add_post("/broker/events", other.handle)
+    other_client = TestClient(TestServer(app, host="127.0.0.1"))
+    await other_client.start_server()
+    try:
+        first = asyncio.create_task(hook.post(alert_message()))
+        await asyncio.wait_for(slow.started.wait(), 10)
+        clock.now = NOW + timedelta(seconds=30)  # far past the lease
+        # a retry that took the claim over would send again (and wait on the slow Bot API)
+        retry = hook.post(alert_message(), signed_at=clock.now)
+        status, body, _ = await asyncio.wait_for(retry, 10)
+        assert (status, body["error"]) == (503, "in_progress")
+        scoped = f"{CLIENT}:msg_1"
+        for _ in range(200):  # the sender renews its claim every third of the lease
+            if await _pending_since(hook, scoped) == int(clock.now.timestamp()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the claim was not renewed while its send was running")
+        body_bytes = json.dumps(alert_message()).encode()
+        url = str(other_client.make_url("/broker/events"))
+        headers = sign_webhook(
+            url, body_bytes, key_id=CLIENT, secret=SECRET.encode(), now=clock.now
+        )
+        resp = await asyncio.wait_for(
+            other_client.post("/broker/events", data=body_bytes, headers=headers), 10
+        )
+        assert (resp.status, (await resp.json())["error"]) == (503, "in_progress")
+        slow.go.set()
+        status, body, _ = await first
+        assert (status, body["status"]) == (200, "shown")
+        assert len(await hook.chat.messages(ALICE)) == 1
+        assert await _pending_since(hook, scoped) is None
+    finally:
+        slow.go.set()
+        await other_client.close()
+        await slow.shutdown()
