@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bank_mock import cards, dashboard, directory, faults, pages, sandbox, sandbox_events
+from bank_mock import cards, dashboard, directory, faults, pages, payments, sandbox, sandbox_events
 from bank_mock.auth import authorize, clients, consents, token
 from bank_mock.auth.grants import GrantStore
 from bank_mock.auth.store import AUTH, AuthStore
@@ -60,6 +60,7 @@ def create_app(settings: BankSettings, *, clock: Clock = utc_now) -> web.Applica
     faults.setup(app)
     for module in (clients, token, consents, authorize, accounts, cards, dashboard, sandbox_events):
         module.setup(app)
+    payments.setup(app)
     app.router.add_get("/openapi.json", serve_openapi)
     add_health_routes(app, "bank_mock", readiness_checks)
     app.router.add_get("/metrics", metrics_handler())

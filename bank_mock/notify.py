@@ -23,6 +23,10 @@ class EventSink(Protocol):
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
         """The fraud engine raised ``alert``: tell every client with a consent on the account."""
 
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
+        """A card payment was booked on ``account_id`` (OBIE resource-update), or a pending one
+        booked or was reversed (``status_only``: the bank's own transaction event)."""
+
 
 class NullSink:
     """Pushes nothing (used until the event publisher is set up, and in some unit tests)."""
@@ -34,4 +38,7 @@ class NullSink:
         return None
 
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
+        return None
+
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
         return None

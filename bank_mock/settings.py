@@ -46,6 +46,8 @@ class BankSettings(BaseSettings):
     data_dir: str = ""
     event_retry_max: int = Field(default=6, ge=0)
     event_retry_base_s: float = Field(default=0.5, ge=0.0)
+    # book a demo card payment this often (seconds) on an account some app watches; 0: never
+    demo_payments_every_s: float = Field(default=0.0, ge=0.0, le=3600.0)
     faults: dict[str, FaultSettings] = Field(default_factory=dict)  # bank_id -> faults
 
     def base_url(self) -> str:

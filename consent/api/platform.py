@@ -16,7 +16,17 @@ from consent.api.params import query_decimal, query_int
 from consent.domain.access import Action
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import Scope, parse_scopes
-from consent.service import accounts, alerts, authz, cards, lifecycle, linking, platform, reads
+from consent.service import (
+    accounts,
+    alerts,
+    authz,
+    cards,
+    lifecycle,
+    linking,
+    platform,
+    reads,
+    receipts,
+)
 from consent.service.authz import Grant
 from consent.service.deadline import HEADER as DEADLINE_HEADER
 from consent.service.deadline import Deadline, parse_deadline_ms
@@ -187,6 +197,8 @@ class NewConsent(BaseModel):
     duration_days: int | None = Field(default=None, ge=1, le=3650)
     # the user's language (BCP 47); the bank shows its pages in it (OIDC ui_locales)
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
+    # new card payments reach the chat as receipts (needs "transactions"; changeable later)
+    receipts: bool = False
 
 
 @routes.post("/v1/subjects/{subject_id}/consents")
@@ -213,6 +225,7 @@ async def new_consent(request: web.Request) -> web.Response:
         scopes,
         body.duration_days,
         language=body.language,
+        receipts=body.receipts,
     )
     return web.json_response(
         {
@@ -430,6 +443,63 @@ async def set_card(request: web.Request) -> web.Response:
     return web.json_response(
         await cards.set_card(request.app[BROKER], grant.client, _owned(grant), handle, action)
     )
+
+
+class ReceiptChoiceBody(BaseModel):
+    enabled: bool
+
+
+class QuietHoursBody(BaseModel):
+    start: str = Field(min_length=4, max_length=5)
+    end: str = Field(min_length=4, max_length=5)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+
+
+@routes.get("/v1/subjects/{subject_id}/receipts")
+async def receipt_settings(request: web.Request) -> web.Response:
+    """Which accounts send receipts (per consent default and per known account), and the
+    subject's quiet hours."""
+    grant = await _authorize(request, Action.RECEIPTS_READ)
+    return web.json_response(await receipts.settings(request.app[BROKER], _owned(grant)))
+
+
+@routes.put("/v1/subjects/{subject_id}/accounts/{handle}/receipts")
+async def receipt_choice(request: web.Request) -> web.Response:
+    """Receipts on or off for one account (needs a live consent with transactions)."""
+    grant = await _authorize(
+        request,
+        Action.RECEIPTS_SET,
+        scopes=frozenset({Scope.TRANSACTIONS}),
+        log_scope="transactions",
+    )
+    body: ReceiptChoiceBody = await _body(request, ReceiptChoiceBody)
+    assert grant.handle is not None
+    answer = await receipts.choose(
+        request.app[BROKER], grant.client, _owned(grant), grant.handle, body.enabled
+    )
+    return web.json_response(answer)
+
+
+@routes.put("/v1/subjects/{subject_id}/receipts/quiet-hours")
+async def quiet_hours(request: web.Request) -> web.Response:
+    """Quiet hours (local HH:MM to HH:MM in an IANA zone): receipts wait, then arrive as one
+    summary."""
+    grant = await _authorize(request, Action.QUIET_HOURS_SET)
+    body: QuietHoursBody = await _body(request, QuietHoursBody)
+    answer = await receipts.set_quiet(
+        request.app[BROKER], grant.client, _owned(grant), body.start, body.end, body.timezone
+    )
+    return web.json_response(answer)
+
+
+@routes.delete("/v1/subjects/{subject_id}/receipts/quiet-hours")
+async def no_quiet_hours(request: web.Request) -> web.Response:
+    """No quiet hours: held receipts arrive now as one summary."""
+    grant = await _authorize(request, Action.QUIET_HOURS_SET)
+    answer = await receipts.set_quiet(
+        request.app[BROKER], grant.client, _owned(grant), None, None, None
+    )
+    return web.json_response(answer)
 
 
 @routes.get("/v1/subjects/{subject_id}/export")

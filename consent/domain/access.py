@@ -39,6 +39,9 @@ class Action(enum.StrEnum):
     ACCESS_LOG_READ = "access_log.read"
     SUBJECT_EXPORT = "subject.export"
     SUBJECT_DELETE = "subject.delete"
+    RECEIPTS_READ = "receipts.read"
+    RECEIPTS_SET = "receipts.set"
+    QUIET_HOURS_SET = "receipts.quiet_hours"
 
 
 # reads spend the subject's budget (only once they are allowed)
@@ -55,7 +58,8 @@ READS = frozenset(
     }
 )
 # actions that go to the bank under one consent: it must be authorized, unexpired, in scope
-UNDER_CONSENT = frozenset({Action.READ_TRANSACTIONS, Action.ALERT_ANSWER})
+# (receipts are the transactions view pushed: turning them on for an account needs the same)
+UNDER_CONSENT = frozenset({Action.READ_TRANSACTIONS, Action.ALERT_ANSWER, Action.RECEIPTS_SET})
 
 
 @dataclass(frozen=True, slots=True)

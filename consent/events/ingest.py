@@ -16,6 +16,7 @@ from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.outbox.write import enqueue
+from consent.receipts.marks import account_changed
 from consent.service.broker import Broker
 from consent.service.linking import PURPOSE, apply, to_domain
 from consent.service.reads import handle_for
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
 CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
 FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
+TRANSACTION_CHANGED = "urn:chatbank:events:transaction-changed"
 
 
 async def _consent_by_bank_id(
@@ -67,8 +69,9 @@ async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
                 revoked = await _revoked_at_bank(broker, session, bank_id, event)
                 shredded = shredded or revoked is not None
                 outcome = revoked or outcome
-            elif kind == RESOURCE_UPDATE:
-                outcome = "processed"
+            elif kind in (RESOURCE_UPDATE, TRANSACTION_CHANGED):
+                changed = await account_changed(broker, session, bank_id, claims, event)
+                outcome = changed or ("processed" if kind == RESOURCE_UPDATE else outcome)
         await session.commit()
     if shredded:
         await shredding.settle(broker.engine)

@@ -23,6 +23,10 @@ from consent.store.tables import (
     DeadLetterRow,
     LastBalance,
     OutboxRow,
+    QuietHours,
+    ReceiptChoice,
+    ReceiptRow,
+    ReceiptWork,
     Subject,
 )
 
@@ -143,6 +147,8 @@ async def delete_subject(broker: Broker, subject: Subject) -> int:
     async with broker.sessions() as session:
         if ids:
             await session.exec(delete(LastBalance).where(col(LastBalance.consent_id).in_(ids)))
+            for table in (ReceiptRow, ReceiptWork, ReceiptChoice):
+                await session.exec(delete(table).where(col(table.consent_id).in_(ids)))
             await session.exec(delete(AccountHandle).where(col(AccountHandle.consent_id).in_(ids)))
             await session.exec(delete(AlertRow).where(col(AlertRow.consent_id).in_(ids)))
             await session.exec(delete(ConsentRow).where(col(ConsentRow.consent_id).in_(ids)))
@@ -151,6 +157,9 @@ async def delete_subject(broker: Broker, subject: Subject) -> int:
             delete(DeadLetterRow).where(col(DeadLetterRow.subject_id) == subject.subject_id)
         )
         await session.exec(delete(AuditRow).where(col(AuditRow.subject_id) == subject.subject_id))
+        await session.exec(
+            delete(QuietHours).where(col(QuietHours.subject_id) == subject.subject_id)
+        )
         await session.exec(delete(Subject).where(col(Subject.subject_id) == subject.subject_id))
         await session.commit()
     if broker.subjects is not None:

@@ -10,6 +10,8 @@ from consent.store.tables import (
     ConsentKey,
     LastBalance,
     PlatformClient,
+    ReceiptRow,
+    ReceiptWork,
     SealedSecret,
 )
 from consent.vault.envelope import (
@@ -82,6 +84,8 @@ async def shred(session: AsyncSession, consent_id: str) -> None:
     await session.exec(delete(ConsentKey).where(col(ConsentKey.consent_id) == consent_id))
     await session.exec(delete(SealedSecret).where(col(SealedSecret.consent_id) == consent_id))
     await session.exec(delete(LastBalance).where(col(LastBalance.consent_id) == consent_id))
+    await session.exec(delete(ReceiptRow).where(col(ReceiptRow.consent_id) == consent_id))
+    await session.exec(delete(ReceiptWork).where(col(ReceiptWork.consent_id) == consent_id))
 
 
 async def rewrap_all(session: AsyncSession, ring: KeyRing) -> int:
