@@ -25,6 +25,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot import views
 from bot.context import Services
+from bot.handlers import receipts
 from bot.handlers.link import close_approval
 from bot.i18n import tr
 from bot.metrics import ALERTS_SHOWN
@@ -155,6 +156,11 @@ class BrokerEvents:
                 return "duplicate_alert", None
             text, keyboard = views.alert(t, alert)
             await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
+        elif kind in RECEIPTS:
+            source = self.services.settings.broker_client_id
+            await receipts.show(
+                self.bot, self.services.sessions, source, user.chat_id, t, kind, data
+            )
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
@@ -164,10 +170,12 @@ class BrokerEvents:
                     self.bot, self.services.sessions, user, str(data.get("consent_id"))
                 )
         self.shown += 1
-        ALERTS_SHOWN.labels("fraud_alert" if kind == "fraud_alert" else "notice").inc()
+        label = kind if kind in ("fraud_alert", *RECEIPTS) else "notice"
+        ALERTS_SHOWN.labels(label).inc()
         return "shown", alert_id
 
 
+RECEIPTS = ("receipt", "receipt_summary")
 ENDS_A_LINK = frozenset(
     {"consent_authorized", "consent_rejected", "consent_revoked", "consent_expired"}
 )
