@@ -171,8 +171,7 @@ async def _offer(update: Update, context: ChatContext, *, edit: bool) -> None:
     for account in eligible[:10]:
         enabled = on.get(account.account_handle, False)
         mark = "✅" if enabled else "⬜"
-        bank = await context.services.bank_name(account.bank_id)
-        label = f"{mark} {bank} · {views.account_label(account)}"
+        label = f"{mark} {views.account_label(account)}"
         flip = "off" if enabled else "on"
         rows.append([Button(label, callback_data=f"rc:{flip}:{account.account_handle}")])
     lines = [t._("<b>Receipts</b> for new card payments. Tap an account to switch them.")]
