@@ -8,8 +8,10 @@ import asyncio
 import json
 import sqlite3
 import time
+from datetime import timedelta
 from typing import Any
 
+from bank_mock.fraud.publisher import PUBLISHER
 from bank_mock.keys import BANKS
 from tests.bot.system import ALICE, OMAR, ZOFIA, System, button
 from tests.bot.test_conversations import link_bank
@@ -233,3 +235,41 @@ async def test_the_bot_keeps_no_receipt_value(system: System) -> None:
         text = json.dumps(message)
         for value in (*secrets[:6], *RAW_FIELDS):
             assert value not in text, value
+
+
+async def test_a_bank_that_stalls_on_the_fetch_delays_the_receipt_but_never_loses_it(
+    system: System,
+) -> None:
+    await link_with_receipts(system, ALICE)
+    before = {m["message_id"] for m in await system.chat.messages(ALICE)}
+    stall = {"timeout_rate": 1.0, "timeout_s": 30.0}
+    resp = await system.env.bank.put("/sandbox/banks/northwind/faults", json=stall)
+    assert resp.status == 200
+    await pay(system, merchant="Tesco", amount="7.77")
+    await asyncio.sleep(1.0)
+    assert not [m for m in await system.chat.messages(ALICE) if "Tesco" in m["text"]]
+    resp = await system.env.bank.put("/sandbox/banks/northwind/faults", json={})
+    assert resp.status == 200
+    # the stalled fetch times out and backs off; once the clock passes the retry time, the
+    # fetch is made again and the receipt comes
+    async with asyncio.timeout(20):
+        while not [m for m in await system.chat.messages(ALICE) if "Tesco" in m["text"]]:
+            system.env.clock.now += timedelta(seconds=30)
+            await asyncio.sleep(0.5)
+    receipt = await system.expect(ALICE, lambda t: "Tesco" in t, before, wait_s=1)
+    assert "£7.77" in receipt["text"]
+
+
+async def test_a_replayed_bank_event_gives_one_receipt(system: System) -> None:
+    await link_with_receipts(system, ALICE)
+    before = {m["message_id"] for m in await system.chat.messages(ALICE)}
+    publisher = system.env.bank_app[PUBLISHER]
+    state = system.env.bank_app[BANKS]["northwind"]
+    await pay(system, merchant="Boots", amount="3.33")
+    await system.expect(ALICE, lambda t: "Boots" in t, before, wait_s=5)
+    # the bank says again (new events, same change) that the account changed: nothing new
+    for _ in range(3):
+        publisher.transactions_changed(state, card_account(system), status_only=False)
+    await asyncio.sleep(1.5)
+    shown = [m for m in await system.chat.messages(ALICE) if "🧾" in m["text"]]
+    assert len(shown) == 1
