@@ -449,9 +449,12 @@ class ReceiptChoiceBody(BaseModel):
     enabled: bool
 
 
+CLOCK_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
 class QuietHoursBody(BaseModel):
-    start: str = Field(min_length=4, max_length=5)
-    end: str = Field(min_length=4, max_length=5)
+    start: str = Field(pattern=CLOCK_TIME)
+    end: str = Field(pattern=CLOCK_TIME)
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
 
 

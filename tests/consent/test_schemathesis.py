@@ -34,8 +34,10 @@ EXAMPLES = 150
 # Documented 400s that no schema can predict for a schema-valid request: each bank's policy
 # decides which scopes and how many days it shares (scope_not_allowed_by_bank,
 # invalid_duration); a cursor must be one this API issued, ``from`` may not follow ``to``, and
-# a spending period is at most SPENDING_MAX_DAYS long.
+# a spending period is at most SPENDING_MAX_DAYS long; quiet hours need a real time zone and a
+# start that differs from the end.
 SEMANTIC_400 = {
+    "PUT /v1/subjects/{subject_id}/receipts/quiet-hours",
     "POST /v1/subjects/{subject_id}/consents",
     "GET /v1/subjects/{subject_id}/accounts/{handle}/transactions",
     "GET /v1/subjects/{subject_id}/spending",
