@@ -240,7 +240,7 @@ async def quiet(update: Update, context: ChatContext) -> None:
     try:
         set_to = await context.services.broker.set_quiet_hours(subject, hours)
     except BrokerError as e:
-        if e.code in ("invalid_time", "invalid_timezone", "bad_request"):
+        if e.status == 400:  # a time or zone the broker does not take
             await say(update, t.message(usage), edit=False)
         else:
             await report(update, context, e)

@@ -11,13 +11,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from consent.store.tables import QuietHours, ReceiptChoice
 
 
-async def enabled(session: AsyncSession, consent_id: str, handle: str) -> bool:
-    """The account's own choice, else the consent's default from /link (off if neither)."""
+async def receipts_since(session: AsyncSession, consent_id: str, handle: str) -> datetime | None:
+    """Since when the account's card payments get receipts (its own choice, else the
+    consent's default from /link); None: they do not."""
     rows = (
         await session.exec(select(ReceiptChoice).where(ReceiptChoice.consent_id == consent_id))
     ).all()
-    by_account = {r.account: r.enabled for r in rows}
-    return by_account.get(handle, by_account.get("*", False))
+    by_account = {r.account: r for r in rows}
+    chosen = by_account.get(handle) or by_account.get("*")
+    return chosen.since if chosen is not None and chosen.enabled else None
 
 
 def zone(name: str) -> ZoneInfo | None:

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.domain import consent as rules
 from consent.domain.scopes import Scope
-from consent.receipts.choices import enabled
+from consent.receipts.choices import receipts_since
 from consent.service.broker import Broker
 from consent.service.linking import to_domain
 from consent.service.reads import handle_for
@@ -63,7 +63,7 @@ async def account_changed(
     ):
         return None
     handle = await handle_for(broker, session, row, account_id)
-    if not await enabled(session, row.consent_id, handle):
+    if await receipts_since(session, row.consent_id, handle) is None:
         return None
     work = await session.get(ReceiptWork, handle)
     if work is None:

@@ -45,7 +45,7 @@ from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.domain.views import View
 from consent.outbox.write import enqueue
-from consent.receipts.choices import enabled, is_quiet
+from consent.receipts.choices import is_quiet, receipts_since
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError
 from consent.service.linking import PURPOSE, to_domain
@@ -156,7 +156,8 @@ class ReceiptWorker:
             if work is None:
                 return 0
             row = await session.get(ConsentRow, work.consent_id)
-            if row is None or not await self._allowed(session, row, handle):
+            start = await self._allowed(session, row, handle) if row is not None else None
+            if row is None or start is None:
                 await self._drop(handle)
                 return 0
             version, attempts = work.version, work.attempts
@@ -186,19 +187,23 @@ class ReceiptWorker:
                 await self._later(handle, attempts + 1)
                 return 0
         try:
-            return await self._apply(row, handle, key, version, items, complete, since)
+            return await self._apply(row, handle, key, version, items, complete, since, start)
         except IntegrityError:
             # another broker process pushed these receipts first: nothing is lost or doubled
             log.info("receipts of an account were pushed by another process")
             return 0
 
-    async def _allowed(self, session: AsyncSession, row: ConsentRow, handle: str) -> bool:
+    async def _allowed(
+        self, session: AsyncSession, row: ConsentRow, handle: str
+    ) -> datetime | None:
+        """Since when the account's receipts go out, if the consent still allows
+        ``transactions`` and they are on; else None."""
         broker = self.broker
         policy = broker.policies.get(row.bank_id)
         if policy is None:
-            return False
+            return None
         decision = rules.can_read(to_domain(row), Scope.TRANSACTIONS, policy, broker.clock())
-        return decision.allowed and await enabled(session, row.consent_id, handle)
+        return await receipts_since(session, row.consent_id, handle) if decision.allowed else None
 
     async def _fetch(
         self, session: AsyncSession, row: ConsentRow, account_id: str, since: datetime
@@ -245,6 +250,7 @@ class ReceiptWorker:
         items: list[dict[str, Any]],
         complete: bool,
         since: datetime,
+        start: datetime,
     ) -> int:
         broker = self.broker
         now = broker.clock()
@@ -276,7 +282,7 @@ class ReceiptWorker:
             for tx in items:
                 at = _booked_at(tx, now)
                 newest = max(newest, at)
-                if not is_card_payment(tx):
+                if not is_card_payment(tx) or at < start:
                     continue
                 bank_tx = str(tx.get("TransactionId", ""))
                 tx_key = opaque_id(secret, cid, "receipt-tx", bank_tx)
@@ -319,8 +325,8 @@ class ReceiptWorker:
                             edited.add(receipt.message_key)
             queued = 0
             if fresh and not quiet:
-                for start in range(0, len(fresh), PER_MESSAGE):
-                    chunk = fresh[start : start + PER_MESSAGE]
+                for first in range(0, len(fresh), PER_MESSAGE):
+                    chunk = fresh[first : first + PER_MESSAGE]
                     message_key = f"rcm_{uuid.uuid4().hex[:24]}"
                     ids = {v.get("receipt_id") for v in chunk}
                     for receipt in known.values():

@@ -150,7 +150,7 @@ async def start_link(
         key = await sealed.create_data_key(session, broker.ring, consent_id)
         await sealed.put_secret(session, key, consent_id, "pkce_verifier", verifier)
         if receipts:
-            session.add(ReceiptChoice(consent_id=consent_id, account="*", enabled=True))
+            session.add(ReceiptChoice(consent_id=consent_id, account="*", enabled=True, since=now))
         await audit.record_action(
             session,
             subject_id=subject.subject_id,

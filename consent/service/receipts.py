@@ -94,9 +94,12 @@ async def choose(
     """Receipts on or off for one account (authorized before: a live consent with
     ``transactions``, owned by the caller, under the subject)."""
     async with broker.writes(), broker.sessions() as session:
-        await session.merge(
-            ReceiptChoice(consent_id=handle.consent_id, account=handle.handle, enabled=on)
+        old = await session.get(ReceiptChoice, (handle.consent_id, handle.handle))
+        since = old.since if old is not None and old.enabled == on else broker.clock()
+        choice = ReceiptChoice(
+            consent_id=handle.consent_id, account=handle.handle, enabled=on, since=since
         )
+        await session.merge(choice)
         await audit.record_action(
             session,
             subject_id=subject.subject_id,

@@ -256,6 +256,7 @@ class ReceiptChoice(SQLModel, table=True):
     consent_id: str = Field(primary_key=True, foreign_key="consent.consent_id", max_length=64)
     account: str = Field(primary_key=True, max_length=40)  # an account handle, or "*"
     enabled: bool
+    since: datetime = Field(sa_column=_ts())  # payments booked before this get no receipt
 
 
 class ReceiptWork(SQLModel, table=True):

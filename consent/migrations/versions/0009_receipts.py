@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("consent_id", sa.String(length=64), nullable=False),
         sa.Column("account", sa.String(length=40), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["consent_id"], ["consent.consent_id"]),
         sa.PrimaryKeyConstraint("consent_id", "account"),
     )
