@@ -110,8 +110,27 @@ class ReceiptWorker:
         self.pushed = 0  # receipts written to the outbox, for tests and the health page
 
     async def run_forever(self) -> None:
+        """Wait for an event (or ``receipt_idle_s`` for retries and the end of quiet hours),
+        wait the bundle window, then start every due account that is not already being
+        fetched, without waiting for them: one slow bank never holds up another's receipts."""
         broker = self.broker
         settings = broker.settings
+        busy: dict[str, asyncio.Task[int]] = {}
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(handle: str) -> int:
+            try:
+                async with gate:
+                    queued = await self._account(handle)
+                if queued:
+                    self.wake_relay()
+                return queued
+            except Exception:
+                log.exception("receipts of an account failed; retrying")
+                return 0
+            finally:
+                busy.pop(handle, None)
+
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(broker.receipt_wake.wait(), settings.receipt_idle_s)
@@ -119,13 +138,15 @@ class ReceiptWorker:
             if settings.receipt_bundle_s:
                 await asyncio.sleep(settings.receipt_bundle_s)  # the rest of a burst
             try:
-                await self.run_once()
+                for handle in await self._due():
+                    if handle not in busy:
+                        busy[handle] = asyncio.create_task(one(handle))
+                if await self.release_held():
+                    self.wake_relay()
             except Exception:
                 log.exception("receipt pass failed; retrying")
 
-    async def run_once(self) -> int:
-        """Fetch for every due account, then release held receipts whose quiet hours ended;
-        returns how many messages were queued."""
+    async def _due(self) -> list[str]:
         now = self.broker.clock()
         async with self.broker.sessions() as session:
             query = (
@@ -134,7 +155,12 @@ class ReceiptWorker:
                 .order_by(col(ReceiptWork.due_at))
                 .limit(BATCH)
             )
-            due = list((await session.exec(query)).all())
+            return list((await session.exec(query)).all())
+
+    async def run_once(self) -> int:
+        """Fetch for every due account and wait for them, then release held receipts whose
+        quiet hours ended; returns how many messages were queued."""
+        due = await self._due()
         gate = asyncio.Semaphore(PARALLEL)
 
         async def one(handle: str) -> int:
@@ -282,8 +308,8 @@ class ReceiptWorker:
             for tx in items:
                 at = _booked_at(tx, now)
                 newest = max(newest, at)
-                if not is_card_payment(tx) or at < start:
-                    continue
+                if not is_card_payment(tx) or at < start or at > now + MARGIN:
+                    continue  # before receipts were on, or booked "in the future"
                 bank_tx = str(tx.get("TransactionId", ""))
                 tx_key = opaque_id(secret, cid, "receipt-tx", bank_tx)
                 listed.add(tx_key)
