@@ -27,6 +27,9 @@ from bot.store.repo import Sessions
 from bot.store.tables import ReceiptMessage
 
 MAX_LINES = 20
+# whole commands with their arguments, kept left-to-right inside Arabic text
+QUIET_EXAMPLE = "/quiet 22:00-07:00 Europe/London"
+QUIET_OFF = "/quiet off"
 
 
 def _money(tr: Tr, view: Mapping[str, object]) -> str:
@@ -179,14 +182,15 @@ async def _offer(update: Update, context: ChatContext, *, edit: bool) -> None:
     if quiet is not None:
         lines.append(
             t._(
-                "Quiet hours: %(start)s to %(end)s (%(zone)s). /quiet off ends them.",
+                "Quiet hours: %(start)s to %(end)s (%(zone)s). %(off)s ends them.",
                 start=t.ltr(quiet.start),
                 end=t.ltr(quiet.end),
                 zone=t.ltr(t.esc(quiet.timezone)),
+                off=t.ltr(QUIET_OFF),
             )
         )
     else:
-        lines.append(t._("No quiet hours. /quiet 22:00-07:00 Europe/London sets them."))
+        lines.append(t._("No quiet hours. %(example)s sets them.", example=t.ltr(QUIET_EXAMPLE)))
     await say(update, t.message("\n".join(lines)), Keyboard(rows), edit=edit)
 
 
@@ -223,7 +227,7 @@ async def quiet(update: Update, context: ChatContext) -> None:
     t = await texts(update, context)
     args = " ".join(context.args or [])
     subject = await subject_of(update, context, create=False)
-    usage = t._("Send /quiet 22:00-07:00 Europe/London, or /quiet off.")
+    usage = t._("Send %(example)s, or %(off)s.", example=t.ltr(QUIET_EXAMPLE), off=t.ltr(QUIET_OFF))
     if subject is None:
         await say(update, t.message(t._("To link a bank, send /link.")), edit=False)
         return

@@ -285,6 +285,7 @@ class ReceiptWorker:
             allowed_fields("transaction", broker.policy(row.bank_id), broker.contract)
         )
         cid = row.consent_id
+        earliest = start.replace(microsecond=0)  # banks give booking times to the second
 
         def sealed(view: View, receipt_id: str) -> bytes:
             return seal(key, json.dumps(view).encode(), consent_id=cid, field=_field(receipt_id))
@@ -308,7 +309,7 @@ class ReceiptWorker:
             for tx in items:
                 at = _booked_at(tx, now)
                 newest = max(newest, at)
-                if not is_card_payment(tx) or at < start or at > now + MARGIN:
+                if not is_card_payment(tx) or at < earliest or at > now + MARGIN:
                     continue  # before receipts were on, or booked "in the future"
                 bank_tx = str(tx.get("TransactionId", ""))
                 tx_key = opaque_id(secret, cid, "receipt-tx", bank_tx)
