@@ -81,7 +81,13 @@ async def book_payments(
             except (aiohttp.ContentTypeError, ValueError) as e:
                 raise DemoError(f"no bank called {bank_id!r}") from e
             if resp.status >= 400:
-                raise DemoError(f"the bank refused: {answer}")
+                errors = answer.get("Errors") or [{}]
+                where = errors[0].get("Path") if isinstance(errors[0], dict) else None
+                if where == "bank_id":
+                    raise DemoError(f"no bank called {bank_id!r}")
+                if where == "username":
+                    raise DemoError(f"{bank_id} has no customer {customer!r} (try demo1)")
+                raise DemoError(f"the bank refused: {answer.get('Message', answer)}")
             return answer
     except aiohttp.ClientConnectionError as e:
         raise DemoError(

@@ -273,3 +273,16 @@ async def test_a_replayed_bank_event_gives_one_receipt(system: System) -> None:
     await asyncio.sleep(1.5)
     shown = [m for m in await system.chat.messages(ALICE) if "🧾" in m["text"]]
     assert len(shown) == 1
+
+
+async def test_the_banks_payment_timer_sends_receipts_live(system: System) -> None:
+    """``chatbank up --demo-payments``: the bank books on a watched account by itself."""
+    from bank_mock.payments import _timer
+
+    await link_with_receipts(system, ALICE)
+    before = {m["message_id"] for m in await system.chat.messages(ALICE)}
+    timer = asyncio.create_task(_timer(system.env.bank_app, 0.2))
+    try:
+        await system.expect(ALICE, lambda t: "🧾" in t, before, wait_s=8)
+    finally:
+        timer.cancel()
