@@ -286,3 +286,25 @@ async def test_the_banks_payment_timer_sends_receipts_live(system: System) -> No
         await system.expect(ALICE, lambda t: "🧾" in t, before, wait_s=8)
     finally:
         timer.cancel()
+
+
+async def test_a_receipt_waits_for_a_bot_that_is_down_and_arrives_once(system: System) -> None:
+    """The bot restarts (down while the receipt is pushed): the broker's outbox retries until
+    the new process accepts it, and the chat shows it once."""
+    from bot.runtime import BotRuntime
+
+    await link_with_receipts(system, ALICE)
+    before = {m["message_id"] for m in await system.chat.messages(ALICE)}
+    settings = system.runtime.settings
+    await system.runtime.stop()
+    await pay(system, merchant="Boots", amount="6.66")
+    await asyncio.sleep(1.0)  # the relay tries, the bot's address refuses
+    system.runtime = BotRuntime(settings, clock=system.env.clock)
+    await system.runtime.start()
+    async with asyncio.timeout(20):
+        while not [m for m in await system.chat.messages(ALICE) if "Boots" in m["text"]]:
+            system.env.clock.now += timedelta(seconds=5)  # past the relay's backoff
+            await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)
+    shown = [m for m in await system.chat.messages(ALICE) if m["message_id"] not in before]
+    assert len([m for m in shown if "Boots" in m["text"]]) == 1
