@@ -29,6 +29,9 @@ class RecordingSink:
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
         self.events.append(("fraud", bank.profile.bank_id, alert.alert_id))
 
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
+        self.events.append(("transactions", bank.profile.bank_id, account_id))
+
 
 async def test_approval_and_dashboard_revocation_are_pushed_to_the_sink(
     aiohttp_client: AiohttpClient, bank_app: web.Application
