@@ -158,8 +158,9 @@ class BrokerEvents:
             await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
         elif kind in RECEIPTS:
             source = self.services.settings.broker_client_id
+            now = int(self.services.clock().timestamp())
             await receipts.show(
-                self.bot, self.services.sessions, source, user.chat_id, t, kind, data
+                self.bot, self.services.sessions, source, user.chat_id, t, kind, data, now
             )
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))

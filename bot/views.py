@@ -641,6 +641,13 @@ def action_name(tr: Tr, action: str) -> str:
         "subject.export": tr._("data exported"),
         "push.dead_letter": tr._("message could not be delivered"),
         "consent.needs_reauth": tr._("link needs approving again"),
+        "push.receipt": tr._("receipt sent"),
+        "push.receipt_summary": tr._("receipts summary sent"),
+        "receipts.on": tr._("receipts turned on"),
+        "receipts.off": tr._("receipts turned off"),
+        "receipts.read": tr._("receipt settings read"),
+        "receipts.set": tr._("receipts switched"),
+        "receipts.quiet_hours": tr._("quiet hours changed"),
     }
     return names.get(action, tr.ltr(action))
 

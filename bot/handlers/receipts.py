@@ -116,8 +116,9 @@ async def show(
     tr: Tr,
     kind: str,
     data: Mapping[str, object],
+    now: int,
 ) -> None:
-    """Send a receipt message, or edit the one that shows its key."""
+    """Send a receipt message, or edit the one that shows its key (``now``: Unix seconds)."""
     raw = data.get("receipts")
     receipts = [r for r in raw if isinstance(r, dict)] if isinstance(raw, list) else []
     if not receipts:
@@ -147,7 +148,9 @@ async def show(
         return  # shown before: a repeat of the first delivery
     sent = await bot.send_message(chat_id, text)
     async with sessions() as session:
-        await session.merge(ReceiptMessage(key=key, chat_id=chat_id, message_id=sent.message_id))
+        await session.merge(
+            ReceiptMessage(key=key, chat_id=chat_id, message_id=sent.message_id, shown_at=now)
+        )
         await session.commit()
 
 

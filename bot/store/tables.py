@@ -50,5 +50,6 @@ class ReceiptMessage(SQLModel, table=True):
 
     __tablename__ = "receipt_messages"
     key: str = Field(primary_key=True, max_length=120)
-    chat_id: int = Field(sa_type=BigInteger)
+    chat_id: int = Field(index=True, sa_type=BigInteger)
     message_id: int = Field(sa_type=BigInteger)
+    shown_at: int = Field(index=True, sa_type=BigInteger)  # Unix seconds; pruned with the rest

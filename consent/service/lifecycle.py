@@ -14,6 +14,7 @@ from consent.domain import consent as rules
 from consent.outbox.write import enqueue
 from consent.service.broker import Broker
 from consent.service.linking import end_consent, revoke, to_domain
+from consent.service.receipts import quiet_json
 from consent.store import audit
 from consent.store.tables import (
     AccountHandle,
@@ -104,6 +105,21 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
             else []
         )
         entries = await audit.chain(session, subject.subject_id)
+        choices = (
+            (
+                await session.exec(
+                    select(ReceiptChoice).where(col(ReceiptChoice.consent_id).in_(ids))
+                )
+            ).all()
+            if ids
+            else []
+        )
+        kept = (
+            await session.exec(
+                select(ReceiptRow.receipt_id).where(ReceiptRow.subject_id == subject.subject_id)
+            )
+        ).all()
+        quiet = await session.get(QuietHours, subject.subject_id)
     return {
         "subject_id": subject.subject_id,
         "created_at": subject.created_at.isoformat(),
@@ -119,6 +135,16 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
             for c in consents
         ],
         "account_handles": sorted(h.handle for h in handles),
+        # receipts: the choices and quiet hours (preferences), and how many sealed receipts
+        # the broker keeps (their content is the transactions view, readable with /transactions)
+        "receipts": {
+            "choices": [
+                {"consent_id": c.consent_id, "account": c.account, "enabled": c.enabled}
+                for c in choices
+            ],
+            "quiet_hours": quiet_json(quiet),
+            "kept": len(kept),
+        },
         "access_log": [
             {
                 "at": e.at.isoformat(),

@@ -201,6 +201,13 @@ async def test_bad_settings_are_refused_with_typed_errors(env: Env) -> None:
         "end": "07:00",
         "timezone": "Europe/Warsaw",
     }
+    export = await (
+        await env.broker.get(f"/v1/subjects/{subject}/export", headers=env.auth())
+    ).json()
+    assert export["receipts"]["quiet_hours"]["timezone"] == "Europe/Warsaw"
+    assert [c["account"] for c in export["receipts"]["choices"]] == ["*"]
+    off = await env.broker.delete(base, headers=env.auth())
+    assert off.status == 200 and (await off.json())["quiet_hours"] is None
 
 
 async def test_a_bank_error_on_the_fetch_is_retried_until_the_receipt_goes_out(env: Env) -> None:

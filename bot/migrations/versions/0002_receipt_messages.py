@@ -24,9 +24,16 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=120), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("message_id", sa.BigInteger(), nullable=False),
+        sa.Column("shown_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
+    with op.batch_alter_table("receipt_messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_receipt_messages_chat_id"), ["chat_id"])
+        batch_op.create_index(batch_op.f("ix_receipt_messages_shown_at"), ["shown_at"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("receipt_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_receipt_messages_shown_at"))
+        batch_op.drop_index(batch_op.f("ix_receipt_messages_chat_id"))
     op.drop_table("receipt_messages")
