@@ -302,3 +302,36 @@ def test_summary_totals_add_up_in_decimal_and_leave_reversed_out(amounts: list[D
         assert Decimal(got["GBP"]) == sum(kept, Decimal(0))
     else:
         assert got == {}
+
+
+async def test_receipts_flow_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The same event → fetch → sealed receipt → outbox path on PostgreSQL, then shredding."""
+    from sqlalchemy import text
+
+    from consent.api.keys import BROKER
+
+    env = await start(tmp_path, postgres_url, receipt_bundle_s=0.05, receipt_idle_s=0.2)
+    try:
+        subject, consent = await _link(env)
+        await _pay(env, merchant="Tesco", amount="3.21", pending=True)
+        engine = env.broker.app[BROKER].engine
+
+        async def scalar(sql: str) -> Any:
+            async with engine.connect() as conn:
+                return (await conn.execute(text(sql))).scalar()
+
+        async with asyncio.timeout(10):
+            while not await scalar(  # noqa: ASYNC110 - polls the database
+                "SELECT count(*) FROM outbox WHERE kind = 'receipt'"
+            ):
+                await asyncio.sleep(0.05)
+        payload = json.loads(await scalar("SELECT payload FROM outbox WHERE kind = 'receipt'"))
+        assert payload["receipts"][0]["status"] == "pending"
+        assert await scalar("SELECT status FROM receipt") == "pending"
+        resp = await env.broker.delete(
+            f"/v1/subjects/{subject}/consents/{consent}", headers=env.auth()
+        )
+        assert resp.status == 200
+        assert await scalar("SELECT count(*) FROM receipt") == 0
+    finally:
+        await stop(env)
