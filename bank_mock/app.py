@@ -13,6 +13,7 @@ from bank_mock import (
     directory,
     faults,
     pages,
+    payments,
     sandbox,
     sandbox_events,
     support,
@@ -72,6 +73,7 @@ def create_app(settings: BankSettings, *, clock: Clock = utc_now) -> web.Applica
         module.setup(app)
     support.setup(app, disk)
     agent.setup(app)
+    payments.setup(app)
     app.router.add_get("/openapi.json", serve_openapi)
     add_health_routes(app, "bank_mock", readiness_checks)
     app.router.add_get("/metrics", metrics_handler())

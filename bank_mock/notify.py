@@ -27,6 +27,10 @@ class EventSink(Protocol):
         """Something happened in a support conversation under ``consent`` (an agent joined,
         wrote, is typing, left): tell the consent's client."""
 
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
+        """A card payment was booked on ``account_id`` (OBIE resource-update), or a pending one
+        booked or was reversed (``status_only``: the bank's own transaction event)."""
+
 
 class NullSink:
     """Pushes nothing (used until the event publisher is set up, and in some unit tests)."""
@@ -41,4 +45,7 @@ class NullSink:
         return None
 
     def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
+        return None
+
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
         return None

@@ -111,6 +111,7 @@ async def inject(request: web.Request) -> web.Response:
         instructed_currency=currency if instructed is not None else None,
     )
     alert = engine.process(bank, tx, request.app[EVENTS], now)
+    request.app[EVENTS].transactions_changed(bank, account.account_id, status_only=False)
     body_out = {
         "transaction_id": tx.transaction_id,
         "alerts": [alert.alert_id] if alert else [],

@@ -54,6 +54,8 @@ class BankSettings(BaseSettings):
     support_days: str = Field(default="1-5", pattern=r"^[1-7](-[1-7])?$")
     support_wait_minutes: int = Field(default=30, ge=1, le=24 * 60)
     support_chats_per_agent: int = Field(default=3, ge=1, le=100)  # then the agent is busy
+    # book a demo card payment this often (seconds) on an account some app watches; 0: never
+    demo_payments_every_s: float = Field(default=0.0, ge=0.0, le=3600.0)
     faults: dict[str, FaultSettings] = Field(default_factory=dict)  # bank_id -> faults
 
     def base_url(self) -> str:

@@ -59,6 +59,14 @@ class Ledger:
         self._keys.insert(i, tx.booked_at)
         self.transactions.insert(i, tx)
 
+    def remove(self, tx: Transaction) -> None:
+        if tx in self.transactions:
+            i = self.transactions.index(tx)
+            del self.transactions[i]
+            del self._keys[i]
+        for shape in range(4):
+            self.fragments.pop((tx.transaction_id, shape), None)
+
 
 class BankState:
     """Everything one bank knows. Mutated only from the event loop thread."""
@@ -140,6 +148,37 @@ class BankState:
         cached = self._pinned.get(tx.account_id) or self._ledgers.get(tx.account_id)
         if cached is not None:
             cached.insert(tx)
+        self.version += 1
+
+    def find_added(self, transaction_id: str) -> Transaction | None:
+        """A transaction booked at run time, by id (None: unknown or not a run-time one)."""
+        for txs in self._added.values():
+            for tx in txs:
+                if tx.transaction_id == transaction_id:
+                    return tx
+        return None
+
+    def book_pending(self, tx: Transaction) -> None:
+        """A pending card payment settles: it is booked, same id and time."""
+        tx.status = TxStatus.BOOKED
+        self.keep("transaction", tx.transaction_id, tx)
+        cached = self._pinned.get(tx.account_id) or self._ledgers.get(tx.account_id)
+        if cached is not None:
+            for shape in range(4):
+                cached.fragments.pop((tx.transaction_id, shape), None)
+        self.version += 1
+
+    def reverse_pending(self, tx: Transaction) -> None:
+        """A pending card payment is reversed (the merchant released it): it leaves the
+        statement, as a released authorization does."""
+        added = self._added.get(tx.account_id, [])
+        if tx in added:
+            added.remove(tx)
+        if self.disk is not None:
+            self.disk.drop("transaction", [f"{self.profile.bank_id}/{tx.transaction_id}"])
+        cached = self._pinned.get(tx.account_id) or self._ledgers.get(tx.account_id)
+        if cached is not None:
+            cached.remove(tx)
         self.version += 1
 
     def balances_minor(self, account_id: str) -> tuple[int, int]:

@@ -58,11 +58,13 @@ async def link(
     subject: str,
     scopes: list[str],
     username: str = "demo1",
+    receipts: bool = False,
 ) -> None:
-    """Create a Northwind consent for ``subject`` and approve it as ``username`` at the bank."""
+    """Create a Northwind consent for ``subject`` and approve it as ``username`` at the bank
+    (with ``receipts``: new card payments come as receipts)."""
     async with http.post(
         f"{broker}/v1/subjects/{subject}/consents",
-        json={"bank_id": "northwind", "scopes": scopes},
+        json={"bank_id": "northwind", "scopes": scopes, **({"receipts": True} if receipts else {})},
         headers=headers,
     ) as resp:
         url = URL((await resp.json())["authorization_url"])

@@ -101,6 +101,23 @@ class BalanceAnswer(_Wire):
     unavailable: list[Unavailable] = []
 
 
+class QuietHours(_Wire):
+    start: str
+    end: str
+    timezone: str
+
+
+class ReceiptAccount(_Wire):
+    account_handle: str
+    bank_id: str
+    enabled: bool
+
+
+class ReceiptSettings(_Wire):
+    accounts: list[ReceiptAccount] = []
+    quiet_hours: QuietHours | None = None
+
+
 class Account(_Wire):
     """An account with what its consent and bank policy allow ("balances", "transactions",
     "spending", "card_controls"); ``last_known`` when its bank did not answer and the broker
@@ -369,11 +386,46 @@ class BrokerClient:
         return [Bank.model_validate(b) for b in data["banks"]]
 
     async def start_link(
-        self, subject: str, bank_id: str, scopes: list[str], days: int, language: str = "en"
+        self,
+        subject: str,
+        bank_id: str,
+        scopes: list[str],
+        days: int,
+        language: str = "en",
+        receipts: bool = False,
     ) -> StartedLink:
-        """Create the consent; the bank's approval page is shown in ``language``."""
-        body = {"bank_id": bank_id, "scopes": scopes, "duration_days": days, "language": language}
+        """Create the consent; the bank's approval page is shown in ``language``;
+        ``receipts``: new card payments on the shared accounts come as receipts."""
+        body: dict[str, Any] = {
+            "bank_id": bank_id,
+            "scopes": scopes,
+            "duration_days": days,
+            "language": language,
+        }
+        if receipts:
+            body["receipts"] = True
         return await self._model(StartedLink, "POST", f"/v1/subjects/{subject}/consents", json=body)
+
+    async def receipt_settings(self, subject: str) -> ReceiptSettings:
+        return await self._model(ReceiptSettings, "GET", f"/v1/subjects/{subject}/receipts")
+
+    async def set_receipts(self, subject: str, handle: str, enabled: bool) -> bool:
+        path = f"/v1/subjects/{subject}/accounts/{handle}/receipts"
+        data = await self._call("PUT", path, json={"enabled": enabled})
+        return bool(data.get("enabled")) if isinstance(data, dict) else enabled
+
+    async def set_quiet_hours(
+        self, subject: str, hours: tuple[str, str, str] | None
+    ) -> QuietHours | None:
+        """Quiet hours (start, end, IANA zone), or none."""
+        path = f"/v1/subjects/{subject}/receipts/quiet-hours"
+        if hours is None:
+            await self._call("DELETE", path)
+            return None
+        start, end, zone = hours
+        data = await self._call("PUT", path, json={"start": start, "end": end, "timezone": zone})
+        quiet = data.get("quiet_hours") if isinstance(data, dict) else None
+        return QuietHours.model_validate(quiet) if quiet else None
 
     async def consents(self, subject: str) -> list[Consent]:
         data = await self._call("GET", f"/v1/subjects/{subject}/consents")

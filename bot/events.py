@@ -29,6 +29,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot import views
 from bot.context import Services
+from bot.handlers import receipts
 from bot.handlers.link import close_approval
 from bot.i18n import Tr, tr
 from bot.metrics import ALERTS_SHOWN
@@ -200,6 +201,12 @@ class BrokerEvents:
                 return "duplicate_alert", None
             text, keyboard = views.alert(t, alert)
             await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
+        elif kind in RECEIPTS:
+            source = self.services.settings.broker_client_id
+            now = int(self.services.clock().timestamp())
+            await receipts.show(
+                self.bot, self.services.sessions, source, user.chat_id, t, kind, data, now
+            )
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
@@ -209,7 +216,8 @@ class BrokerEvents:
                     self.bot, self.services.sessions, user, str(data.get("consent_id"))
                 )
         self.shown += 1
-        ALERTS_SHOWN.labels("fraud_alert" if kind == "fraud_alert" else "notice").inc()
+        label = kind if kind in ("fraud_alert", *RECEIPTS) else "notice"
+        ALERTS_SHOWN.labels(label).inc()
         return "shown", alert_id
 
     async def _support(self, user: ChatUser, t: Tr, data: dict[str, Any]) -> str:
@@ -236,6 +244,7 @@ class BrokerEvents:
         return "shown"
 
 
+RECEIPTS = ("receipt", "receipt_summary")
 ENDS_A_LINK = frozenset(
     {"consent_authorized", "consent_rejected", "consent_revoked", "consent_expired"}
 )

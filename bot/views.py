@@ -94,12 +94,17 @@ def bank_picker(tr: Tr, banks: Sequence[Bank]) -> tuple[str, Keyboard]:
     return tr.message(tr._("Which bank would you like to link?")), Keyboard(rows)
 
 
-def scope_picker(tr: Tr, bank: Bank, chosen: Sequence[str]) -> tuple[str, Keyboard]:
+def scope_picker(
+    tr: Tr, bank: Bank, chosen: Sequence[str], receipts: bool = False
+) -> tuple[str, Keyboard]:
     rows = []
     for scope in SCOPES:
         if scope in bank.scopes:
             mark = "✅" if scope in chosen else "⬜"
             rows.append([Button(f"{mark} {scope_name(tr, scope)}", callback_data=f"lk:sc:{scope}")])
+    if "transactions" in chosen:  # receipts are the transactions view, pushed as it happens
+        mark = "✅" if receipts else "⬜"
+        rows.append([Button(f"{mark} 🧾 {tr._('Real-time receipts')}", callback_data="lk:rc")])
     nav = [Button(tr._("Cancel"), callback_data="lk:cancel")]
     if chosen:
         nav.append(Button(tr._("Next"), callback_data="lk:next"))
@@ -691,6 +696,13 @@ def action_name(tr: Tr, action: str) -> str:
         "subject.export": tr._("data exported"),
         "push.dead_letter": tr._("message could not be delivered"),
         "consent.needs_reauth": tr._("link needs approving again"),
+        "push.receipt": tr._("receipt sent"),
+        "push.receipt_summary": tr._("receipts summary sent"),
+        "receipts.on": tr._("receipts turned on"),
+        "receipts.off": tr._("receipts turned off"),
+        "receipts.read": tr._("receipt settings read"),
+        "receipts.set": tr._("receipts switched"),
+        "receipts.quiet_hours": tr._("quiet hours changed"),
     }
     return names.get(action, tr.ltr(action))
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -90,6 +91,36 @@ def _demo_fraud(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_pay(args: argparse.Namespace) -> int:
+    from bank_mock.settings import BankSettings
+    from chatbank.demo import DemoError, book_payments
+
+    url = args.bank_url or BankSettings().base_url()
+    try:
+        answer = asyncio.run(
+            book_payments(
+                url,
+                args.bank,
+                args.customer,
+                count=args.count,
+                merchant=args.merchant,
+                amount=args.amount,
+                pending=args.pending,
+            )
+        )
+    except DemoError as e:
+        print(f"chatbank demo pay: {e}", file=sys.stderr)
+        return 2
+    for p in answer["payments"]:
+        print(f"booked {p['Amount']} {p['Currency']} at {p['merchant']} ({p['status'].lower()})")
+    if not answer.get("notified_apps"):
+        print(
+            f"no app watches this account: link {args.bank} as {args.customer} with receipts "
+            "ticked, then run this again."
+        )
+    return 0
+
+
 def fraud_outcome(answer: dict[str, Any], args: argparse.Namespace) -> str:
     """What the demo did, and whether anyone will see the alert."""
     alerts = answer.get("alerts") or []
@@ -155,6 +186,8 @@ def _security_log(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    if args.demo_payments:  # the bank books a card payment this often: receipts arrive live
+        os.environ["BANK_DEMO_PAYMENTS_EVERY_S"] = str(args.demo_payments)
     folder = Path(args.data_dir)
     (folder / "keys").mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -191,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the whole system on its embedded default (Ctrl-C stops it)")
     up.add_argument(
         "--data-dir", default="data", help="where keys and databases live (default: ./data)"
+    )
+    up.add_argument(
+        "--demo-payments",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="book a card payment this often on a linked account (receipts demo; default: off)",
     )
     up.set_defaults(func=_up)
     cluster = sub.add_parser(
@@ -239,6 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     fraud.add_argument("--merchant", default="Luxe Watches")
     fraud.add_argument("--bank-url", default="", help="default: the BANK_* settings")
     fraud.set_defaults(func=_demo_fraud)
+    paying = demo_sub.add_parser(
+        "pay", help="book realistic card payments so receipts show up in the chat"
+    )
+    paying.add_argument("--bank", default="northwind", help="bank id (default: northwind)")
+    paying.add_argument("--customer", default="demo1", help="the bank's test customer")
+    paying.add_argument("--count", type=int, default=1, help="payments at once (a burst), 1-50")
+    paying.add_argument("--merchant", default=None, help="default: a local merchant at random")
+    paying.add_argument("--amount", default=None, help="default: the merchant's usual range")
+    paying.add_argument("--pending", action="store_true", help="book them as pending")
+    paying.add_argument("--bank-url", default="", help="default: the BANK_* settings")
+    paying.set_defaults(func=_demo_pay)
     keys = sub.add_parser("keys", help="key management")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser(

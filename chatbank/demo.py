@@ -54,3 +54,43 @@ async def inject_fraud(
             f"no bank answers at {bank_url}; is `chatbank up` running? "
             "(check BANK_PORT and BANK_PUBLIC_URL in .env, or pass --bank-url)"
         ) from e
+
+
+async def book_payments(
+    bank_url: str,
+    bank_id: str,
+    customer: str,
+    *,
+    count: int = 1,
+    merchant: str | None = None,
+    amount: str | None = None,
+    pending: bool = False,
+) -> dict[str, Any]:
+    """Book ``count`` card payments for ``customer`` (``chatbank demo pay``); the bank tells
+    every app with a live consent on the account, and those with receipts on show them."""
+    url = f"{bank_url.rstrip('/')}/sandbox/banks/{bank_id}/payments"
+    body: dict[str, Any] = {"username": customer, "count": count, "pending": pending}
+    if merchant:
+        body["merchant"] = merchant
+    if amount:
+        body["amount"] = amount
+    try:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            try:
+                answer: dict[str, Any] = await resp.json()
+            except (aiohttp.ContentTypeError, ValueError) as e:
+                raise DemoError(f"no bank called {bank_id!r}") from e
+            if resp.status >= 400:
+                errors = answer.get("Errors") or [{}]
+                where = errors[0].get("Path") if isinstance(errors[0], dict) else None
+                if where == "bank_id":
+                    raise DemoError(f"no bank called {bank_id!r}")
+                if where == "username":
+                    raise DemoError(f"{bank_id} has no customer {customer!r} (try demo1)")
+                raise DemoError(f"the bank refused: {answer.get('Message', answer)}")
+            return answer
+    except aiohttp.ClientConnectionError as e:
+        raise DemoError(
+            f"no bank answers at {bank_url}; is `chatbank up` running? "
+            "(check BANK_PORT and BANK_PUBLIC_URL in .env, or pass --bank-url)"
+        ) from e

@@ -13,12 +13,13 @@ from sqlalchemy import text
 
 from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import error_middleware
-from consent.api.keys import BROKER, JWKS, RELAY
+from consent.api.keys import BROKER, JWKS, RECEIPTS, RELAY
 from consent.api.params import id_guard
 from consent.events.verify import JwksCache
 from consent.metrics import BankUrls, refresher, url_call_observer
 from consent.outbox.purge import purge_forever
 from consent.outbox.relay import Relay
+from consent.receipts.worker import ReceiptWorker
 from consent.service.broker import Broker
 from consent.service.lifecycle import sweep_forever
 from consent.service.ratelimit import Limits, TokenBuckets
@@ -95,8 +96,10 @@ def create_app(
             app[BROKER] = broker
             app[JWKS] = JwksCache(http, observe=url_call_observer(bank_urls))
             app[RELAY] = relay = Relay(broker)
+            app[RECEIPTS] = worker = ReceiptWorker(broker, relay.wake.set)
             tasks = [
                 asyncio.create_task(relay.run_forever(settings.relay_idle_s)),
+                asyncio.create_task(worker.run_forever()),
                 asyncio.create_task(sweep_forever(broker, settings.sweep_interval_s)),
                 asyncio.create_task(
                     purge_forever(

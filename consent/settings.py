@@ -31,6 +31,11 @@ class BrokerSettings(BaseSettings):
     relay_idle_s: float = Field(default=1.0, gt=0, le=60)  # outbox retry poll when idle
     # a message failing this often (backoff doubling from 0.5 s up to 300 s) is a dead letter
     outbox_max_attempts: int = Field(default=15, ge=1, le=1000)
+    # receipts: events this close together on one account become one fetch (and one message,
+    # "3 payments at …"); a fetch the bank does not answer in time is retried with backoff
+    receipt_bundle_s: float = Field(default=0.3, ge=0, le=10)
+    receipt_fetch_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    receipt_idle_s: float = Field(default=1.0, gt=0, le=60)  # retries and quiet-hours ends
     sweep_interval_s: float = Field(default=60.0, gt=0)  # expiry, renewal notices, outbox purge
     # delivered outbox messages (alert payloads) are deleted this long after delivery
     outbox_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)

@@ -31,6 +31,8 @@ RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
 CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
 FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
 SUPPORT = "urn:chatbank:events:support"
+# the bank's own event where OBIE has none: a pending card payment booked or was reversed
+TRANSACTION_CHANGED = "urn:chatbank:events:transaction-changed"
 
 
 @dataclass(slots=True)
@@ -98,6 +100,20 @@ class Publisher:
         if consent.status == ConsentStatus.AUTHORISED and "support" in consent.scopes:
             self._send(bank, consent, {SUPPORT: payload}, in_order=consent.consent_id)
 
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
+        """Tell every client with a live consent on the account that its transactions changed.
+        The event carries no data: the client fetches what changed with its token."""
+        now = self._app[CLOCK]()
+        kind = TRANSACTION_CHANGED if status_only else RESOURCE_UPDATE
+        for consent in bank.consents.values():
+            live = consent.status == ConsentStatus.AUTHORISED and (
+                consent.expires_at is None or consent.expires_at > now
+            )
+            if not live or account_id not in consent.account_ids:
+                continue
+            subject = self._account_subject(bank, account_id)
+            self._send(bank, consent, {kind: {"subject": subject}})
+
     # --- delivery ------------------------------------------------------------------------
     def _subject(self, bank: BankState, consent: Consent) -> dict[str, Any]:
         return {
@@ -106,6 +122,18 @@ class Publisher:
             "http://openbanking.org.uk/rty": "account-access-consent",
             "http://openbanking.org.uk/rlk": [
                 {"version": "v3.1", "link": self._consent_url(bank, consent)}
+            ],
+        }
+
+    def _account_subject(self, bank: BankState, account_id: str) -> dict[str, Any]:
+        base = self._app[SETTINGS].base_url()
+        aisp = f"{base}/banks/{bank.profile.bank_id}/open-banking/v3.1/aisp"
+        return {
+            "subject_type": "http://openbanking.org.uk/rid_http://openbanking.org.uk/rty",
+            "http://openbanking.org.uk/rid": account_id,
+            "http://openbanking.org.uk/rty": "account",
+            "http://openbanking.org.uk/rlk": [
+                {"version": "v3.1", "link": f"{aisp}/accounts/{account_id}/transactions"}
             ],
         }
 

@@ -88,7 +88,9 @@ async def start(update: Update, context: ChatContext) -> str | int:
 async def _show_scopes(update: Update, context: ChatContext, draft: dict[str, Any]) -> str:
     bank = await _bank(context, draft["bank"])
     assert bank is not None
-    text, keyboard = views.scope_picker(await texts(update, context), bank, draft["scopes"])
+    text, keyboard = views.scope_picker(
+        await texts(update, context), bank, draft["scopes"], bool(draft.get("receipts"))
+    )
     await say(update, text, keyboard)
     return SCOPES
 
@@ -119,6 +121,15 @@ async def toggle_scope(update: Update, context: ChatContext) -> str:
     draft = await _draft(update, context)
     chosen: list[str] = draft.get("scopes", [])
     draft["scopes"] = [s for s in chosen if s != scope] if scope in chosen else [*chosen, scope]
+    await _keep(update, context, draft)
+    return await _show_scopes(update, context, draft)
+
+
+async def toggle_receipts(update: Update, context: ChatContext) -> str:
+    """The receipts button: new card payments come as receipts (needs transactions)."""
+    await answer_button(update)
+    draft = await _draft(update, context)
+    draft["receipts"] = not draft.get("receipts")
     await _keep(update, context, draft)
     return await _show_scopes(update, context, draft)
 
@@ -179,7 +190,12 @@ async def confirm(update: Update, context: ChatContext) -> int:
         subject = await subject_of(update, context, create=True)
         assert subject is not None
         started = await context.services.broker.start_link(
-            subject, bank.bank_id, draft["scopes"], draft["days"], tr.language
+            subject,
+            bank.bank_id,
+            draft["scopes"],
+            draft["days"],
+            tr.language,
+            receipts=bool(draft.get("receipts")) and "transactions" in draft["scopes"],
         )
     except BrokerError as e:
         await report(update, context, e)
@@ -290,6 +306,7 @@ def conversation(
                 BANK: [CallbackQueryHandler(pick_bank, pattern=r"^lk:bank:")],
                 SCOPES: [
                     CallbackQueryHandler(toggle_scope, pattern=r"^lk:sc:"),
+                    CallbackQueryHandler(toggle_receipts, pattern=r"^lk:rc$"),
                     CallbackQueryHandler(scopes_done, pattern=r"^lk:next$"),
                 ],
                 DURATION: [CallbackQueryHandler(pick_duration, pattern=r"^lk:days:")],

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.store.tables import ChatUser, SeenDelivery, UserState
+from bot.store.tables import ChatUser, ReceiptMessage, SeenDelivery, UserState
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -37,6 +37,11 @@ async def save_user(sessions: Sessions, user: ChatUser) -> ChatUser:
 async def forget_user(sessions: Sessions, telegram_user_id: int) -> None:
     """Delete everything the bot holds about a person (after the broker deleted its part)."""
     async with sessions() as session:
+        user = await session.get(ChatUser, telegram_user_id)
+        if user is not None:
+            await session.exec(
+                delete(ReceiptMessage).where(col(ReceiptMessage.chat_id) == user.chat_id)
+            )
         await session.exec(
             delete(UserState).where(col(UserState.telegram_user_id) == telegram_user_id)
         )
@@ -106,6 +111,8 @@ async def first_time(sessions: Sessions, key: str, now: int) -> bool:
 async def prune_seen(sessions: Sessions, before: int) -> None:
     async with sessions() as session:
         await session.exec(delete(SeenDelivery).where(col(SeenDelivery.seen_at) < before))
+        # an edit for a receipt older than this comes as a new message
+        await session.exec(delete(ReceiptMessage).where(col(ReceiptMessage.shown_at) < before))
         await session.commit()
 
 

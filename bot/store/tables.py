@@ -42,3 +42,14 @@ class SeenDelivery(SQLModel, table=True):
     __tablename__ = "seen_deliveries"
     id: str = Field(primary_key=True, max_length=120)
     seen_at: int = Field(index=True, sa_type=BigInteger)  # Unix seconds
+
+
+class ReceiptMessage(SQLModel, table=True):
+    """Which chat message shows a receipt message (``<source>:<message key>``), so a payment
+    that books or is reversed edits it. Ids only: the receipt itself is never stored here."""
+
+    __tablename__ = "receipt_messages"
+    key: str = Field(primary_key=True, max_length=120)
+    chat_id: int = Field(index=True, sa_type=BigInteger)
+    message_id: int = Field(sa_type=BigInteger)
+    shown_at: int = Field(index=True, sa_type=BigInteger)  # Unix seconds; pruned with the rest

@@ -6,8 +6,10 @@ from aiohttp import web
 
 from consent.events.verify import JwksCache
 from consent.outbox.relay import Relay
+from consent.receipts.worker import ReceiptWorker
 from consent.service.broker import Broker
 
 BROKER = web.AppKey("broker", Broker)
 JWKS = web.AppKey("jwks", JwksCache)
 RELAY = web.AppKey("relay", Relay)
+RECEIPTS = web.AppKey("receipts", ReceiptWorker)

@@ -26,6 +26,7 @@ from consent.service import (
     linking,
     platform,
     reads,
+    receipts,
     support,
 )
 from consent.service.authz import Grant
@@ -205,6 +206,8 @@ class NewConsent(BaseModel):
     duration_days: int | None = Field(default=None, ge=1, le=3650)
     # the user's language (BCP 47); the bank shows its pages in it (OIDC ui_locales)
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
+    # new card payments reach the chat as receipts (needs "transactions"; changeable later)
+    receipts: bool = False
 
 
 @routes.post("/v1/subjects/{subject_id}/consents")
@@ -234,6 +237,7 @@ async def new_consent(request: web.Request) -> web.Response:
         body.duration_days,
         language=body.language,
         deadline=deadline,
+        receipts=body.receipts,
     )
     return web.json_response(
         {
@@ -553,6 +557,66 @@ async def support_close(request: web.Request) -> web.Response:
     grant = await _authorize(request, Action.SUPPORT_CLOSE, scopes=_SUPPORT, log_scope="support")
     body: SupportClose = await _body(request, SupportClose)
     return web.json_response(await support.close(request.app[BROKER], grant, body.conversation))
+
+
+class ReceiptChoiceBody(BaseModel):
+    enabled: bool
+
+
+CLOCK_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class QuietHoursBody(BaseModel):
+    start: str = Field(pattern=CLOCK_TIME)
+    end: str = Field(pattern=CLOCK_TIME)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+
+
+@routes.get("/v1/subjects/{subject_id}/receipts")
+async def receipt_settings(request: web.Request) -> web.Response:
+    """Which accounts send receipts (per consent default and per known account), and the
+    subject's quiet hours."""
+    grant = await _authorize(request, Action.RECEIPTS_READ)
+    return web.json_response(await receipts.settings(request.app[BROKER], _owned(grant)))
+
+
+@routes.put("/v1/subjects/{subject_id}/accounts/{handle}/receipts")
+async def receipt_choice(request: web.Request) -> web.Response:
+    """Receipts on or off for one account (needs a live consent with transactions)."""
+    grant = await _authorize(
+        request,
+        Action.RECEIPTS_SET,
+        scopes=frozenset({Scope.TRANSACTIONS}),
+        log_scope="transactions",
+    )
+    body: ReceiptChoiceBody = await _body(request, ReceiptChoiceBody)
+    assert grant.handle is not None
+    answer = await receipts.choose(
+        request.app[BROKER], grant.client, _owned(grant), grant.handle, body.enabled
+    )
+    return web.json_response(answer)
+
+
+@routes.put("/v1/subjects/{subject_id}/receipts/quiet-hours")
+async def quiet_hours(request: web.Request) -> web.Response:
+    """Quiet hours (local HH:MM to HH:MM in an IANA zone): receipts wait, then arrive as one
+    summary."""
+    grant = await _authorize(request, Action.QUIET_HOURS_SET)
+    body: QuietHoursBody = await _body(request, QuietHoursBody)
+    answer = await receipts.set_quiet(
+        request.app[BROKER], grant.client, _owned(grant), body.start, body.end, body.timezone
+    )
+    return web.json_response(answer)
+
+
+@routes.delete("/v1/subjects/{subject_id}/receipts/quiet-hours")
+async def no_quiet_hours(request: web.Request) -> web.Response:
+    """No quiet hours: held receipts arrive now as one summary."""
+    grant = await _authorize(request, Action.QUIET_HOURS_SET)
+    answer = await receipts.set_quiet(
+        request.app[BROKER], grant.client, _owned(grant), None, None, None
+    )
+    return web.json_response(answer)
 
 
 @routes.get("/v1/subjects/{subject_id}/export")

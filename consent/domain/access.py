@@ -43,6 +43,9 @@ class Action(enum.StrEnum):
     ACCESS_LOG_READ = "access_log.read"
     SUBJECT_EXPORT = "subject.export"
     SUBJECT_DELETE = "subject.delete"
+    RECEIPTS_READ = "receipts.read"
+    RECEIPTS_SET = "receipts.set"
+    QUIET_HOURS_SET = "receipts.quiet_hours"
 
 
 # reads spend the subject's budget (only once they are allowed)
@@ -61,6 +64,7 @@ READS = frozenset(
     }
 )
 # actions that go to the bank under one consent: it must be authorized, unexpired, in scope
+# (receipts are the transactions view pushed: turning them on for an account needs the same)
 UNDER_CONSENT = frozenset(
     {
         Action.READ_TRANSACTIONS,
@@ -68,6 +72,7 @@ UNDER_CONSENT = frozenset(
         Action.SUPPORT_SEND,
         Action.SUPPORT_RATE,
         Action.SUPPORT_CLOSE,
+        Action.RECEIPTS_SET,
     }
 )
 

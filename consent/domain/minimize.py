@@ -8,11 +8,18 @@ contract). Nothing from the input is copied wholesale.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from consent.domain.merchants import category_for_mcc, clean_merchant_name
-from consent.domain.views import BALANCE_FIELDS, FRAUD_ALERT_FIELDS, TRANSACTION_FIELDS, View
+from consent.domain.views import (
+    BALANCE_FIELDS,
+    FRAUD_ALERT_FIELDS,
+    RECEIPT_FIELDS,
+    TRANSACTION_FIELDS,
+    View,
+)
 
 
 def _map(value: object) -> Mapping[str, Any]:
@@ -136,3 +143,73 @@ def fraud_alert_view(
         "actions": list(actions),
     }
     return _keep(candidate, fields, FRAUD_ALERT_FIELDS)
+
+
+# what each receipt field needs from the bank's transaction allow-list (None: always allowed)
+_RECEIPT_SOURCE: dict[str, str | None] = {
+    "receipt_id": None,
+    "account_handle": None,
+    "card_last4": "card_last4",
+    "merchant": "merchant",
+    "amount": "amount",
+    "currency": "currency",
+    "category": "category",
+    "status": "status",
+    "time": "booking_date",
+}
+
+
+def receipt_fields(transaction_fields: frozenset[str]) -> frozenset[str]:
+    """A receipt is the transaction view pushed: it may carry a field only if the bank's (and
+    the platform's) transaction allow-list does."""
+    return frozenset(
+        f for f, source in _RECEIPT_SOURCE.items() if source is None or source in transaction_fields
+    )
+
+
+def is_card_payment(tx: Mapping[str, Any]) -> bool:
+    """An OBIE transaction that is a card payment out of the account."""
+    return tx.get("CreditDebitIndicator") == "Debit" and isinstance(
+        tx.get("CardInstrument"), Mapping
+    )
+
+
+def _utc_time(value: object) -> str | None:
+    """An ISO 8601 time with offset → the same instant in UTC, to the second; else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def receipt_view(
+    tx: Mapping[str, Any],
+    *,
+    receipt_id: str,
+    account_handle: str,
+    status: str,
+    fields: frozenset[str],
+) -> View:
+    """A receipt from an OBIE card-payment Transaction: merchant display name, amount, card
+    last 4, category, pending/booked/reversed and the booking time; nothing else is copied."""
+    merchant = _map(tx.get("MerchantDetails"))
+    card = _map(tx.get("CardInstrument"))
+    amount = _map(tx.get("Amount"))
+    booked = tx.get("BookingDateTime")
+    candidate: View = {
+        "receipt_id": receipt_id,
+        "account_handle": account_handle,
+        "card_last4": last4(card.get("Identification")),
+        "merchant": clean_merchant_name(merchant.get("MerchantName"), None),
+        "amount": decimal_amount(amount.get("Amount")),
+        "currency": amount.get("Currency") if isinstance(amount.get("Currency"), str) else None,
+        "category": category_for_mcc(merchant.get("MerchantCategoryCode")) if merchant else None,
+        "status": status if status in ("pending", "booked", "reversed") else None,
+        "time": _utc_time(booked),
+    }
+    return _keep(candidate, fields, RECEIPT_FIELDS)

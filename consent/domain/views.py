@@ -41,6 +41,21 @@ FRAUD_ALERT_FIELDS: frozenset[str] = frozenset(
         "actions",
     }
 )
+# A receipt: a new card payment pushed to the chat (the transaction view's fields, with the
+# account handle and the booking time; DESIGN.md "receipt").
+RECEIPT_FIELDS: frozenset[str] = frozenset(
+    {
+        "receipt_id",
+        "account_handle",
+        "card_last4",
+        "merchant",
+        "amount",
+        "currency",
+        "category",
+        "status",
+        "time",
+    }
+)
 
 # An account as the accounts view lists it: the balance view's identity fields (still cut down
 # by the bank's balance allow-list) with the bank and what the consent and policy allow for it.

@@ -16,6 +16,7 @@ from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.outbox.write import enqueue
+from consent.receipts.marks import account_changed
 from consent.service import support
 from consent.service.broker import Broker
 from consent.service.linking import PURPOSE, apply, to_domain
@@ -30,6 +31,7 @@ RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
 CONSENT_REVOKED = "urn:uk:org:openbanking:events:consent-authorization-revoked"
 FRAUD_ALERT = "urn:chatbank:events:fraud-alert"
 SUPPORT = "urn:chatbank:events:support"
+TRANSACTION_CHANGED = "urn:chatbank:events:transaction-changed"
 
 
 async def _consent_by_bank_id(
@@ -73,8 +75,9 @@ async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
                 row = await _consent_by_bank_id(session, bank_id, event.get("consent_id"))
                 if row is not None:
                     outcome = await support.ingest_event(broker, session, row, event) or outcome
-            elif kind == RESOURCE_UPDATE:
-                outcome = "processed"
+            elif kind in (RESOURCE_UPDATE, TRANSACTION_CHANGED):
+                changed = await account_changed(broker, session, bank_id, claims, event)
+                outcome = changed or ("processed" if kind == RESOURCE_UPDATE else outcome)
         await session.commit()
     if shredded:
         await shredding.settle(broker.engine)

@@ -56,6 +56,8 @@ class Broker:
     handles: dict[str, dict[str, str]] = field(default_factory=dict)
     # what this process last wrote to the last-known balances (see consent.store.last_known)
     saved_balances: Saved = field(default_factory=Saved)
+    # set when a bank event queued receipt work (consent.receipts.worker waits on it)
+    receipt_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # short-lived caches of lookups every read repeats (cleared on revocation / deletion)
     clients: TTLCache[PlatformClient] | None = None
     subjects: TTLCache[Subject] | None = None

@@ -16,6 +16,7 @@ from consent.service import support
 from consent.service.broker import Broker
 from consent.service.deadline import Deadline
 from consent.service.linking import end_consent, revoke, to_domain
+from consent.service.receipts import quiet_json
 from consent.store import audit
 from consent.store.tables import (
     AccountHandle,
@@ -25,6 +26,10 @@ from consent.store.tables import (
     DeadLetterRow,
     LastBalance,
     OutboxRow,
+    QuietHours,
+    ReceiptChoice,
+    ReceiptRow,
+    ReceiptWork,
     Subject,
     SupportConversation,
     SupportMessage,
@@ -105,6 +110,21 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
         )
         entries = await audit.chain(session, subject.subject_id)
         conversations = await support.export(broker, session, ids)
+        choices = (
+            (
+                await session.exec(
+                    select(ReceiptChoice).where(col(ReceiptChoice.consent_id).in_(ids))
+                )
+            ).all()
+            if ids
+            else []
+        )
+        kept = (
+            await session.exec(
+                select(ReceiptRow.receipt_id).where(ReceiptRow.subject_id == subject.subject_id)
+            )
+        ).all()
+        quiet = await session.get(QuietHours, subject.subject_id)
     return {
         "subject_id": subject.subject_id,
         "created_at": subject.created_at.isoformat(),
@@ -121,6 +141,16 @@ async def export(broker: Broker, subject: Subject) -> dict[str, Any]:
         ],
         "account_handles": sorted(h.handle for h in handles),
         "support_conversations": conversations,
+        # receipts: the choices and quiet hours (preferences), and how many sealed receipts
+        # the broker keeps (their content is the transactions view, readable with /transactions)
+        "receipts": {
+            "choices": [
+                {"consent_id": c.consent_id, "account": c.account, "enabled": c.enabled}
+                for c in choices
+            ],
+            "quiet_hours": quiet_json(quiet),
+            "kept": len(kept),
+        },
         "access_log": [
             {
                 "at": e.at.isoformat(),
@@ -150,6 +180,8 @@ async def delete_subject(broker: Broker, subject: Subject, deadline: Deadline | 
     async with broker.sessions() as session:
         if ids:
             await session.exec(delete(LastBalance).where(col(LastBalance.consent_id).in_(ids)))
+            for table in (ReceiptRow, ReceiptWork, ReceiptChoice):
+                await session.exec(delete(table).where(col(table.consent_id).in_(ids)))
             await session.exec(delete(AccountHandle).where(col(AccountHandle.consent_id).in_(ids)))
             await session.exec(delete(AlertRow).where(col(AlertRow.consent_id).in_(ids)))
             await session.exec(
@@ -164,6 +196,9 @@ async def delete_subject(broker: Broker, subject: Subject, deadline: Deadline | 
             delete(DeadLetterRow).where(col(DeadLetterRow.subject_id) == subject.subject_id)
         )
         await session.exec(delete(AuditRow).where(col(AuditRow.subject_id) == subject.subject_id))
+        await session.exec(
+            delete(QuietHours).where(col(QuietHours.subject_id) == subject.subject_id)
+        )
         await session.exec(delete(Subject).where(col(Subject.subject_id) == subject.subject_id))
         await session.commit()
     if broker.subjects is not None:

@@ -33,7 +33,7 @@ from consent.service.errors import BrokerError, bad_request, not_found
 from consent.service.registration import with_registration
 from consent.store import audit, shredding
 from consent.store import secrets as sealed
-from consent.store.tables import ConsentRow, PlatformClient, Subject
+from consent.store.tables import ConsentRow, PlatformClient, ReceiptChoice, Subject
 
 PURPOSE = "chat-service"
 log = logging.getLogger(__name__)
@@ -90,12 +90,16 @@ async def start_link(
     *,
     language: str | None = None,
     deadline: Deadline | None = None,
+    receipts: bool = False,
 ) -> LinkStarted:
     """Create the consent at the bank and return the bank's own approval URL (its pages in
     ``language`` when the bank has it). A bank that does not answer before ``deadline`` is a
     504 ``bank_timeout`` and nothing is stored (a consent the bank made meanwhile is never
-    approved and dies at the bank)."""
+    approved and dies at the bank). ``receipts``: new card payments on the accounts the user
+    shares reach the chat as receipts (a push of the transactions view)."""
     policy = broker.policy(bank_id)
+    if receipts and Scope.TRANSACTIONS not in scopes:
+        raise bad_request("receipts need the transactions scope", "receipts_need_transactions")
     granted = scopes & policy.allowed_scopes & broker.contract.allowed_scopes
     if granted != scopes:
         refused = ", ".join(sorted(s.value for s in scopes - granted))
@@ -153,6 +157,8 @@ async def start_link(
         await session.flush()
         key = await sealed.create_data_key(session, broker.ring, consent_id)
         await sealed.put_secret(session, key, consent_id, "pkce_verifier", verifier)
+        if receipts:
+            session.add(ReceiptChoice(consent_id=consent_id, account="*", enabled=True, since=now))
         await audit.record_action(
             session,
             subject_id=subject.subject_id,

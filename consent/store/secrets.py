@@ -10,6 +10,8 @@ from consent.store.tables import (
     ConsentKey,
     LastBalance,
     PlatformClient,
+    ReceiptRow,
+    ReceiptWork,
     SealedSecret,
     SupportMessage,
 )
@@ -85,6 +87,8 @@ async def shred(session: AsyncSession, consent_id: str) -> None:
     await session.exec(delete(LastBalance).where(col(LastBalance.consent_id) == consent_id))
     # support messages are sealed under the key: without it they are noise, so they go too
     await session.exec(delete(SupportMessage).where(col(SupportMessage.consent_id) == consent_id))
+    await session.exec(delete(ReceiptRow).where(col(ReceiptRow.consent_id) == consent_id))
+    await session.exec(delete(ReceiptWork).where(col(ReceiptWork.consent_id) == consent_id))
 
 
 async def rewrap_all(session: AsyncSession, ring: KeyRing) -> int:

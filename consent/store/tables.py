@@ -280,3 +280,57 @@ class SupportMessage(SQLModel, table=True):
     role: str = Field(max_length=24)  # customer | bank_representative
     sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # {"name", "text"}
     at: datetime = Field(sa_column=_ts())
+
+
+class ReceiptChoice(SQLModel, table=True):
+    """Whether new card payments on an account reach the chat as receipts: per account handle,
+    or ``*`` for the consent's default (chosen in /link). A preference, no financial value."""
+
+    __tablename__ = "receipt_choice"
+    consent_id: str = Field(primary_key=True, foreign_key="consent.consent_id", max_length=64)
+    account: str = Field(primary_key=True, max_length=40)  # an account handle, or "*"
+    enabled: bool
+    since: datetime = Field(sa_column=_ts())  # payments booked before this get no receipt
+
+
+class ReceiptWork(SQLModel, table=True):
+    """An account whose transactions changed at the bank (its event arrived): the receipt
+    worker fetches what changed once ``due_at`` comes (events within the bundle window become
+    one fetch) and retries with backoff while the bank fails; the row stays until done."""
+
+    __tablename__ = "receipt_work"
+    handle: str = Field(primary_key=True, foreign_key="account_handle.handle", max_length=40)
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    version: int = 0  # bumped by every event; the worker clears the row only if unchanged
+    attempts: int = 0
+    seen_until: datetime | None = Field(default=None, sa_column=_ts_null())  # newest fetched
+
+
+class ReceiptRow(SQLModel, table=True):
+    """One receipt the broker pushed (or holds through quiet hours): its minimized view sealed
+    under the consent's data key (shredded with it), the key of the chat message that shows it
+    (so a payment that books or is reversed edits that message), and its status."""
+
+    __tablename__ = "receipt"
+    __table_args__ = (UniqueConstraint("consent_id", "tx_key"),)
+    receipt_id: str = Field(primary_key=True, max_length=40)  # opaque, what the platform sees
+    consent_id: str = Field(foreign_key="consent.consent_id", index=True, max_length=64)
+    subject_id: str = Field(index=True, max_length=64)
+    handle: str = Field(max_length=40)
+    tx_key: str = Field(max_length=40)  # one-way id of the bank's transaction id
+    status: str = Field(max_length=10)  # pending | booked | reversed
+    message_key: str | None = Field(default=None, index=True, max_length=40)  # None: held
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed view (JSON)
+    at: datetime = Field(sa_column=_ts())  # booking time at the bank
+
+
+class QuietHours(SQLModel, table=True):
+    """A subject's quiet hours for receipts (local clock times and zone): receipts wait and
+    arrive as one summary when they end. A preference, no financial value."""
+
+    __tablename__ = "receipt_quiet_hours"
+    subject_id: str = Field(primary_key=True, foreign_key="subject.subject_id", max_length=64)
+    start_minute: int  # minutes after local midnight
+    end_minute: int
+    timezone: str = Field(max_length=64)

@@ -32,6 +32,9 @@ class RecordingSink:
     def support_event(self, bank: BankState, consent: Consent, payload: dict[str, Any]) -> None:
         self.events.append(("support", bank.profile.bank_id, str(payload["type"])))
 
+    def transactions_changed(self, bank: BankState, account_id: str, *, status_only: bool) -> None:
+        self.events.append(("transactions", bank.profile.bank_id, account_id))
+
 
 async def test_approval_and_dashboard_revocation_are_pushed_to_the_sink(
     aiohttp_client: AiohttpClient, bank_app: web.Application

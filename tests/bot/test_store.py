@@ -55,6 +55,7 @@ async def test_the_schema_holds_only_handles_language_state_and_ids(sessions: Se
     assert columns == {
         "chat_users": ["chat_id", "language", "subject_id", "telegram_user_id"],
         "conversation_states": ["key", "name", "state"],
+        "receipt_messages": ["chat_id", "key", "message_id", "shown_at"],  # ids, for edits
         "seen_deliveries": ["id", "seen_at"],
         "user_states": ["data", "telegram_user_id"],
     }

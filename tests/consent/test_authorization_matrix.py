@@ -204,6 +204,31 @@ MATRIX: dict[tuple[str, str], Row] = {
             action="support.close",
             specific=UNDER_SUPPORT,
         ),
+        Row("GET", "/v1/subjects/{subject_id}/receipts", action="receipts.read"),
+        Row(
+            "PUT",
+            "/v1/subjects/{subject_id}/accounts/{handle}/receipts",
+            body={"enabled": True},
+            action="receipts.set",
+            specific={
+                "other_clients_handle": PROBE,
+                "revoked_consent": _deny(403, "consent_not_authorized"),
+                "expired_consent": _deny(403, "consent_expired"),
+                "scope_not_consented": _deny(403, "scope_not_consented"),
+                "bank_policy": _deny(403, "scope_not_allowed_by_bank"),
+            },
+        ),
+        Row(
+            "PUT",
+            "/v1/subjects/{subject_id}/receipts/quiet-hours",
+            body={"start": "22:00", "end": "07:00", "timezone": "Europe/London"},
+            action="receipts.quiet_hours",
+        ),
+        Row(
+            "DELETE",
+            "/v1/subjects/{subject_id}/receipts/quiet-hours",
+            action="receipts.quiet_hours",
+        ),
         Row("GET", "/v1/subjects/{subject_id}/export", action="subject.export"),
         Row("DELETE", "/v1/subjects/{subject_id}", action="subject.delete"),
     )

@@ -14,7 +14,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.checks import CHECKS, load_all_checks, not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -35,13 +35,19 @@ EXAMPLES = 150
 # decides which scopes and how many days it shares (scope_not_allowed_by_bank,
 # invalid_duration); a cursor must be one this API issued, ``from`` may not follow ``to``, and
 # a spending period is at most SPENDING_MAX_DAYS long (an insight's too, and it may not start
-# in the future).
+# in the future); quiet hours need a real time zone and a start that differs from the end.
 SEMANTIC_400 = {
+    "PUT /v1/subjects/{subject_id}/receipts/quiet-hours",
     "POST /v1/subjects/{subject_id}/consents",
     "GET /v1/subjects/{subject_id}/accounts/{handle}/transactions",
     "GET /v1/subjects/{subject_id}/spending",
     "GET /v1/subjects/{subject_id}/insights",
 }
+
+# A schema-valid X-Request-Deadline-Ms of a few milliseconds may be too short for any answer:
+# the broker refuses it with the documented 504 deadline_exceeded (consent/openapi.json), which
+# is the contract, not a server error.
+DEADLINE_504 = {"deadline_exceeded", "bank_timeout"}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,16 @@ def check(live: dict[str, Any], case: Any) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     response = case.call(base_url=live["base"], headers=headers, timeout=15)
     excluded = [positive_data_acceptance] if case.operation.label in SEMANTIC_400 else []
+    if response.status_code == 504 and _error(response) in DEADLINE_504:
+        excluded.append(not_a_server_error)  # a deadline it cannot meet, refused as documented
     case.validate_response(response, checks=ALL_CHECKS, excluded_checks=excluded, headers=headers)
+
+
+def _error(response: Any) -> object:
+    try:
+        return response.json().get("error")
+    except ValueError:
+        return None
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
