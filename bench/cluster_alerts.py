@@ -74,6 +74,7 @@ async def link_users(cluster: Cluster, users: int) -> list[str]:
 @dataclass
 class Flood:
     sent: dict[str, float] = field(default_factory=dict)  # key → perf_counter when booked
+    booked: dict[str, float] = field(default_factory=dict)  # key → wall time when booked
     refused: int = 0
     seconds: float = 0.0
 
@@ -99,6 +100,7 @@ async def book_alerts(
             "country": "FR",
         }
         flood.sent[key] = time.perf_counter()
+        flood.booked[key] = time.time()
         async with http.post(f"{bank_url}/sandbox/banks/northwind/transactions", json=body) as r:
             answer = await r.json()
             if r.status >= 400 or not answer.get("alerts"):
