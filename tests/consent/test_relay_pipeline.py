@@ -156,8 +156,8 @@ async def running() -> AsyncIterator[Callable[[Relay], None]]:
 class CountingRelay(Relay):
     """A relay that says when it has finished a claim pass."""
 
-    def __init__(self, broker: Broker, **kw: int) -> None:
-        super().__init__(broker, **kw)
+    def __init__(self, broker: Broker, *, max_in_flight: int) -> None:
+        super().__init__(broker, max_in_flight=max_in_flight)
         self.passes = 0
         self.passed = asyncio.Condition()
 
