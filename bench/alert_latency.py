@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import base64
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -51,6 +52,7 @@ from bench.services import ADMIN, link, serve_bank
 
 TOKEN = "4242:alert-latency"
 BOT_RATE = 1000.0  # paid broadcasts: Telegram's ceiling for one bot token
+BATCH_TICK_S = 0.02  # the 2+2 bench sends the payments due every 20 ms in one request
 ALERT_SCOPES = ["fraud_alerts", "card_controls"]
 RELAY = {"relay_idle_s": 0.5}  # the outbox relay polls more often than its default
 TELEGRAM_LIMITS = (
@@ -316,6 +318,7 @@ async def main_cluster(
     cluster = Cluster(config)
     booked: dict[str, float] = {}
     booked_in = 0.0
+    cpu_used: dict[str, float] = {}
     try:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", chat_port).start()
@@ -324,7 +327,22 @@ async def main_cluster(
         accounts = await link_users(cluster, users)
         total = int(rate * seconds)
         print(f"booking {total} suspicious payments at {rate:g}/s for {seconds:g} s …", flush=True)
-        flood = await book_alerts(cluster.bank_url, accounts, total, rate)
+        groups: dict[str, list[Any]] = {
+            "bank": [cluster.bank],
+            "brokers": cluster.brokers,
+            "bots": cluster.bots,
+        }
+
+        def cpu() -> dict[str, float]:
+            used: dict[str, float] = {
+                name: sum((hops.cpu_seconds(p.popen.pid) for p in procs if p and p.popen), 0.0)
+                for name, procs in groups.items()
+            }
+            used["localchat + proxies + the bench"] = hops.cpu_seconds()
+            return used
+
+        cpu_before = cpu()
+        flood = await book_alerts(cluster.bank_url, accounts, total, rate, tick_s=BATCH_TICK_S)
         booked, booked_in = flood.booked, flood.seconds
         for key, at in booked.items():
             notes.setdefault(key, {})["booked"] = at
@@ -333,6 +351,7 @@ async def main_cluster(
             "sent" in notes.get(k, {}) for k in booked
         ):
             await asyncio.sleep(0.1)
+        cpu_used = {name: s - cpu_before[name] for name, s in cpu().items()}
     finally:
         await cluster.stop()
         await runner.cleanup()
@@ -350,6 +369,18 @@ async def main_cluster(
         f"in {booked_in:.1f} s ({len(booked) / max(booked_in, 1e-9):.1f}/s) to {users} chats"
     )
     print(TELEGRAM_LIMITS.format(per_chat=rate / users, users=users, per_bot=BOT_RATE / bots))
+    print(
+        f"payments sent to the bank in batches every {BATCH_TICK_S * 1000:g} ms "
+        "(POST /sandbox/banks/northwind/transactions/batch); each alert's clock starts then"
+    )
+    cores = sum(cpu_used.values()) / max(booked_in, 1e-9)
+    print(
+        "CPU per alert: "
+        + " · ".join(
+            f"{name} {1000 * s / max(1, len(booked)):.2f} ms" for name, s in cpu_used.items()
+        )
+        + f" (in all {cores:.2f} cores busy while booking; this machine has {os.cpu_count()})"
+    )
     if latencies:
         print(
             f"bank event → sendMessage: p50 {statistics.median(latencies):.1f} ms · "

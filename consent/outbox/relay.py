@@ -45,7 +45,7 @@ from sqlalchemy import CursorResult, and_, bindparam, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel.sql.expression import Select
 
 from consent.metrics import ALERTS_DELIVERED, DEAD_LETTERS, DELIVERY_RETRIES
 from consent.outbox.deadletter import bury
@@ -100,15 +100,28 @@ class _Claimed:
     row: OutboxRow
     lease: datetime | None  # the lease written at the claim (PostgreSQL), else None
     target: Target | None
+    # once this row is recorded, something may be claimable that was not: the subject has a
+    # later row waiting, or the claim was cut short by the free slots
+    more: bool = True
 
 
 @functools.cache
-def _claim_query(for_update: bool) -> SelectOfScalar[OutboxRow]:
+def _claim_query(for_update: bool) -> Select[OutboxRow, bool]:
     """Due rows, each the oldest undelivered one of its subject, oldest first, leaving out the
-    ones in flight here (built once: the parameters are ``now``, ``limit`` and ``flight``)."""
-    earlier = aliased(OutboxRow)
+    ones in flight here, and whether the subject has more rows waiting (built once: the
+    parameters are ``now``, ``limit`` and ``flight``)."""
+    earlier, later = aliased(OutboxRow), aliased(OutboxRow)
+    waiting = (
+        exists()
+        .where(
+            col(later.subject_id) == col(OutboxRow.subject_id),
+            col(later.delivered_at).is_(None),
+            col(later.id) != col(OutboxRow.id),
+        )
+        .label("waiting")
+    )
     query = (
-        select(OutboxRow)
+        select(OutboxRow, waiting)
         .where(
             col(OutboxRow.delivered_at).is_(None),
             col(OutboxRow.next_attempt_at) <= bindparam("now", type_=UTCDateTime()),
@@ -166,15 +179,20 @@ class Relay:
         query = _claim_query(self._leases)
         params = {"now": now, "limit": limit, "flight": sorted(self._flight)}
         async with broker.sessions() as session:
-            rows = list((await session.exec(query, params=params)).all())
+            found = list((await session.exec(query, params=params)).all())
             lease = None
-            if self._leases and rows:
+            if self._leases and found:
                 lease = broker.clock() + CLAIM_LEASE
-                for row in rows:
+                for row, _ in found:
                     row.next_attempt_at = lease
                     session.add(row)
                 await session.commit()
-            claimed = [_Claimed(row, lease, None) for row in rows if row.id not in self._flight]
+            full = len(found) >= limit
+            claimed = [
+                _Claimed(row, lease, None, more=full or bool(waiting))
+                for row, waiting in found
+                if row.id not in self._flight
+            ]
             self._flight.update(c.row.id for c in claimed)
             try:
                 for c in claimed:
@@ -290,7 +308,8 @@ class Relay:
             return await self._record(done)
         finally:
             self._flight.difference_update(claimed.row.id for claimed, _ in done)
-            self.wake.set()  # a slot is free, and a subject's next row may be due
+            if any(claimed.more for claimed, _ in done):
+                self.wake.set()  # a subject's next row, or one left out for want of a slot
 
     # --- driving -------------------------------------------------------------------------
     async def run_once(self) -> int:
