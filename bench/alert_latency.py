@@ -380,7 +380,7 @@ async def main_cluster(
     print(
         f"CPU seconds used ({len(latencies)} alerts shown of {len(booked)} booked): "
         + " · ".join(f"{name} {s:.1f} s" for name, s in cpu_used.items())
-        + f" (on average {cores:.2f} of this machine's {os.cpu_count()} cores over {cpu_span:.0f} s)"
+        + f" (on average {cores:.2f} of {os.cpu_count()} cores over {cpu_span:.0f} s)"
     )
     if latencies:
         print(
