@@ -3,7 +3,8 @@
 the rows stay until delivered.
 
 Pipelined: up to ``max_in_flight`` posts run at once, each row handed to the platform as soon
-as a slot is free. A slow post holds its own slot and nothing else: the others go on, and a
+as a slot is free (a slot frees when its post returns; the row stays claimed until its outcome
+is written). A slow post holds its own slot and nothing else: the others go on, and a
 newly committed row is claimed the moment the writer wakes the relay (``wake``, set in this
 process by whoever wrote the row), or at the next poll (``relay_idle_s``) when another process
 wrote it. Outcomes are recorded by one writer task, several at a time in one transaction.
@@ -160,6 +161,7 @@ class Relay:
         self.wake = asyncio.Event()  # set when a row was written or a slot came free
         self.delivered = 0
         self._flight: set[str] = set()  # row ids claimed by this process and not yet recorded
+        self._posting = 0  # of which being posted (the rest wait for their outcome's write)
         self._targets: dict[str, tuple[Target, float]] = {}
         self._outcomes: asyncio.Queue[tuple[_Claimed, str | None]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,8 +169,11 @@ class Relay:
 
     @property
     def in_flight(self) -> int:
-        """Rows this process has claimed and not yet recorded (at most ``max_in_flight``)."""
-        return len(self._flight)
+        """Posts in progress in this process (at most ``max_in_flight``)."""
+        return self._posting
+
+    def _free(self) -> int:
+        return self.max_in_flight - self._posting
 
     # --- claiming ------------------------------------------------------------------------
     async def _claim(self, now: datetime, limit: int) -> list[_Claimed]:
@@ -194,11 +199,13 @@ class Relay:
                 if row.id not in self._flight
             ]
             self._flight.update(c.row.id for c in claimed)
+            self._posting += len(claimed)
             try:
                 for c in claimed:
                     c.target = await self._target(session, c.row.client_id)
             except BaseException:
                 self._flight.difference_update(c.row.id for c in claimed)
+                self._posting -= len(claimed)
                 raise
         return claimed
 
@@ -318,10 +325,19 @@ class Relay:
         due is left to claim (a subject's next row is claimable once its head is recorded)."""
         now = self.broker.clock()
         delivered = 0
-        while claimed := await self._claim(now, self.max_in_flight - len(self._flight)):
-            outcomes = await asyncio.gather(*(self._attempt(c) for c in claimed))
+        while claimed := await self._claim(now, self._free()):
+            try:
+                outcomes = await asyncio.gather(*(self._attempt(c) for c in claimed))
+            finally:
+                self._posted(claimed)
             delivered += await self._release(list(zip(claimed, outcomes, strict=True)))
         return delivered
+
+    def _posted(self, claimed: Sequence[_Claimed]) -> None:
+        """Free the posting slots of ``claimed``; the rows stay claimed until recorded."""
+        self._posting -= len(claimed)
+        if any(c.more for c in claimed):
+            self.wake.set()
 
     async def _deliver(self, claimed: _Claimed) -> None:
         try:
@@ -329,6 +345,8 @@ class Relay:
         except Exception:
             log.exception("posting outbox message %s failed", claimed.row.id)
             outcome = RETRY
+        finally:
+            self._posted([claimed])
         self._outcomes.put_nowait((claimed, outcome))
 
     async def _write_outcomes(self) -> None:
@@ -352,8 +370,7 @@ class Relay:
             while True:
                 self.wake.clear()
                 try:
-                    free = self.max_in_flight - len(self._flight)
-                    for claimed in await self._claim(self.broker.clock(), free):
+                    for claimed in await self._claim(self.broker.clock(), self._free()):
                         task = asyncio.create_task(self._deliver(claimed))
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
