@@ -19,6 +19,7 @@ from bank_mock.state import BankState
 
 routes = web.RouteTableDef()
 MAX_AMOUNT = Decimal("1000000")
+MAX_BATCH = 500
 
 
 class Injection(BaseModel):
@@ -60,11 +61,46 @@ def notified_apps(bank: BankState, account_id: str, now: datetime) -> list[str]:
     return sorted(names)
 
 
+class Batch(BaseModel):
+    transactions: list[Injection] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 @routes.post("/sandbox/banks/{bank_id}/transactions")
 async def inject(request: web.Request) -> web.Response:
     """Book a card payment now and run the fraud rules on it."""
-    bank = bank_of(request)
     body: Injection = parse_body(Injection, await request.read())
+    return web.json_response(_book(request, bank_of(request), body), status=201)
+
+
+@routes.post("/sandbox/banks/{bank_id}/transactions/batch")
+async def inject_batch(request: web.Request) -> web.Response:
+    """Book several card payments now, in order, each as the single-payment call would (one
+    request for many: load generators); all are checked before any is booked."""
+    bank = bank_of(request)
+    batch: Batch = parse_body(Batch, await request.read())
+    for i, body in enumerate(batch.transactions):
+        try:
+            _check(bank, body)
+        except BankError as e:
+            where = f"transactions.{i}.{e.path}" if e.path else f"transactions.{i}"
+            raise BankError(e.status, f"{where}: {e.message}"[:400], path=where[:100]) from e
+    results = [_book(request, bank, body) for body in batch.transactions]
+    return web.json_response({"results": results}, status=201)
+
+
+def _check(bank: BankState, body: Injection) -> None:
+    """The single-payment call's checks, without booking."""
+    account = bank.accounts.get(body.account_id)
+    if account is None:
+        raise BankError(404, "Account not found", path="account_id")
+    if body.card_id is not None and body.card_id not in account.card_ids:
+        raise BankError(400, "card_id does not belong to the account", path="card_id")
+    parse_amount(body.amount)
+    if (body.currency or account.currency) not in catalog.SCALE:
+        raise BankError(400, f"Unsupported currency {body.currency}", path="currency")
+
+
+def _book(request: web.Request, bank: BankState, body: Injection) -> dict[str, object]:
     account = bank.accounts.get(body.account_id)
     if account is None:
         raise BankError(404, "Account not found", path="account_id")
@@ -112,13 +148,12 @@ async def inject(request: web.Request) -> web.Response:
     )
     alert = engine.process(bank, tx, request.app[EVENTS], now)
     request.app[EVENTS].transactions_changed(bank, account.account_id, status_only=False)
-    body_out = {
+    return {
         "transaction_id": tx.transaction_id,
         "alerts": [alert.alert_id] if alert else [],
         "reason": alert.reason if alert else None,
         "notified_apps": notified_apps(bank, account.account_id, now) if alert else [],
     }
-    return web.json_response(body_out, status=201)
 
 
 def setup(app: web.Application) -> None:

@@ -17,6 +17,7 @@ its notes to a file; the bot and localchat run in the bench process and note in 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -43,23 +44,31 @@ def key_of(text: object) -> str | None:
     return text.split(SHOP, 1)[1][:6] if SHOP in text else None
 
 
-def serve_traced_broker(trace: str, *args: Any) -> None:
-    """:func:`bench.services.serve_broker`, noting each alert's points in ``trace`` (a file)."""
-    import consent.api.events as events_api
-    from consent.events.ingest import FRAUD_ALERT, ingest
-    from consent.outbox.relay import Relay
+Note = Callable[[str, str | None, float], None]  # (point, key, wall time)
 
-    out = Path(trace).open("a", buffering=1)  # noqa: SIM115 - open for the process's life
+
+def file_note(path: Path) -> Note:
+    """A note-taker appending ``point<TAB>key<TAB>time`` lines to ``path`` (line-buffered)."""
+    out = path.open("a", buffering=1)
 
     def note(point: str, key: str | None, at: float) -> None:
         if key is not None:
             out.write(f"{point}\t{key}\t{at!r}\n")
 
+    return note
+
+
+def install_broker_trace(note: Note) -> None:
+    """Note ``broker_in``, ``verified``, ``committed`` and ``relay_post`` in this (broker)
+    process."""
+    import consent.api.events as events_api
+    from consent.events.ingest import FRAUD_ALERT, ingest
+    from consent.events.verify import verify_set as verify
+    from consent.outbox.relay import Relay
+
     def merchant(claims: dict[str, Any]) -> str | None:
         event = claims.get("events", {}).get(FRAUD_ALERT) or {}
         return key_of((event.get("transaction") or {}).get("merchant_name"))
-
-    from consent.events.verify import verify_set as verify
 
     post = Relay._post
 
@@ -76,16 +85,72 @@ def serve_traced_broker(trace: str, *args: Any) -> None:
         note("committed", merchant(claims), time.time())
         return outcome
 
-    async def traced_post(self: Relay, client: Any, row: Any) -> str:
+    async def traced_post(self: Relay, target: Any, row: Any) -> str:
         if row.kind == "fraud_alert":
             note(
                 "relay_post", key_of(json.loads(row.payload)["alert"].get("merchant")), time.time()
             )
-        return await post(self, client, row)
+        return await post(self, target, row)
 
     setattr(events_api, "verify_set", traced_verify)  # noqa: B010 - patched for the trace
     setattr(events_api, "ingest", traced_ingest)  # noqa: B010
     Relay._post = traced_post  # type: ignore[method-assign]
+
+
+def install_bot_trace(note: Note) -> Callable[[], None]:
+    """Note ``bot_show`` in this (bot) process; returns the undo."""
+    from bot.events import BrokerEvents
+
+    show = BrokerEvents._show
+
+    async def traced_show(self: BrokerEvents, message: dict[str, Any]) -> Any:
+        alert = (message.get("data") or {}).get("alert") or {}
+        note("bot_show", key_of(alert.get("merchant")), time.time())
+        return await show(self, message)
+
+    BrokerEvents._show = traced_show  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BrokerEvents._show = show  # type: ignore[method-assign]
+
+    return undo
+
+
+def install_chat_trace(note: Note) -> Callable[[], None]:
+    """Note ``sent`` when localchat (in this process) stores a bot's message; returns the
+    undo."""
+    from localchat import store as chat_store
+
+    add = chat_store.Store.add_message
+
+    def traced_add(
+        self: Any, chat_id: int, text: str, *, from_bot: bool, sender_id: int | None = None
+    ) -> Any:
+        if from_bot:
+            note("sent", key_of(text), time.time())
+        return add(self, chat_id, text, from_bot=from_bot, sender_id=sender_id)
+
+    chat_store.Store.add_message = traced_add  # type: ignore[method-assign]
+
+    def undo() -> None:
+        chat_store.Store.add_message = add  # type: ignore[method-assign]
+
+    return undo
+
+
+def memory_note(notes: Notes) -> Note:
+    """A note-taker keeping the first time of each point in ``notes``."""
+
+    def note(point: str, key: str | None, at: float) -> None:
+        if key is not None:
+            notes.setdefault(key, {}).setdefault(point, at)
+
+    return note
+
+
+def serve_traced_broker(trace: str, *args: Any) -> None:
+    """:func:`bench.services.serve_broker`, noting each alert's points in ``trace`` (a file)."""
+    install_broker_trace(file_note(Path(trace)))
     from bench.services import serve_broker
 
     serve_broker(*args)
@@ -93,43 +158,38 @@ def serve_traced_broker(trace: str, *args: Any) -> None:
 
 def trace_bot(notes: Notes) -> Callable[[], None]:
     """Note ``bot_show`` and ``sent`` in this process; returns the undo."""
-    from bot.events import BrokerEvents
-    from localchat import store as chat_store
-
-    show, add = BrokerEvents._show, chat_store.Store.add_message
-
-    async def traced_show(self: BrokerEvents, message: dict[str, Any]) -> Any:
-        alert = (message.get("data") or {}).get("alert") or {}
-        key = key_of(alert.get("merchant"))
-        if key is not None:
-            notes.setdefault(key, {}).setdefault("bot_show", time.time())
-        return await show(self, message)
-
-    def traced_add(
-        self: Any, chat_id: int, text: str, *, from_bot: bool, sender_id: int | None = None
-    ) -> Any:
-        key = key_of(text) if from_bot else None
-        if key is not None:
-            notes.setdefault(key, {}).setdefault("sent", time.time())
-        return add(self, chat_id, text, from_bot=from_bot, sender_id=sender_id)
-
-    BrokerEvents._show = traced_show  # type: ignore[method-assign]
-    chat_store.Store.add_message = traced_add  # type: ignore[method-assign]
+    note = memory_note(notes)
+    undo_bot, undo_chat = install_bot_trace(note), install_chat_trace(note)
 
     def undo() -> None:
-        BrokerEvents._show = show  # type: ignore[method-assign]
-        chat_store.Store.add_message = add  # type: ignore[method-assign]
+        undo_bot()
+        undo_chat()
 
     return undo
 
 
 def read_trace(path: Path, notes: Notes) -> None:
-    """Merge the broker's notes (the first of each point: a retry keeps the first try)."""
-    if not path.exists():
-        return
-    for line in path.read_text().splitlines():
-        point, key, at = line.split("\t")
-        notes.setdefault(key, {}).setdefault(point, float(at))
+    """Merge the notes in ``path`` (a file, or a folder of them) into ``notes``: the first of
+    each point (a retry keeps the first try)."""
+    files = sorted(path.glob("*.tsv")) if path.is_dir() else [path] if path.exists() else []
+    for file in files:
+        for line in file.read_text().splitlines():
+            point, key, at = line.split("\t")
+            points = notes.setdefault(key, {})
+            points[point] = min(points.get(point, float(at)), float(at))
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds a process has used (this one if ``pid`` is None): a measure
+    that a busy shared machine disturbs far less than latency."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -25,7 +25,14 @@ def serve_bank(port: int, customers: int) -> None:
     from bank_mock.app import create_app
     from bank_mock.settings import BankSettings
 
-    settings = BankSettings(port=port, customers_per_bank=customers, access_token_ttl_s=3600)
+    settings = BankSettings(
+        port=port,
+        customers_per_bank=customers,
+        access_token_ttl_s=3600,
+        # every customer's history stays cached (a bench booking round-robin over more
+        # accounts than the LRU holds would rebuild a 90-day history per payment)
+        ledger_cache_accounts=max(100, 2 * customers),
+    )
     web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
 
 

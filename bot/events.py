@@ -41,6 +41,9 @@ from bot.store.writes import WriteGate
 log = logging.getLogger(__name__)
 TAG = "chatbank-webhook"
 MAX_BODY = 64 * 1024
+# Telegram's free broadcast rate for a bot; above it each message must carry
+# allow_paid_broadcast (paid in Stars, up to 1000 messages a second)
+FREE_MESSAGES_PER_S = 30.0
 
 
 @dataclass
@@ -78,6 +81,9 @@ class BrokerEvents:
         # however long the send takes, and the claim's lease is renewed while it runs, so only
         # a process that died (or stalled longer than the lease) ever loses its claim
         self._sending: set[str] = set()
+        # a bot set to send faster than the free rate is a paid-broadcast bot: its pushed
+        # messages say so, or Telegram would refuse them above ~30 a second
+        self.paid = services.settings.max_messages_per_s > FREE_MESSAGES_PER_S
 
     def _verify(self, request: web.Request, body: bytes) -> str:
         """Check the signature and its age; returns the nonce."""
@@ -200,7 +206,9 @@ class BrokerEvents:
             if await deliveries.alert_shown(self.services.sessions, alert_id):
                 return "duplicate_alert", None
             text, keyboard = views.alert(t, alert)
-            await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
+            await self.bot.send_message(
+                user.chat_id, text, reply_markup=keyboard, allow_paid_broadcast=self.paid or None
+            )
         elif kind in RECEIPTS:
             source = self.services.settings.broker_client_id
             now = int(self.services.clock().timestamp())
@@ -210,7 +218,12 @@ class BrokerEvents:
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
-            await self.bot.send_message(user.chat_id, text, reply_markup=maybe_keyboard)
+            await self.bot.send_message(
+                user.chat_id,
+                text,
+                reply_markup=maybe_keyboard,
+                allow_paid_broadcast=self.paid or None,
+            )
             if kind in ENDS_A_LINK:
                 await close_approval(
                     self.bot, self.services.sessions, user, str(data.get("consent_id"))

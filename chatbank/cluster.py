@@ -98,6 +98,8 @@ class ClusterConfig:
     broker_env: dict[str, str] = field(default_factory=dict)
     bot_env: dict[str, str] = field(default_factory=dict)
     chat_env: dict[str, str] = field(default_factory=dict)
+    broker_module: str = "consent"  # what ``python -m`` runs as a broker (benchmarks trace it)
+    bot_module: str = "bot"
 
 
 def _secret(folder: Path, name: str, make: Any = lambda: secrets.token_urlsafe(32)) -> str:
@@ -185,7 +187,7 @@ class Cluster:
         self.brokers = [
             Process(
                 f"broker-{i + 1}",
-                "consent",
+                c.broker_module,
                 {**broker_env, "CONSENT_PORT": str(port)},
                 c.folder / "logs" / f"broker-{i + 1}.log",
                 port,
@@ -218,7 +220,7 @@ class Cluster:
         self.bots = [
             Process(
                 f"bot-{i + 1}",
-                "bot",
+                c.bot_module,
                 {**bot_env, "BOT_PORT": str(port)},
                 c.folder / "logs" / f"bot-{i + 1}.log",
                 port,

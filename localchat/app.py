@@ -45,7 +45,11 @@ def create_app(settings: Settings) -> web.Application:
         "can_read_all_group_messages": False,
         "supports_inline_queries": False,
     }
-    flood = FloodControl(settings.flood_per_chat_per_s, settings.flood_global_per_s)
+    flood = FloodControl(
+        settings.flood_per_chat_per_s,
+        settings.flood_global_per_s,
+        free_per_s=settings.flood_free_per_s,
+    )
     app[SETTINGS] = settings
     app[STORE] = Store(bot=bot, users={u.id: u for u in settings.users}, flood=flood)
     app.cleanup_ctx.append(_deliverer(settings))

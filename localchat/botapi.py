@@ -63,8 +63,9 @@ def _chat(store: Store, params: JSON) -> int:
     return chat_id
 
 
-def _flood(store: Store, chat_id: int) -> None:
-    wait = store.flood.check(chat_id)
+def _flood(store: Store, chat_id: int, params: JSON | None = None) -> None:
+    paid = bool(params and params.get("allow_paid_broadcast") in (True, "true", "True"))
+    wait = store.flood.check(chat_id, paid=paid)
     if wait is not None:
         raise BotApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
 
@@ -108,7 +109,7 @@ async def send_message(store: Store, params: JSON) -> JSON:
     text, parse_mode = str(params.get("text", "")), params.get("parse_mode")
     check_text(text, parse_mode)
     markup = check_markup(params.get("reply_markup"))
-    _flood(store, chat_id)
+    _flood(store, chat_id, params)
     msg = store.add_message(chat_id, text, from_bot=True)
     msg.parse_mode = parse_mode
     msg.reply_markup = markup

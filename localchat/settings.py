@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # (0 turns a limit off); generous defaults so only a runaway bot meets a 429
     flood_per_chat_per_s: int = Field(default=30, ge=0)
     flood_global_per_s: int = Field(default=1000, ge=0)
+    # sends without allow_paid_broadcast for the whole bot per second (Telegram: about 30);
+    # 0 leaves only flood_global_per_s (the default: a bot with paid broadcasts)
+    flood_free_per_s: int = Field(default=0, ge=0)
     # a failed webhook delivery is kept and retried after this, doubling up to the maximum
     webhook_retry_s: float = Field(default=1.0, gt=0)
     webhook_max_retry_s: float = Field(default=60.0, gt=0)

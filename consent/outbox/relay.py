@@ -1,7 +1,27 @@
 """The relay: claims due outbox rows and POSTs them, signed, to the platform's webhook until a
 2xx comes back; exponential backoff with full jitter; nothing is lost across a restart because
-the rows stay until delivered. On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED so
-several broker processes share the work.
+the rows stay until delivered.
+
+Pipelined: up to ``max_in_flight`` posts run at once, each row handed to the platform as soon
+as a slot is free (a slot frees when its post returns; the row stays claimed until its outcome
+is written). A slow post holds its own slot and nothing else: the others go on, and a
+newly committed row is claimed the moment the writer wakes the relay (``wake``, set in this
+process by whoever wrote the row), or at the next poll (``relay_idle_s``) when another process
+wrote it. Outcomes are recorded by one writer task, several at a time in one transaction.
+
+Order within a subject: only the oldest undelivered row of a subject is ever claimed (the
+"head"); its successor becomes claimable once the head is recorded delivered or dead. So one
+chat's messages reach the platform in the order they were written, across processes too, and a
+failing message holds back the later ones of its subject (never those of other subjects).
+Telegram takes about one message a second per chat, so a subject never needs two posts at once.
+
+Claims are exclusive. In one process: a row in flight is never claimed again. Across processes
+(PostgreSQL, several brokers): the claim selects with ``FOR UPDATE SKIP LOCKED`` and, in the same
+short transaction, moves the row's ``next_attempt_at`` to a lease (``CLAIM_LEASE``) — no
+transaction or connection is held while posting. The outcome is written only if the row still
+carries that lease; a broker killed mid-post leaves the row to be claimed again when the lease
+runs out (the platform de-duplicates by message id: exactly once as the user sees it). SQLite
+is one broker process; its claims are the in-process ones and cost no write.
 
 Retries are bounded: a 410 from the platform (the user blocked the bot, or the chat refuses the
 message for good) or ``outbox_max_attempts`` failed attempts end a message as a dead letter
@@ -11,30 +31,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
 import re
+import time
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import aiohttp
+from sqlalchemy import CursorResult, and_, bindparam, exists, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from consent.metrics import ALERTS_DELIVERED, DEAD_LETTERS, DELIVERY_RETRIES
 from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
 from consent.service.broker import Broker
-from consent.store.tables import OutboxRow, PlatformClient
+from consent.store.tables import OutboxRow, PlatformClient, UTCDateTime
 from consent.vault.envelope import WrappedKey, open_sealed, unwrap_key
 
 log = logging.getLogger(__name__)
-BATCH = 20
+MAX_IN_FLIGHT = 32  # posts at once per broker process
 MAX_BACKOFF_S = 300.0
+POST_TIMEOUT_S = 5.0
+CLAIM_LEASE = timedelta(seconds=15)  # > POST_TIMEOUT_S plus the outcome's write
+NOWHERE_TO_SEND = timedelta(minutes=5)  # the client has no webhook (yet)
+TARGET_TTL_S = 30.0  # a platform client's webhook address and secret, held this long
 
-
-DELIVERED, RETRY, HELD_BACK = "delivered", "retry", "held_back"
+DELIVERED, RETRY = "delivered", "retry"
 _REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -58,102 +87,148 @@ def webhook_secret(broker: Broker, client: PlatformClient) -> bytes:
     return open_sealed(key, client.webhook_secret, consent_id=aad, field="webhook_secret")
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where and how a platform client's messages are posted."""
+
+    client_id: str
+    url: str
+    secret: bytes
+
+
+@dataclass
+class _Claimed:
+    row: OutboxRow
+    lease: datetime | None  # the lease written at the claim (PostgreSQL), else None
+    target: Target | None
+    # once this row is recorded, something may be claimable that was not: the subject has a
+    # later row waiting, or the claim was cut short by the free slots
+    more: bool = True
+
+
+@functools.cache
+def _claim_query(for_update: bool) -> Select[OutboxRow, bool]:
+    """Due rows, each the oldest undelivered one of its subject, oldest first, leaving out the
+    ones in flight here, and whether the subject has more rows waiting (built once: the
+    parameters are ``now``, ``limit`` and ``flight``)."""
+    earlier, later = aliased(OutboxRow), aliased(OutboxRow)
+    waiting = (
+        exists()
+        .where(
+            col(later.subject_id) == col(OutboxRow.subject_id),
+            col(later.delivered_at).is_(None),
+            col(later.id) != col(OutboxRow.id),
+        )
+        .label("waiting")
+    )
+    query = (
+        select(OutboxRow, waiting)
+        .where(
+            col(OutboxRow.delivered_at).is_(None),
+            col(OutboxRow.next_attempt_at) <= bindparam("now", type_=UTCDateTime()),
+            col(OutboxRow.id).not_in(bindparam("flight", expanding=True)),
+            ~exists().where(
+                col(earlier.subject_id) == col(OutboxRow.subject_id),
+                col(earlier.delivered_at).is_(None),
+                or_(
+                    col(earlier.created_at) < col(OutboxRow.created_at),
+                    and_(
+                        col(earlier.created_at) == col(OutboxRow.created_at),
+                        col(earlier.id) < col(OutboxRow.id),
+                    ),
+                ),
+            ),
+        )
+        .order_by(col(OutboxRow.created_at), col(OutboxRow.id))
+        .limit(bindparam("limit"))
+    )
+    return query.with_for_update(skip_locked=True) if for_update else query
+
+
 class Relay:
-    def __init__(self, broker: Broker, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        rng: random.Random | None = None,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.broker = broker
         self.rng = rng or random.Random()
-        self.wake = asyncio.Event()
+        self.max_in_flight = max_in_flight
+        self.wake = asyncio.Event()  # set when a row was written or a slot came free
         self.delivered = 0
+        self._flight: set[str] = set()  # row ids claimed by this process and not yet recorded
+        self._posting = 0  # of which being posted (the rest wait for their outcome's write)
+        self._targets: dict[str, tuple[Target, float]] = {}
+        self._outcomes: asyncio.Queue[tuple[_Claimed, str | None]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._leases = broker.engine.dialect.name == "postgresql"
 
-    async def run_once(self) -> int:
-        """Deliver what is due now; returns how many were delivered.
+    @property
+    def in_flight(self) -> int:
+        """Posts in progress in this process (at most ``max_in_flight``)."""
+        return self._posting
 
-        The batch is posted concurrently across subjects and in order within a subject (one
-        chat's messages arrive as they were written). Nothing is written while posting. The
-        relay's one write per pass does not queue on the SQLite write gate behind the ingests
-        (:class:`consent.store.writes.WriteGate`): it waits for at most the one ingest that
-        holds SQLite's lock, so deliveries keep pace when events pour in.
-        """
+    def _free(self) -> int:
+        return self.max_in_flight - self._posting
+
+    # --- claiming ------------------------------------------------------------------------
+    async def _claim(self, now: datetime, limit: int) -> list[_Claimed]:
+        """Claim up to ``limit`` due rows, each the oldest undelivered one of its subject."""
+        if limit <= 0:
+            return []
         broker = self.broker
-        now = broker.clock()
-        delivered = 0
+        query = _claim_query(self._leases)
+        params = {"now": now, "limit": limit, "flight": sorted(self._flight)}
         async with broker.sessions() as session:
-            query = (
-                select(OutboxRow)
-                .where(col(OutboxRow.delivered_at).is_(None), OutboxRow.next_attempt_at <= now)
-                .order_by(col(OutboxRow.created_at))
-                .limit(BATCH)
-            )
-            if broker.engine.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.exec(query)).all()
-            clients = {
-                client_id: await session.get(PlatformClient, client_id)
-                for client_id in {row.client_id for row in rows}
-            }
-            outcomes = await self._post_all(rows, clients)
-            for row in rows:
-                outcome = outcomes.get(row.id)
-                if outcome is None:
-                    row.next_attempt_at = now + timedelta(minutes=5)  # nowhere to send it yet
+            found = list((await session.exec(query, params=params)).all())
+            lease = None
+            if self._leases and found:
+                lease = broker.clock() + CLAIM_LEASE
+                for row, _ in found:
+                    row.next_attempt_at = lease
                     session.add(row)
-                elif outcome == DELIVERED:
-                    row.delivered_at = broker.clock()
-                    delivered += 1
-                    ALERTS_DELIVERED.inc()
-                    session.add(row)
-                else:
-                    await self._failed(session, row, outcome)
-            await session.commit()
-        self.delivered += delivered
-        return delivered
+                await session.commit()
+            full = len(found) >= limit
+            claimed = [
+                _Claimed(row, lease, None, more=full or bool(waiting))
+                for row, waiting in found
+                if row.id not in self._flight
+            ]
+            self._flight.update(c.row.id for c in claimed)
+            self._posting += len(claimed)
+            try:
+                for c in claimed:
+                    c.target = await self._target(session, c.row.client_id)
+            except BaseException:
+                self._flight.difference_update(c.row.id for c in claimed)
+                self._posting -= len(claimed)
+                raise
+        return claimed
 
-    async def _post_all(
-        self, rows: Sequence[OutboxRow], clients: dict[str, PlatformClient | None]
-    ) -> dict[str, str]:
-        """Post ``rows``: subjects side by side, each subject's rows one after the other (a
-        failure holds back that subject's later rows). Rows with nowhere to go are left out."""
-        by_subject: dict[str, list[OutboxRow]] = {}
-        for row in rows:
-            by_subject.setdefault(row.subject_id, []).append(row)
-        outcomes: dict[str, str] = {}
+    async def _target(self, session: AsyncSession, client_id: str) -> Target | None:
+        cached = self._targets.get(client_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        client = await session.get(PlatformClient, client_id)
+        if client is None or not client.webhook_url:
+            return None
+        target = Target(client_id, client.webhook_url, webhook_secret(self.broker, client))
+        self._targets[client_id] = (target, time.monotonic() + TARGET_TTL_S)
+        return target
 
-        async def one_subject(queue: list[OutboxRow]) -> None:
-            for row in queue:
-                client = clients.get(row.client_id)
-                if client is None or not client.webhook_url:
-                    continue
-                outcomes[row.id] = await self._post(client, row)
-                if outcomes[row.id] != DELIVERED:
-                    for later in queue[queue.index(row) + 1 :]:
-                        outcomes[later.id] = HELD_BACK
-                    return
+    # --- posting -------------------------------------------------------------------------
+    async def _attempt(self, claimed: _Claimed) -> str | None:
+        """The outcome of posting the row: None when there is nowhere to post it."""
+        if claimed.target is None:
+            return None
+        return await self._post(claimed.target, claimed.row)
 
-        await asyncio.gather(*(one_subject(queue) for queue in by_subject.values()))
-        return outcomes
-
-    async def _failed(self, session: AsyncSession, row: OutboxRow, outcome: str) -> None:
-        """Count a failed attempt: back off, or give up (a dead letter)."""
-        broker = self.broker
-        if outcome == HELD_BACK:  # not tried: an earlier message of its subject failed
-            row.next_attempt_at = broker.clock() + backoff(row.attempts, self.rng)
-            session.add(row)
-            return
-        row.attempts += 1
-        if outcome != RETRY:
-            DEAD_LETTERS.inc()
-            await bury(session, row, outcome, broker.clock())
-        elif row.attempts >= broker.settings.outbox_max_attempts:
-            DEAD_LETTERS.inc()
-            await bury(session, row, "too_many_attempts", broker.clock())
-        else:
-            DELIVERY_RETRIES.inc()
-            row.next_attempt_at = broker.clock() + backoff(row.attempts, self.rng)
-            session.add(row)
-
-    async def _post(self, client: PlatformClient, row: OutboxRow) -> str:
+    async def _post(self, target: Target, row: OutboxRow) -> str:
         """DELIVERED, RETRY, or the platform's reason for refusing the message for good."""
-        assert client.webhook_url is not None
         body = json.dumps(
             {
                 "id": row.id,
@@ -164,18 +239,18 @@ class Relay:
             separators=(",", ":"),
         ).encode()
         headers = sign_webhook(
-            client.webhook_url,
+            target.url,
             body,
-            key_id=client.client_id,
-            secret=webhook_secret(self.broker, client),
+            key_id=target.client_id,
+            secret=target.secret,
             now=self.broker.clock(),
         )
         try:
             async with self.broker.http.post(
-                client.webhook_url,
+                target.url,
                 data=body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=5),
+                timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
             ) as resp:
                 if 200 <= resp.status < 300:
                     return DELIVERED
@@ -187,13 +262,124 @@ class Relay:
             log.info("webhook delivery of %s failed: %s", row.id, type(e).__name__)
             return RETRY
 
-    async def run_forever(self, idle_s: float = 1.0) -> None:
-        """Deliver, then sleep until woken (new rows) or ``idle_s`` passes (retries)."""
-        while True:
+    # --- recording -----------------------------------------------------------------------
+    async def _record(self, done: Sequence[tuple[_Claimed, str | None]]) -> int:
+        """Write the outcomes of ``done`` in one transaction; returns how many were delivered.
+        A row whose lease was taken over (another process claimed it after the lease ran out)
+        is left to that process."""
+        broker = self.broker
+        delivered = 0
+        async with broker.sessions() as session:
+            for claimed, outcome in done:
+                row = claimed.row
+                mine = [
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.delivered_at).is_(None),
+                ]
+                if claimed.lease is not None:
+                    mine.append(col(OutboxRow.next_attempt_at) == claimed.lease)
+                now = broker.clock()
+                values: dict[str, object]
+                if outcome is None:
+                    values = {"next_attempt_at": now + NOWHERE_TO_SEND}
+                elif outcome == DELIVERED:
+                    values = {"delivered_at": now}
+                elif outcome == RETRY and row.attempts + 1 < broker.settings.outbox_max_attempts:
+                    values = {
+                        "attempts": row.attempts + 1,
+                        "next_attempt_at": now + backoff(row.attempts + 1, self.rng),
+                    }
+                else:
+                    fresh = (await session.exec(select(OutboxRow).where(*mine))).first()
+                    if fresh is not None:
+                        fresh.attempts += 1
+                        DEAD_LETTERS.inc()
+                        reason = outcome if outcome != RETRY else "too_many_attempts"
+                        await bury(session, fresh, reason, now)
+                    continue
+                result = await session.exec(update(OutboxRow).where(*mine).values(**values))
+                changed = result.rowcount if isinstance(result, CursorResult) else 0
+                if outcome == DELIVERED and changed:
+                    delivered += 1
+                    ALERTS_DELIVERED.inc()
+                elif outcome == RETRY and changed:
+                    DELIVERY_RETRIES.inc()
+            await session.commit()
+        self.delivered += delivered
+        return delivered
+
+    async def _release(self, done: Sequence[tuple[_Claimed, str | None]]) -> int:
+        """Record ``done`` and free their slots (even if recording failed: the rows stay
+        undelivered and are claimed again)."""
+        try:
+            return await self._record(done)
+        finally:
+            self._flight.difference_update(claimed.row.id for claimed, _ in done)
+            if any(claimed.more for claimed, _ in done):
+                self.wake.set()  # a subject's next row, or one left out for want of a slot
+
+    # --- driving -------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Deliver what is due now (in slots this process's own loop leaves free) and return
+        how many were delivered: claim, post side by side, record, and again until nothing
+        due is left to claim (a subject's next row is claimable once its head is recorded)."""
+        now = self.broker.clock()
+        delivered = 0
+        while claimed := await self._claim(now, self._free()):
             try:
-                await self.run_once()
+                outcomes = await asyncio.gather(*(self._attempt(c) for c in claimed))
+            finally:
+                self._posted(claimed)
+            delivered += await self._release(list(zip(claimed, outcomes, strict=True)))
+        return delivered
+
+    def _posted(self, claimed: Sequence[_Claimed]) -> None:
+        """Free the posting slots of ``claimed``; the rows stay claimed until recorded."""
+        self._posting -= len(claimed)
+        if any(c.more for c in claimed):
+            self.wake.set()
+
+    async def _deliver(self, claimed: _Claimed) -> None:
+        try:
+            outcome = await self._attempt(claimed)
+        except Exception:
+            log.exception("posting outbox message %s failed", claimed.row.id)
+            outcome = RETRY
+        finally:
+            self._posted([claimed])
+        self._outcomes.put_nowait((claimed, outcome))
+
+    async def _write_outcomes(self) -> None:
+        """Record finished posts, as many as are waiting in one transaction."""
+        while True:
+            done = [await self._outcomes.get()]
+            while not self._outcomes.empty():
+                done.append(self._outcomes.get_nowait())
+            try:
+                await self._release(done)
             except Exception:
-                log.exception("outbox relay pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), idle_s)
-            self.wake.clear()
+                log.exception(
+                    "recording %d outbox outcomes failed; they will be retried", len(done)
+                )
+
+    async def run_forever(self, idle_s: float = 1.0) -> None:
+        """Claim into free slots whenever woken (a row was written, a post finished) or every
+        ``idle_s`` (retries coming due, rows written by another process)."""
+        writer = asyncio.create_task(self._write_outcomes())
+        try:
+            while True:
+                self.wake.clear()
+                try:
+                    for claimed in await self._claim(self.broker.clock(), self._free()):
+                        task = asyncio.create_task(self._deliver(claimed))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                except Exception:
+                    log.exception("outbox relay claim failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), idle_s)
+        finally:
+            writer.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(writer, *self._tasks, return_exceptions=True)

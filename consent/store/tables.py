@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -186,6 +186,22 @@ class OutboxRow(SQLModel, table=True):
     delivered by the relay until acknowledged."""
 
     __tablename__ = "outbox"
+    # the relay's claim reads the undelivered rows only (migration 0010)
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending_due",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_pending_subject",
+            "subject_id",
+            "created_at",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+    )
     id: str = Field(primary_key=True, max_length=64)
     client_id: str = Field(index=True, max_length=64)
     subject_id: str = Field(max_length=64)

@@ -127,3 +127,43 @@ def test_forcing_counts_down_to_normal_service(count: int) -> None:
     flood = FloodControl(0, 0)
     flood.force(count, 5)
     assert [flood.check(1) for _ in range(count + 2)] == [5] * count + [None, None]
+
+
+async def test_beyond_the_free_rate_only_paid_broadcasts_go_through(
+    aiohttp_client: MakeClient,
+) -> None:
+    """Telegram's ~30 messages a second per bot for free, up to 1000 with allow_paid_broadcast:
+    with ``flood_free_per_s`` an unpaid send meets the lower limit (paid ones count towards it),
+    a paid one only the higher."""
+    settings = Settings(
+        bot_token=TOKEN, flood_per_chat_per_s=0, flood_global_per_s=5, flood_free_per_s=2
+    )
+    client = await aiohttp_client(create_app(settings))
+    client.app[STORE].flood.clock = lambda: 100.0  # every send lands in the same instant
+    assert (await call(client, "sendMessage", chat_id=ALICE, text="free 1"))[0] == 200
+    assert (await call(client, "sendMessage", chat_id=OMAR, text="free 2"))[0] == 200
+    status, body = await call(client, "sendMessage", chat_id=ALICE, text="unpaid 3")
+    assert status == 429 and body["parameters"]["retry_after"] == 1
+    for n in range(3):
+        paid = await call(
+            client, "sendMessage", chat_id=OMAR, text=f"paid {n}", allow_paid_broadcast=True
+        )
+        assert paid[0] == 200
+    status, _ = await call(
+        client, "sendMessage", chat_id=OMAR, text="paid 4", allow_paid_broadcast=True
+    )
+    assert status == 429  # the paid ceiling (5 a second here) holds too
+
+
+@given(sends=st.lists(st.booleans(), max_size=40), free=st.integers(1, 6))
+def test_unpaid_sends_never_pass_the_free_rate(sends: list[bool], free: int) -> None:
+    flood = FloodControl(0, 1000, free_per_s=free, clock=lambda: 0.0)
+    accepted: list[bool] = []
+    for paid in sends:
+        if flood.check(1, paid=paid) is None:
+            accepted.append(paid)
+        else:
+            assert not paid  # within 1000 a second a paid send always goes through
+            assert len(accepted) >= free
+    unpaid_after_full = [p for i, p in enumerate(accepted) if not p and i >= free]
+    assert unpaid_after_full == []
