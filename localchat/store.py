@@ -164,7 +164,6 @@ class Store:
     async def wait_until(self, predicate: Callable[[], bool], within: float) -> bool:
         async with self.changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.changed.wait_for(lambda: self.closing or predicate()), within
-                )
+                async with asyncio.timeout(within):
+                    await self.changed.wait_for(lambda: self.closing or predicate())
             return bool(predicate())

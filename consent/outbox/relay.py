@@ -376,8 +376,11 @@ class Relay:
                         task.add_done_callback(self._tasks.discard)
                 except Exception:
                     log.exception("outbox relay claim failed; retrying")
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+                # that arrives as the wake-up fires, and the relay would never stop
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), idle_s)
+                    async with asyncio.timeout(idle_s):
+                        await self.wake.wait()
         finally:
             writer.cancel()
             for task in list(self._tasks):

@@ -132,8 +132,11 @@ class ReceiptWorker:
                 busy.pop(handle, None)
 
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+            # arrives as the wake-up fires, and the worker would never stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(broker.receipt_wake.wait(), settings.receipt_idle_s)
+                async with asyncio.timeout(settings.receipt_idle_s):
+                    await broker.receipt_wake.wait()
             broker.receipt_wake.clear()
             if settings.receipt_bundle_s:
                 await asyncio.sleep(settings.receipt_bundle_s)  # the rest of a burst

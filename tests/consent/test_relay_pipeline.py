@@ -293,3 +293,18 @@ async def test_a_claimed_row_is_leased_to_its_relay_until_the_lease_runs_out(
     finally:
         await other.close()
         await stop(env)
+
+
+async def test_a_relay_woken_as_it_is_stopped_still_stops(wired: tuple[Env, Hook, str]) -> None:
+    """Stopping the broker cancels the relay; a row written at that very moment wakes it. On
+    Python 3.11 ``asyncio.wait_for`` returns the wake-up and drops the cancellation, and the
+    relay (and the broker's shutdown with it) never ended."""
+    env, _, _ = wired
+    relay = CountingRelay(env.broker.app[BROKER], max_in_flight=3)
+    task = asyncio.create_task(relay.run_forever(idle_s=60))
+    await relay.another_pass()
+    await asyncio.sleep(0.05)  # past its claim pass: it waits to be woken again
+    relay.wake.set()  # the wake-up's task is stepped first, then the cancellation
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=WAIT_S)
+    assert task in done and task.cancelled()
