@@ -33,18 +33,25 @@ async def held(client: Client) -> dict[str, Any]:
     return body
 
 
+async def until_held(client: Client, count: int) -> None:
+    for _ in range(500):  # polled over HTTP, as a test in another process would
+        if (await held(client))["held"] >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {count} sends held")
+
+
 async def test_held_sends_wait_unrecorded_and_fail_on_release(aiohttp_client: MakeClient) -> None:
-    client = await aiohttp_client(create_app(Settings(bot_token=TOKEN)))
-    store = client.server.app[STORE]
+    app = create_app(Settings(bot_token=TOKEN))
+    client = await aiohttp_client(app)
+    store = app[STORE]
     assert await held(client) == {"on": False, "held": 0}
     assert (await send(client, "before"))[0] == 200  # off by default: sends go through
 
     resp = await client.post("/api/hold-sends", json={"on": True})
     assert await resp.json() == {"on": True, "held": 0}
     calls = [asyncio.create_task(send(client, f"held {i}")) for i in range(3)]
-    async with asyncio.timeout(5):
-        while (await held(client))["held"] < 3:
-            await asyncio.sleep(0.01)
+    await until_held(client, 3)
     assert not any(c.done() for c in calls)
     assert [m.text for m in store.messages[ALICE]] == ["before"]
     version = store.version
@@ -72,12 +79,11 @@ async def test_the_hold_switch_refuses_bad_input(aiohttp_client: MakeClient) -> 
 
 
 async def test_shutting_down_releases_held_sends(aiohttp_client: MakeClient) -> None:
-    client = await aiohttp_client(create_app(Settings(bot_token=TOKEN)))
+    app = create_app(Settings(bot_token=TOKEN))
+    client = await aiohttp_client(app)
     await client.post("/api/hold-sends", json={"on": True})
     call = asyncio.create_task(send(client, "held"))
-    async with asyncio.timeout(5):
-        while (await held(client))["held"] < 1:
-            await asyncio.sleep(0.01)
-    await client.server.app[STORE].close()
+    await until_held(client, 1)
+    await app[STORE].close()
     status, _ = await asyncio.wait_for(call, 5)
     assert status == 502
