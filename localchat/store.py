@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localchat.flood import FloodControl
+from localchat.hold import SendHold
 from localchat.settings import DemoUser
 
 JSON = dict[str, Any]
@@ -58,6 +59,7 @@ class Store:
     poll_generation: int = 0  # bumped by each getUpdates; an older open poll sees a conflict
     flood: FloodControl = field(default_factory=FloodControl)
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot: sends get 403
+    hold: SendHold = field(default_factory=SendHold)  # tests only: hold the bot's sendMessage
     closing: bool = False  # set at shutdown: every waiter returns at once
     next_update_id: int = 1
     next_message_id: int = 1
@@ -150,6 +152,7 @@ class Store:
     async def close(self) -> None:
         """Release every long poll and event stream so the server can stop."""
         self.closing = True
+        self.hold.release()
         await self.wake()
 
     async def wake(self) -> None:

@@ -88,6 +88,28 @@ async def api_block(request: web.Request) -> web.Response:
     return web.json_response({"user_id": user_id, "blocked": blocked})
 
 
+async def api_hold_sends(request: web.Request) -> web.Response:
+    """``{"on": true}``: hold every new sendMessage of the bot, unrecorded, until ``{"on": false}``
+    answers each held call with 502 "Bad Gateway" (crash tests, see ``localchat/hold.py``)."""
+    body = await request.json()
+    on = body["on"]
+    if not isinstance(on, bool):
+        raise web.HTTPBadRequest(text="on must be true or false")
+    hold = request.app[STORE].hold
+    held = hold.held
+    if on:
+        hold.start()
+    else:
+        hold.release()
+    return web.json_response({"on": hold.on, "held": held})
+
+
+async def api_held(request: web.Request) -> web.Response:
+    """Whether sends are held and how many wait now."""
+    hold = request.app[STORE].hold
+    return web.json_response({"on": hold.on, "held": hold.held})
+
+
 def _snapshot(store: Store, chat_id: int) -> list[JSON]:
     return [
         {
@@ -188,6 +210,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/flood", _checked(api_flood))
     app.router.add_post("/api/groups", _checked(api_group))
     app.router.add_post("/api/block", _checked(api_block))
+    app.router.add_post("/api/hold-sends", _checked(api_hold_sends))
+    app.router.add_get("/api/held", api_held)
     app.router.add_get("/api/files/{file_id}", api_file)
     app.router.add_get("/file/bot{token}/{file_id}/{name}", api_file)  # getFile's file_path
     app.router.add_get("/api/messages/{user_id}", _checked(api_messages))
