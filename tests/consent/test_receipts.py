@@ -335,3 +335,102 @@ async def test_receipts_flow_on_postgresql(tmp_path: Path, postgres_url: str) ->
         assert await scalar("SELECT count(*) FROM receipt") == 0
     finally:
         await stop(env)
+
+
+async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two brokers (each its own engine and worker) on one PostgreSQL database: each account's
+    fetch is claimed by one of them (one receipt per payment, one bank call), and the held
+    receipts of quiet hours go out as exactly one summary."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from sqlalchemy import text
+
+    from consent.api.keys import BROKER
+    from consent.app import create_app
+    from consent.receipts.worker import ReceiptWorker
+    from tests.consent.broker_env import free_port
+
+    async def idle(self: ReceiptWorker) -> None:
+        await asyncio.Event().wait()  # the apps' own workers stand by: the test drives two
+
+    monkeypatch.setattr(ReceiptWorker, "run_forever", idle)
+    env = await start(tmp_path, postgres_url, receipt_bundle_s=0, receipt_idle_s=60)
+    port = free_port()
+    settings = env.broker_settings.model_copy(update={"port": port})
+    other = TestClient(TestServer(create_app(settings, clock=env.clock, migrate=False), port=port))
+    await other.start_server()
+    try:
+        brokers = [env.broker.app[BROKER], other.app[BROKER]]
+        workers = [ReceiptWorker(b, lambda: None) for b in brokers]
+        fetches = [0, 0]
+        for i, worker in enumerate(workers):
+            real = worker._fetch
+
+            async def counted(*args: Any, _i: int = i, _real: Any = real) -> Any:
+                fetches[_i] += 1
+                return await _real(*args)
+
+            monkeypatch.setattr(worker, "_fetch", counted)
+        engine = brokers[0].engine
+
+        async def scalar(sql: str) -> Any:
+            async with engine.connect() as conn:
+                return (await conn.execute(text(sql))).scalar()
+
+        async def marked() -> None:
+            async with asyncio.timeout(10):
+                while not await scalar("SELECT count(*) FROM receipt_work"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+
+        subject, _ = await _link(env)
+        # each fetch takes half a second: both workers look for due work while one fetches
+        await env.bank.put("/sandbox/banks/northwind/faults", json={"latency_ms": 500})
+        await _pay(env, merchant="Tesco", amount="4.10")
+        await marked()
+        await asyncio.gather(*(w.run_once() for w in workers))
+        assert sum(fetches) == 1, fetches  # one process did the account's work
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 1
+        assert await scalar("SELECT count(*) FROM receipt") == 1
+        assert await scalar("SELECT count(*) FROM receipt_work") == 0
+
+        # quiet hours now: three payments are held, then summed up once when they end
+        now = env.clock.now
+        quiet = {
+            "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+            "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+            "timezone": "UTC",
+        }
+        resp = await env.broker.put(
+            f"/v1/subjects/{subject}/receipts/quiet-hours", json=quiet, headers=env.auth()
+        )
+        assert resp.status == 200, await resp.text()
+        env.clock.now += timedelta(minutes=1)
+        await _pay(env, merchant="Boots", amount="2.00", count=3)
+        await marked()
+        await asyncio.gather(*(w.run_once() for w in workers))
+        assert sum(fetches) == 2, fetches
+        held = "SELECT count(*) FROM receipt WHERE message_key IS NULL"
+        assert await scalar(held) == 3
+        env.clock.now += timedelta(hours=2)
+        # a process in the middle of the summary holds the receipts: the other sends nothing
+        # (and does not wait for it)
+        async with engine.connect() as conn:
+            await conn.execute(
+                text("SELECT receipt_id FROM receipt WHERE message_key IS NULL FOR UPDATE")
+            )
+            async with asyncio.timeout(5):
+                assert await workers[1].release_held() == 0
+            await conn.rollback()
+        sent = await asyncio.gather(*(w.release_held() for w in workers))
+        assert sorted(sent) == [0, 1]
+        summaries = "SELECT payload FROM outbox WHERE kind = 'receipt_summary'"
+        async with engine.connect() as conn:
+            payloads = [json.loads(r[0]) for r in (await conn.execute(text(summaries))).all()]
+        assert len(payloads) == 1
+        assert payloads[0]["count"] == 3 and payloads[0]["totals"] == {"GBP": "6.00"}
+        assert await scalar(held) == 0
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 1
+    finally:
+        await other.close()
+        await stop(env)
