@@ -5,8 +5,10 @@ hours, totals) as properties."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -56,11 +58,13 @@ def _rows(env: Env, sql: str) -> list[Any]:
         return list(db.execute(sql).fetchall())
 
 
-async def _link(env: Env, receipts: bool = True) -> tuple[str, str]:
-    subject = await env.subject()
+async def _link(
+    env: Env, receipts: bool = True, *, subject: str | None = None, bank: str = "northwind"
+) -> tuple[str, str]:
+    subject = subject or await env.subject()
     resp = await env.broker.post(
         f"/v1/subjects/{subject}/consents",
-        json={"bank_id": "northwind", "scopes": ["balances", "transactions"], "receipts": receipts},
+        json={"bank_id": bank, "scopes": ["balances", "transactions"], "receipts": receipts},
         headers=env.auth(),
     )
     assert resp.status == 201, await resp.text()
@@ -69,7 +73,7 @@ async def _link(env: Env, receipts: bool = True) -> tuple[str, str]:
 
     url = URL(started["authorization_url"])
     approve = await env.bank.post(
-        f"/sandbox/banks/northwind/consents/{url.query['consent_id']}/approve",
+        f"/sandbox/banks/{bank}/consents/{url.query['consent_id']}/approve",
         json={
             "username": "demo1",
             "redirect_uri": url.query["redirect_uri"],
@@ -79,15 +83,15 @@ async def _link(env: Env, receipts: bool = True) -> tuple[str, str]:
     )
     code = (await approve.json())["code"]
     landing = await env.broker.get(
-        "/callback/northwind", params={"state": url.query["state"], "code": code}
+        f"/callback/{bank}", params={"state": url.query["state"], "code": code}
     )
     assert landing.status == 200
     return subject, str(started["consent_id"])
 
 
-async def _pay(env: Env, **order: Any) -> list[dict[str, Any]]:
+async def _pay(env: Env, bank: str = "northwind", **order: Any) -> list[dict[str, Any]]:
     resp = await env.bank.post(
-        "/sandbox/banks/northwind/payments", json={"username": "demo1", **order}
+        f"/sandbox/banks/{bank}/payments", json={"username": "demo1", **order}
     )
     assert resp.status == 201, await resp.text()
     return list((await resp.json())["payments"])
@@ -223,6 +227,57 @@ async def test_a_bank_error_on_the_fetch_is_retried_until_the_receipt_goes_out(e
     message = (await _outbox_receipts(env, 1))[0]
     assert message["receipts"][0]["merchant"] == "Shell"
     assert _rows(env, "SELECT count(*) FROM receipt_work") == [(0,)]
+
+
+async def _until(env: Env, sql: str, done: Callable[[list[Any]], bool]) -> list[Any]:
+    """The rows of ``sql`` once ``done`` says so (10 s at most)."""
+    async with asyncio.timeout(10):
+        for _ in itertools.count():
+            rows = _rows(env, sql)
+            if done(rows):
+                return rows
+            await asyncio.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+async def test_a_summary_edit_shows_every_consents_receipts(env: Env) -> None:
+    """Quiet hours held a payment at each of two banks (two consents, one summary); when the
+    pending one books, the summary is edited as a whole: both receipts, count and totals."""
+    subject, _ = await _link(env)
+    await _link(env, subject=subject, bank="nakheel")
+    now = env.clock.now
+    quiet = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+        "timezone": "UTC",
+    }
+    resp = await env.broker.put(
+        f"/v1/subjects/{subject}/receipts/quiet-hours", json=quiet, headers=env.auth()
+    )
+    assert resp.status == 200, await resp.text()
+    env.clock.now += timedelta(minutes=1)
+    pending = (await _pay(env, merchant="Tesco", amount="3.00", pending=True))[0]
+    await _pay(env, "nakheel", merchant="Carrefour", amount="35.50")
+    held = "SELECT count(*) FROM receipt WHERE message_key IS NULL"
+    await _until(env, held, lambda rows: rows == [(2,)])
+    env.clock.now += timedelta(hours=2)
+    messages = "SELECT kind, payload FROM outbox WHERE kind LIKE 'receipt%' ORDER BY created_at"
+    [(kind, raw)] = await _until(env, messages, bool)
+    first = json.loads(raw)
+    assert kind == "receipt_summary" and first["count"] == 2 and first["edit"] is False
+    resp = await env.bank.post(
+        f"/sandbox/banks/northwind/payments/{pending['transaction_id']}/book"
+    )
+    assert resp.status == 200, await resp.text()
+    rows = await _until(env, messages, lambda rows: len(rows) >= 2)
+    assert [k for k, _ in rows] == ["receipt_summary", "receipt_summary"]
+    edit = json.loads(rows[1][1])
+    assert edit["edit"] is True and edit["message"] == first["message"]
+    by_merchant = {v["merchant"]: v for v in edit["receipts"]}
+    assert set(by_merchant) == {"Tesco", "Carrefour"}  # both consents' parts
+    assert by_merchant["Tesco"]["status"] == "booked"
+    assert edit["count"] == 2
+    assert edit["totals"] == first["totals"] and len(edit["totals"]) == 2
 
 
 # --- the pure pieces ------------------------------------------------------------------------
