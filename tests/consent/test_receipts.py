@@ -449,6 +449,21 @@ async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
         assert await scalar("SELECT count(*) FROM receipt") == 1
         assert await scalar("SELECT count(*) FROM receipt_work") == 0
 
+        # a process that stalls past its lease loses the work: the new claimant sends the
+        # receipt, and the stalled one, when its fetch returns, writes nothing
+        await _pay(env, merchant="Boots", amount="1.50")
+        await marked()
+        stalled = asyncio.create_task(workers[0].run_once())
+        async with asyncio.timeout(10):
+            while fetches[0] < 2:  # noqa: ASYNC110 - waits for the fetch to start
+                await asyncio.sleep(0.01)
+        env.clock.now += timedelta(minutes=1)  # past the lease (the bank token still good)
+        assert await workers[1].run_once() == 1
+        assert await stalled == 0
+        assert fetches == [2, 1], fetches
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 2
+        assert await scalar("SELECT count(*) FROM receipt_work") == 0
+
         # quiet hours now: three payments are held, then summed up once when they end
         now = env.clock.now
         quiet = {
@@ -464,7 +479,7 @@ async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
         await _pay(env, merchant="Boots", amount="2.00", count=3)
         await marked()
         await asyncio.gather(*(w.run_once() for w in workers))
-        assert sum(fetches) == 2, fetches
+        assert sum(fetches) == 4, fetches
         held = "SELECT count(*) FROM receipt WHERE message_key IS NULL"
         assert await scalar(held) == 3
         env.clock.now += timedelta(hours=2)
@@ -485,7 +500,7 @@ async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
         assert len(payloads) == 1
         assert payloads[0]["count"] == 3 and payloads[0]["totals"] == {"GBP": "6.00"}
         assert await scalar(held) == 0
-        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 1
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 2
     finally:
         await other.close()
         await stop(env)
