@@ -6,7 +6,12 @@ the relay pushes them to the platform (signed, retried until acknowledged).
   payments of a burst arrive in one fetch and become one message ("3 payments at …").
 - **Edits.** A pending payment that books, or that disappears from the statement (reversed; the
   bank also says so with its ``transaction-changed`` event), changes its receipt row, and the
-  message that showed it is sent again as an edit (same message key).
+  message that showed it is sent again as an edit (same message key). A quiet-hours summary
+  (key ``rcs_…``) is edited as a whole: every receipt it shows, whichever consent (bank) it
+  came from, each opened with its own consent's key, with the count and totals again. Two
+  processes editing one summary at once for two banks' payments may each show the other's
+  change not yet made (READ COMMITTED; locking both would risk deadlocks): the last edit
+  wins until the next change.
 - **Quiet hours.** During the subject's quiet hours new receipts are kept, sealed, without a
   message; when they end, one summary message carries them.
 - **Several broker processes** (PostgreSQL, ``chatbank cluster``): each piece of work is done
