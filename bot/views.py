@@ -74,6 +74,9 @@ def help_text(tr: Tr) -> str:
         "/transactions — " + tr._("recent transactions, with filters"),
         "/insights — " + tr._("spending by category, with a chart"),
         "/support — " + tr._("talk to a person at your bank"),
+        "/receipts — " + tr._("receipts for card payments, quiet hours"),
+        "/quiet — "
+        + tr._("quiet hours for receipts, e.g. %(example)s", example=tr.ltr("/quiet 22:00-07:00")),
         "/consents — " + tr._("what you shared, and revoke it"),
         "/privacy — " + tr._("what I hold, the access log, export or delete"),
         "/language — " + tr._("change language"),

@@ -21,6 +21,8 @@ COMMANDS = (
     "privacy",
     "language",
     "support",
+    "receipts",
+    "quiet",
 )
 COMMAND_MIN = 70  # rapidfuzz ratio for "/balanse" to be "/balance"
 

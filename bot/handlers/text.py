@@ -16,6 +16,7 @@ from bot.handlers import (
     insights,
     privacy,
     reading,
+    receipts,
     spending,
     support,
     talk,
@@ -97,6 +98,8 @@ async def route(update: Update, context: ChatContext, intent: Intent) -> None:
         await cards.unfreeze_command(update, context)
     elif name == "support":
         await support.start(update, context)
+    elif name == "receipts":
+        await receipts.command(update, context)
     elif name == "smalltalk":
         await talk.smalltalk(update, context, intent.topic)
     elif name == "unknown" and intent.topic == "transfer":

@@ -7,7 +7,8 @@
 
 Names: balance, transactions (a list), spending (a total), insights (totals by category and
 the change from the period before, with a chart), link, consents, privacy, help,
-language, cancel, freeze_card, unfreeze_card, support, smalltalk, unknown. Entities: merchant (as
+language, cancel, freeze_card, unfreeze_card, support, receipts (switching real-time receipts,
+quiet hours), smalltalk, unknown. Entities: merchant (as
 written; the broker matches it in any script), category (the broker's names), bank (an id),
 date_from/date_to, limit, amount_min/amount_max (:mod:`bot.intents.entities`); spending, transfers
 and small talk are told apart last (:mod:`bot.intents.refine`).

@@ -329,6 +329,7 @@ _KEEPS = {
     "freeze_card": {"bank"},
     "unfreeze_card": {"bank"},
     "support": {"bank"},
+    "receipts": {"bank"},
     "consents": {"bank"},
     "link": {"bank"},
 }

@@ -6,9 +6,24 @@ the relay pushes them to the platform (signed, retried until acknowledged).
   payments of a burst arrive in one fetch and become one message ("3 payments at …").
 - **Edits.** A pending payment that books, or that disappears from the statement (reversed; the
   bank also says so with its ``transaction-changed`` event), changes its receipt row, and the
-  message that showed it is sent again as an edit (same message key).
+  message that showed it is sent again as an edit (same message key). A quiet-hours summary
+  (key ``rcs_…``) is edited as a whole: every receipt it shows, whichever consent (bank) it
+  came from, each opened with its own consent's key, with the count and totals again. Two
+  processes editing one summary at once for two banks' payments may each show the other's
+  change not yet made (READ COMMITTED; locking both would risk deadlocks): the last edit
+  wins until the next change.
 - **Quiet hours.** During the subject's quiet hours new receipts are kept, sealed, without a
   message; when they end, one summary message carries them.
+- **Several broker processes** (PostgreSQL, ``chatbank cluster``): each piece of work is done
+  by one process. The worker claims due work rows with ``FOR UPDATE SKIP LOCKED`` and, in the
+  same short transaction, writes a lease (``claimed_until``, the fetch timeout plus a margin)
+  that no other process claims through; no transaction is held while the bank is called. The
+  outcome is written only if the row still carries that lease (a process that stalled past it
+  lost the work to another and writes nothing). A new event on a claimed account bumps its
+  version, so the claimant looks again when done. A quiet-hours summary is one transaction
+  that locks the held receipts it takes with ``FOR UPDATE SKIP LOCKED``: another process
+  finds them locked (or, once committed, no longer held) and sends nothing. SQLite is one
+  broker process: its claims are the in-process ones and cost no write.
 - **Failures.** A bank that fails or stalls past ``receipt_fetch_timeout_s`` leaves the work row
   in place with a backed-off due time: the receipt arrives later, never lost. A duplicate event
   only marks the same row again; a receipt is keyed by the bank's transaction (unique per
@@ -27,12 +42,12 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,6 +81,7 @@ MAX_PAGES = 10
 PER_MESSAGE = 20  # receipts in one message; a larger burst becomes several messages
 BATCH = 50
 PARALLEL = 8
+LEASE_MARGIN = timedelta(seconds=30)  # a claim lasts the fetch timeout plus this
 
 
 def _backoff(attempts: int, rng: random.Random) -> timedelta:
@@ -74,6 +90,13 @@ def _backoff(attempts: int, rng: random.Random) -> timedelta:
 
 def _field(receipt_id: str) -> str:
     return f"receipt:{receipt_id}"
+
+
+def _is_summary(message_key: str) -> bool:
+    return message_key.startswith(SUMMARY_PREFIX)
+
+
+RECEIPT_PREFIX, SUMMARY_PREFIX = "rcm_", "rcs_"  # message keys: receipts, quiet-hours summary
 
 
 def _booked_at(tx: dict[str, Any], fallback: datetime) -> datetime:
@@ -108,6 +131,8 @@ class ReceiptWorker:
         self.wake_relay = wake_relay
         self.rng = rng or random.Random()
         self.pushed = 0  # receipts written to the outbox, for tests and the health page
+        self._leases = broker.engine.dialect.name == "postgresql"
+        self._lease = timedelta(seconds=broker.settings.receipt_fetch_timeout_s) + LEASE_MARGIN
 
     async def run_forever(self) -> None:
         """Wait for an event (or ``receipt_idle_s`` for retries and the end of quiet hours),
@@ -118,10 +143,10 @@ class ReceiptWorker:
         busy: dict[str, asyncio.Task[int]] = {}
         gate = asyncio.Semaphore(PARALLEL)
 
-        async def one(handle: str) -> int:
+        async def one(handle: str, lease: datetime | None) -> int:
             try:
                 async with gate:
-                    queued = await self._account(handle)
+                    queued = await self._account(handle, lease)
                 if queued:
                     self.wake_relay()
                 return queued
@@ -141,24 +166,43 @@ class ReceiptWorker:
             if settings.receipt_bundle_s:
                 await asyncio.sleep(settings.receipt_bundle_s)  # the rest of a burst
             try:
-                for handle in await self._due():
+                for handle, lease in await self._due(exclude=busy):
                     if handle not in busy:
-                        busy[handle] = asyncio.create_task(one(handle))
+                        busy[handle] = asyncio.create_task(one(handle, lease))
                 if await self.release_held():
                     self.wake_relay()
             except Exception:
                 log.exception("receipt pass failed; retrying")
 
-    async def _due(self) -> list[str]:
+    async def _due(self, exclude: Collection[str] = ()) -> list[tuple[str, datetime | None]]:
+        """Claim due work rows (not those in ``exclude``, being fetched here): each handle with
+        the lease written for it on PostgreSQL (None on SQLite, one process)."""
         now = self.broker.clock()
+        query = select(ReceiptWork).where(col(ReceiptWork.due_at) <= now)
+        if exclude:
+            query = query.where(col(ReceiptWork.handle).not_in(sorted(exclude)))
+        query = query.order_by(col(ReceiptWork.due_at)).limit(BATCH)
+        if not self._leases:
+            async with self.broker.sessions() as session:
+                return [(w.handle, None) for w in (await session.exec(query)).all()]
+        query = query.where(
+            or_(col(ReceiptWork.claimed_until).is_(None), col(ReceiptWork.claimed_until) <= now)
+        ).with_for_update(skip_locked=True)
         async with self.broker.sessions() as session:
-            query = (
-                select(ReceiptWork.handle)
-                .where(col(ReceiptWork.due_at) <= now)
-                .order_by(col(ReceiptWork.due_at))
-                .limit(BATCH)
-            )
-            return list((await session.exec(query)).all())
+            found = list((await session.exec(query)).all())
+            if not found:
+                return []
+            lease = now + self._lease
+            for work in found:
+                work.claimed_until = lease
+                session.add(work)
+            claimed: list[tuple[str, datetime | None]] = [(w.handle, lease) for w in found]
+            await session.commit()
+            return claimed
+
+    def _owns(self, work: ReceiptWork | None, lease: datetime | None) -> bool:
+        """Whether this process still holds its claim on ``work`` (always, on SQLite)."""
+        return work is not None and (not self._leases or work.claimed_until == lease)
 
     async def run_once(self) -> int:
         """Fetch for every due account and wait for them, then release held receipts whose
@@ -166,34 +210,34 @@ class ReceiptWorker:
         due = await self._due()
         gate = asyncio.Semaphore(PARALLEL)
 
-        async def one(handle: str) -> int:
+        async def one(handle: str, lease: datetime | None) -> int:
             async with gate:
-                return await self._account(handle)
+                return await self._account(handle, lease)
 
-        queued = sum(await asyncio.gather(*(one(h) for h in due)))
+        queued = sum(await asyncio.gather(*(one(h, lease) for h, lease in due)))
         queued += await self.release_held()
         if queued:
             self.wake_relay()
         return queued
 
     # --- one account ---------------------------------------------------------------------
-    async def _account(self, handle: str) -> int:
+    async def _account(self, handle: str, lease: datetime | None = None) -> int:
         broker = self.broker
         now = broker.clock()
         async with broker.sessions() as session:
             work = await session.get(ReceiptWork, handle)
-            if work is None:
+            if work is None or not self._owns(work, lease):
                 return 0
             row = await session.get(ConsentRow, work.consent_id)
             start = await self._allowed(session, row, handle) if row is not None else None
             if row is None or start is None:
-                await self._drop(handle)
+                await self._drop(handle, lease)
                 return 0
             version, attempts = work.version, work.attempts
             key = await broker.data_key(session, row.consent_id)
             ref = await session.get(AccountHandle, handle)
             if key is None or ref is None:
-                await self._drop(handle)
+                await self._drop(handle, lease)
                 return 0
             account_id = open_sealed(
                 key, ref.account_ref, consent_id=row.consent_id, field="account_id"
@@ -213,10 +257,12 @@ class ReceiptWorker:
             except (BrokerError, BankCallError, TimeoutError) as e:
                 await session.rollback()
                 log.info("receipt fetch failed (%s); retrying later", type(e).__name__)
-                await self._later(handle, attempts + 1)
+                await self._later(handle, attempts + 1, lease)
                 return 0
         try:
-            return await self._apply(row, handle, key, version, items, complete, since, start)
+            return await self._apply(
+                row, handle, key, (version, lease), items, complete, since, start
+            )
         except IntegrityError:
             # another broker process pushed these receipts first: nothing is lost or doubled
             log.info("receipts of an account were pushed by another process")
@@ -255,19 +301,30 @@ class ReceiptWorker:
                 return items[::-1], True
         return items[::-1], False
 
-    async def _later(self, handle: str, attempts: int) -> None:
+    async def _locked(self, session: AsyncSession, handle: str) -> ReceiptWork | None:
+        """The work row, locked till the end of the transaction on PostgreSQL."""
+        query = select(ReceiptWork).where(ReceiptWork.handle == handle)
+        if self._leases:
+            query = query.with_for_update()
+        return (await session.exec(query)).first()
+
+    async def _later(self, handle: str, attempts: int, lease: datetime | None = None) -> None:
         broker = self.broker
         async with broker.writes(), broker.sessions() as session:
-            work = await session.get(ReceiptWork, handle)
-            if work is not None:
+            work = await self._locked(session, handle)
+            if work is not None and self._owns(work, lease):
                 work.attempts = attempts
                 work.due_at = broker.clock() + _backoff(attempts, self.rng)
+                work.claimed_until = None
                 session.add(work)
                 await session.commit()
 
-    async def _drop(self, handle: str) -> None:
+    async def _drop(self, handle: str, lease: datetime | None = None) -> None:
         async with self.broker.writes(), self.broker.sessions() as session:
-            await session.exec(delete(ReceiptWork).where(col(ReceiptWork.handle) == handle))
+            query = delete(ReceiptWork).where(col(ReceiptWork.handle) == handle)
+            if self._leases:
+                query = query.where(col(ReceiptWork.claimed_until) == lease)
+            await session.exec(query)
             await session.commit()
 
     async def _apply(
@@ -275,7 +332,7 @@ class ReceiptWorker:
         row: ConsentRow,
         handle: str,
         key: bytes,
-        version: int,
+        claim: tuple[int, datetime | None],
         items: list[dict[str, Any]],
         complete: bool,
         since: datetime,
@@ -293,7 +350,14 @@ class ReceiptWorker:
         def sealed(view: View, receipt_id: str) -> bytes:
             return seal(key, json.dumps(view).encode(), consent_id=cid, field=_field(receipt_id))
 
+        version, lease = claim
         async with broker.writes(), broker.sessions() as session:
+            # the claim is checked, and the row locked, before anything is written: a process
+            # that lost its claim (stalled past the lease) leaves the work to the new claimant
+            work = await self._locked(session, handle)
+            if not self._owns(work, lease):
+                log.info("the claim on an account's receipts ran out; left to its new claimant")
+                return 0
             quiet = is_quiet(await session.get(QuietHours, row.subject_id), now)
             known = {
                 r.tx_key: r
@@ -357,7 +421,7 @@ class ReceiptWorker:
             if fresh and not quiet:
                 for first in range(0, len(fresh), PER_MESSAGE):
                     chunk = fresh[first : first + PER_MESSAGE]
-                    message_key = f"rcm_{uuid.uuid4().hex[:24]}"
+                    message_key = f"{RECEIPT_PREFIX}{uuid.uuid4().hex[:24]}"
                     ids = {v.get("receipt_id") for v in chunk}
                     for receipt in known.values():
                         if receipt.receipt_id in ids:
@@ -366,8 +430,23 @@ class ReceiptWorker:
                     queued += 1
             await session.flush()
             for message_key in sorted(edited):
-                views = await self._views_of(session, key, cid, message_key)
-                self._push(session, row, "receipt", message_key, views, now, edit=True)
+                views = await self._views_of(session, message_key)
+                if not views:
+                    continue
+                if _is_summary(message_key):  # the whole summary again, every consent's part
+                    extra = {"count": len(views), "totals": totals(views)}
+                    self._push(
+                        session,
+                        row,
+                        "receipt_summary",
+                        message_key,
+                        views[-PER_MESSAGE:],
+                        now,
+                        edit=True,
+                        extra=extra,
+                    )
+                else:
+                    self._push(session, row, "receipt", message_key, views, now, edit=True)
                 queued += 1
             if queued:
                 await audit.record(
@@ -382,7 +461,6 @@ class ReceiptWorker:
                     reason="ok",
                     at=now,
                 )
-            work = await session.get(ReceiptWork, handle)
             if work is not None:
                 if work.version == version:
                     await session.delete(work)
@@ -390,6 +468,7 @@ class ReceiptWorker:
                     work.seen_until = max(work.seen_until or newest, newest)
                     work.attempts = 0
                     work.due_at = now
+                    work.claimed_until = None
                     session.add(work)
                     broker.receipt_wake.set()
             await session.commit()
@@ -410,9 +489,9 @@ class ReceiptWorker:
         receipt.status = status
         receipt.blob = sealed(view, receipt.receipt_id)
 
-    async def _views_of(
-        self, session: AsyncSession, key: bytes, consent_id: str, message_key: str
-    ) -> list[View]:
+    async def _views_of(self, session: AsyncSession, message_key: str) -> list[View]:
+        """Every receipt a message shows, oldest first, each opened with its own consent's
+        key (a summary covers all of a subject's consents); a shredded consent's are gone."""
         rows = (
             await session.exec(
                 select(ReceiptRow)
@@ -420,11 +499,13 @@ class ReceiptWorker:
                 .order_by(col(ReceiptRow.at), col(ReceiptRow.receipt_id))
             )
         ).all()
-        return [
-            json.loads(open_sealed(key, r.blob, consent_id=consent_id, field=_field(r.receipt_id)))
-            for r in rows
-            if r.consent_id == consent_id
-        ]
+        views: list[View] = []
+        for r in rows:
+            key = await self.broker.data_key(session, r.consent_id)
+            if key is not None:
+                blob = open_sealed(key, r.blob, consent_id=r.consent_id, field=_field(r.receipt_id))
+                views.append(json.loads(blob))
+        return views
 
     @staticmethod
     def _push(
@@ -478,11 +559,13 @@ class ReceiptWorker:
                         col(ReceiptRow.message_key).is_(None),
                     )
                     .order_by(col(ReceiptRow.at), col(ReceiptRow.receipt_id))
+                    # another process summing them up holds them: it sends the summary
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
             views: list[View] = []
             consent: ConsentRow | None = None
-            message_key = f"rcm_{uuid.uuid4().hex[:24]}"
+            message_key = f"{SUMMARY_PREFIX}{uuid.uuid4().hex[:24]}"
             for r in rows:
                 key = await broker.data_key(session, r.consent_id)
                 owner = await session.get(ConsentRow, r.consent_id)

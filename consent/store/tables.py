@@ -312,7 +312,8 @@ class ReceiptChoice(SQLModel, table=True):
 class ReceiptWork(SQLModel, table=True):
     """An account whose transactions changed at the bank (its event arrived): the receipt
     worker fetches what changed once ``due_at`` comes (events within the bundle window become
-    one fetch) and retries with backoff while the bank fails; the row stays until done."""
+    one fetch) and retries with backoff while the bank fails; the row stays until done. With
+    several broker processes (PostgreSQL) one claims it at a time (``claimed_until``)."""
 
     __tablename__ = "receipt_work"
     handle: str = Field(primary_key=True, foreign_key="account_handle.handle", max_length=40)
@@ -321,6 +322,8 @@ class ReceiptWork(SQLModel, table=True):
     version: int = 0  # bumped by every event; the worker clears the row only if unchanged
     attempts: int = 0
     seen_until: datetime | None = Field(default=None, sa_column=_ts_null())  # newest fetched
+    # on PostgreSQL, the lease of the broker process fetching it (none claims it till then)
+    claimed_until: datetime | None = Field(default=None, sa_column=_ts_null())
 
 
 class ReceiptRow(SQLModel, table=True):

@@ -21,6 +21,7 @@ TODAY = date(2026, 12, 2)
 CONTRACT = {
     "balance", "transactions", "spending", "link", "consents", "privacy", "help", "language",
     "cancel", "freeze_card", "unfreeze_card", "support", "smalltalk", "unknown", "insights",
+    "receipts",
 }  # fmt: skip
 
 

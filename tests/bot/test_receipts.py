@@ -338,3 +338,28 @@ async def test_a_receipt_waits_for_a_bot_that_is_down_and_arrives_once(system: S
     await asyncio.sleep(1.0)
     shown = [m for m in await system.chat.messages(ALICE) if m["message_id"] not in before]
     assert len([m for m in shown if "Boots" in m["text"]]) == 1
+
+
+async def test_help_lists_receipts_and_quiet_and_free_text_reaches_them(system: System) -> None:
+    """/help names /receipts and /quiet in each language, and writing "turn on receipts" (in
+    English, Arabic or Polish) opens /receipts."""
+    checks = (
+        (ALICE, "What I can do", "quiet hours for receipts"),
+        (OMAR, "ما الذي أستطيع فعله", "ساعات الهدوء للإيصالات"),
+        (ZOFIA, "Co potrafię", "godziny ciszy dla potwierdzeń"),
+    )
+    for user, heading, quiet_line in checks:
+
+        def is_help(text: str, heading: str = heading) -> bool:
+            return heading in text
+
+        shown = await system.say(user, "/help", is_help)
+        text = shown["text"]
+        assert "/receipts" in text and "/quiet" in text and quiet_line in text, text
+    await link_bank(system, ALICE)
+    listing = await system.say(ALICE, "turn on receipts", lambda t: "Receipts" in t)
+    assert button(listing, "rc:on:")  # an account to switch on, as /receipts shows it
+    ar = await system.say(OMAR, "تفعيل الإيصالات", lambda t: "/link" in t)
+    assert "لتصلك الإيصالات" in ar["text"]
+    pl = await system.say(ZOFIA, "włącz potwierdzenia płatności", lambda t: "/link" in t)
+    assert "potwierdzenia" in pl["text"]

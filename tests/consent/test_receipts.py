@@ -5,8 +5,10 @@ hours, totals) as properties."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -56,11 +58,13 @@ def _rows(env: Env, sql: str) -> list[Any]:
         return list(db.execute(sql).fetchall())
 
 
-async def _link(env: Env, receipts: bool = True) -> tuple[str, str]:
-    subject = await env.subject()
+async def _link(
+    env: Env, receipts: bool = True, *, subject: str | None = None, bank: str = "northwind"
+) -> tuple[str, str]:
+    subject = subject or await env.subject()
     resp = await env.broker.post(
         f"/v1/subjects/{subject}/consents",
-        json={"bank_id": "northwind", "scopes": ["balances", "transactions"], "receipts": receipts},
+        json={"bank_id": bank, "scopes": ["balances", "transactions"], "receipts": receipts},
         headers=env.auth(),
     )
     assert resp.status == 201, await resp.text()
@@ -69,7 +73,7 @@ async def _link(env: Env, receipts: bool = True) -> tuple[str, str]:
 
     url = URL(started["authorization_url"])
     approve = await env.bank.post(
-        f"/sandbox/banks/northwind/consents/{url.query['consent_id']}/approve",
+        f"/sandbox/banks/{bank}/consents/{url.query['consent_id']}/approve",
         json={
             "username": "demo1",
             "redirect_uri": url.query["redirect_uri"],
@@ -79,15 +83,15 @@ async def _link(env: Env, receipts: bool = True) -> tuple[str, str]:
     )
     code = (await approve.json())["code"]
     landing = await env.broker.get(
-        "/callback/northwind", params={"state": url.query["state"], "code": code}
+        f"/callback/{bank}", params={"state": url.query["state"], "code": code}
     )
     assert landing.status == 200
     return subject, str(started["consent_id"])
 
 
-async def _pay(env: Env, **order: Any) -> list[dict[str, Any]]:
+async def _pay(env: Env, bank: str = "northwind", **order: Any) -> list[dict[str, Any]]:
     resp = await env.bank.post(
-        "/sandbox/banks/northwind/payments", json={"username": "demo1", **order}
+        f"/sandbox/banks/{bank}/payments", json={"username": "demo1", **order}
     )
     assert resp.status == 201, await resp.text()
     return list((await resp.json())["payments"])
@@ -225,6 +229,57 @@ async def test_a_bank_error_on_the_fetch_is_retried_until_the_receipt_goes_out(e
     assert _rows(env, "SELECT count(*) FROM receipt_work") == [(0,)]
 
 
+async def _until(env: Env, sql: str, done: Callable[[list[Any]], bool]) -> list[Any]:
+    """The rows of ``sql`` once ``done`` says so (10 s at most)."""
+    async with asyncio.timeout(10):
+        for _ in itertools.count():
+            rows = _rows(env, sql)
+            if done(rows):
+                return rows
+            await asyncio.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+async def test_a_summary_edit_shows_every_consents_receipts(env: Env) -> None:
+    """Quiet hours held a payment at each of two banks (two consents, one summary); when the
+    pending one books, the summary is edited as a whole: both receipts, count and totals."""
+    subject, _ = await _link(env)
+    await _link(env, subject=subject, bank="nakheel")
+    now = env.clock.now
+    quiet = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+        "timezone": "UTC",
+    }
+    resp = await env.broker.put(
+        f"/v1/subjects/{subject}/receipts/quiet-hours", json=quiet, headers=env.auth()
+    )
+    assert resp.status == 200, await resp.text()
+    env.clock.now += timedelta(minutes=1)
+    pending = (await _pay(env, merchant="Tesco", amount="3.00", pending=True))[0]
+    await _pay(env, "nakheel", merchant="Carrefour", amount="35.50")
+    held = "SELECT count(*) FROM receipt WHERE message_key IS NULL"
+    await _until(env, held, lambda rows: rows == [(2,)])
+    env.clock.now += timedelta(hours=2)
+    messages = "SELECT kind, payload FROM outbox WHERE kind LIKE 'receipt%' ORDER BY created_at"
+    [(kind, raw)] = await _until(env, messages, bool)
+    first = json.loads(raw)
+    assert kind == "receipt_summary" and first["count"] == 2 and first["edit"] is False
+    resp = await env.bank.post(
+        f"/sandbox/banks/northwind/payments/{pending['transaction_id']}/book"
+    )
+    assert resp.status == 200, await resp.text()
+    rows = await _until(env, messages, lambda rows: len(rows) >= 2)
+    assert [k for k, _ in rows] == ["receipt_summary", "receipt_summary"]
+    edit = json.loads(rows[1][1])
+    assert edit["edit"] is True and edit["message"] == first["message"]
+    by_merchant = {v["merchant"]: v for v in edit["receipts"]}
+    assert set(by_merchant) == {"Tesco", "Carrefour"}  # both consents' parts
+    assert by_merchant["Tesco"]["status"] == "booked"
+    assert edit["count"] == 2
+    assert edit["totals"] == first["totals"] and len(edit["totals"]) == 2
+
+
 # --- the pure pieces ------------------------------------------------------------------------
 
 _TEXT = st.text(max_size=30)
@@ -334,4 +389,118 @@ async def test_receipts_flow_on_postgresql(tmp_path: Path, postgres_url: str) ->
         assert resp.status == 200
         assert await scalar("SELECT count(*) FROM receipt") == 0
     finally:
+        await stop(env)
+
+
+async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two brokers (each its own engine and worker) on one PostgreSQL database: each account's
+    fetch is claimed by one of them (one receipt per payment, one bank call), and the held
+    receipts of quiet hours go out as exactly one summary."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from sqlalchemy import text
+
+    from consent.api.keys import BROKER
+    from consent.app import create_app
+    from consent.receipts.worker import ReceiptWorker
+    from tests.consent.broker_env import free_port
+
+    async def idle(self: ReceiptWorker) -> None:
+        await asyncio.Event().wait()  # the apps' own workers stand by: the test drives two
+
+    monkeypatch.setattr(ReceiptWorker, "run_forever", idle)
+    env = await start(tmp_path, postgres_url, receipt_bundle_s=0, receipt_idle_s=60)
+    port = free_port()
+    settings = env.broker_settings.model_copy(update={"port": port})
+    other = TestClient(TestServer(create_app(settings, clock=env.clock, migrate=False), port=port))
+    await other.start_server()
+    try:
+        brokers = [env.broker.app[BROKER], other.app[BROKER]]
+        workers = [ReceiptWorker(b, lambda: None) for b in brokers]
+        fetches = [0, 0]
+        for i, worker in enumerate(workers):
+            real = worker._fetch
+
+            async def counted(*args: Any, _i: int = i, _real: Any = real) -> Any:
+                fetches[_i] += 1
+                return await _real(*args)
+
+            monkeypatch.setattr(worker, "_fetch", counted)
+        engine = brokers[0].engine
+
+        async def scalar(sql: str) -> Any:
+            async with engine.connect() as conn:
+                return (await conn.execute(text(sql))).scalar()
+
+        async def marked() -> None:
+            async with asyncio.timeout(10):
+                while not await scalar("SELECT count(*) FROM receipt_work"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+
+        subject, _ = await _link(env)
+        # each fetch takes half a second: both workers look for due work while one fetches
+        await env.bank.put("/sandbox/banks/northwind/faults", json={"latency_ms": 500})
+        await _pay(env, merchant="Tesco", amount="4.10")
+        await marked()
+        await asyncio.gather(*(w.run_once() for w in workers))
+        assert sum(fetches) == 1, fetches  # one process did the account's work
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 1
+        assert await scalar("SELECT count(*) FROM receipt") == 1
+        assert await scalar("SELECT count(*) FROM receipt_work") == 0
+
+        # a process that stalls past its lease loses the work: the new claimant sends the
+        # receipt, and the stalled one, when its fetch returns, writes nothing
+        await _pay(env, merchant="Boots", amount="1.50")
+        await marked()
+        stalled = asyncio.create_task(workers[0].run_once())
+        async with asyncio.timeout(10):
+            while fetches[0] < 2:  # noqa: ASYNC110 - waits for the fetch to start
+                await asyncio.sleep(0.01)
+        env.clock.now += timedelta(minutes=1)  # past the lease (the bank token still good)
+        assert await workers[1].run_once() == 1
+        assert await stalled == 0
+        assert fetches == [2, 1], fetches
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 2
+        assert await scalar("SELECT count(*) FROM receipt_work") == 0
+
+        # quiet hours now: three payments are held, then summed up once when they end
+        now = env.clock.now
+        quiet = {
+            "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+            "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+            "timezone": "UTC",
+        }
+        resp = await env.broker.put(
+            f"/v1/subjects/{subject}/receipts/quiet-hours", json=quiet, headers=env.auth()
+        )
+        assert resp.status == 200, await resp.text()
+        env.clock.now += timedelta(minutes=1)
+        await _pay(env, merchant="Boots", amount="2.00", count=3)
+        await marked()
+        await asyncio.gather(*(w.run_once() for w in workers))
+        assert sum(fetches) == 4, fetches
+        held = "SELECT count(*) FROM receipt WHERE message_key IS NULL"
+        assert await scalar(held) == 3
+        env.clock.now += timedelta(hours=2)
+        # a process in the middle of the summary holds the receipts: the other sends nothing
+        # (and does not wait for it)
+        async with engine.connect() as conn:
+            await conn.execute(
+                text("SELECT receipt_id FROM receipt WHERE message_key IS NULL FOR UPDATE")
+            )
+            async with asyncio.timeout(5):
+                assert await workers[1].release_held() == 0
+            await conn.rollback()
+        sent = await asyncio.gather(*(w.release_held() for w in workers))
+        assert sorted(sent) == [0, 1]
+        summaries = "SELECT payload FROM outbox WHERE kind = 'receipt_summary'"
+        async with engine.connect() as conn:
+            payloads = [json.loads(r[0]) for r in (await conn.execute(text(summaries))).all()]
+        assert len(payloads) == 1
+        assert payloads[0]["count"] == 3 and payloads[0]["totals"] == {"GBP": "6.00"}
+        assert await scalar(held) == 0
+        assert await scalar("SELECT count(*) FROM outbox WHERE kind = 'receipt'") == 2
+    finally:
+        await other.close()
         await stop(env)
