@@ -3,6 +3,7 @@ database, kept in memory until the consent ends) and the consent's token refresh
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from sqlmodel import select
@@ -36,11 +37,54 @@ class ConsentRef(Protocol):
     def bank_id(self) -> str: ...
 
 
+# how long a refused refresh waits for another process's rotated tokens to be committed
+ROTATED_ELSEWHERE_WAIT_S = (0.05, 0.1, 0.2, 0.4)
+
+
 async def refreshed_token(
     broker: Broker, session: AsyncSession, bank: BankClient, row: ConsentRef, key: bytes
 ) -> str:
     """A new access token from the consent's refresh token, sealed in ``session`` (the caller
-    commits)."""
+    commits). The bank rotates refresh tokens and refuses a used one, so one refresh per consent
+    runs at a time in this process and the others wait for its token; a refusal is first checked
+    against the tokens another process may have just rotated before the consent is marked as
+    needing re-authorization."""
+    pending = broker.refreshing.get(row.consent_id)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    broker.refreshing[row.consent_id] = done
+    try:
+        token = await _refresh(broker, session, bank, row, key)
+    except BaseException as e:
+        done.set_exception(
+            e
+            if isinstance(e, Exception)
+            else BrokerError(503, "bank_unavailable", "the token refresh was interrupted")
+        )
+        done.exception()  # the waiters (if any) get it; nobody else has to
+        raise
+    else:
+        done.set_result(token)
+        return token
+    finally:
+        broker.refreshing.pop(row.consent_id, None)
+
+
+async def _rotated_elsewhere(broker: Broker, key: bytes, consent_id: str, spent: str) -> str | None:
+    """The access token another process stored with a new refresh token, once committed."""
+    for wait in ROTATED_ELSEWHERE_WAIT_S:
+        async with broker.sessions() as fresh:
+            current = await sealed.get_secret(fresh, key, consent_id, "refresh_token")
+            if current is not None and current != spent:
+                return await sealed.get_secret(fresh, key, consent_id, "access_token")
+        await asyncio.sleep(wait)
+    return None
+
+
+async def _refresh(
+    broker: Broker, session: AsyncSession, bank: BankClient, row: ConsentRef, key: bytes
+) -> str:
     gone = BrokerError(409, "consent_not_authorized", "the bank no longer accepts this consent")
     refresh = await sealed.get_secret(session, key, row.consent_id, "refresh_token")
     if refresh is None:
@@ -51,7 +95,10 @@ async def refreshed_token(
 
     try:
         tokens = await with_registration(broker, row.bank_id, renew)
-    except BankRefusedError as e:  # invalid_grant: the bank no longer honours this consent
+    except BankRefusedError as e:  # invalid_grant: used elsewhere, or no longer honoured
+        rotated = await _rotated_elsewhere(broker, key, row.consent_id, refresh)
+        if rotated is not None:
+            return rotated
         await needs_reauthorization(broker, row.consent_id)
         raise BrokerError(
             409, "consent_needs_reauthorization", "link this bank again to keep reading it"

@@ -71,6 +71,9 @@ class Broker:
     reader: Reader | None = None
     # one read per subject at a time in this process (handles are created on first sight)
     _read_locks: SubjectLocks = field(default_factory=SubjectLocks)
+    # consent id -> the token refresh in flight in this process: others wait for its token
+    # rather than spend the same (rotating, single-use) refresh token again
+    refreshing: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     # on SQLite, this process's write transactions one at a time (consent.store.writes)
     writes: WriteGate = field(init=False)
     # reads per subject and requests per platform client (in this process unless given)
