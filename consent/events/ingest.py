@@ -16,7 +16,7 @@ from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.outbox.write import enqueue
-from consent.receipts.marks import account_changed, changes_nothing
+from consent.receipts.marks import account_changed
 from consent.service import support
 from consent.service.broker import Broker
 from consent.service.linking import PURPOSE, apply, to_domain
@@ -53,16 +53,6 @@ def _rid(event: dict[str, Any]) -> object:
 async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
     """Handle one verified SET; returns "processed", "duplicate" or "ignored"."""
     now = broker.clock()
-    changes = [
-        e for k, e in claims["events"].items() if k in (RESOURCE_UPDATE, TRANSACTION_CHANGED)
-    ]
-    only_changes = bool(changes) and len(changes) == len(claims["events"])
-    if (
-        only_changes
-        and all(isinstance(e, dict) for e in changes)
-        and await changes_nothing(broker, bank_id, claims, changes)
-    ):
-        return "processed" if RESOURCE_UPDATE in claims["events"] else "ignored"
     async with broker.writes(), broker.sessions() as session:
         session.add(ProcessedEvent(jti=str(claims["jti"])[:100], bank_id=bank_id, received_at=now))
         try:

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.domain import consent as rules
 from consent.domain.scopes import Scope
 from consent.receipts.choices import receipts_since
-from consent.service.account_handles import known_handles
 from consent.service.broker import Broker
-from consent.service.errors import BrokerError
 from consent.service.linking import to_domain
 from consent.service.reads import handle_for
-from consent.store.tables import ConsentRow, ReceiptChoice, ReceiptWork
+from consent.store.tables import ConsentRow, ReceiptWork
 
 RID = "http://openbanking.org.uk/rid"
 RTY = "http://openbanking.org.uk/rty"
@@ -38,38 +36,6 @@ def bank_consent_of(claims: dict[str, Any]) -> str | None:
     if not isinstance(sub, str) or "/account-access-consents/" not in sub:
         return None
     return sub.rsplit("/", 1)[-1][:128] or None
-
-
-async def changes_nothing(
-    broker: Broker, bank_id: str, claims: dict[str, Any], events: list[dict[str, Any]]
-) -> bool:
-    """True when these "the account's transactions changed" events would change nothing here:
-    no account of their consent has receipts on, and every account they name already has its
-    handle. The bank sends one for every card payment, so the broker then writes nothing for
-    them (not even the de-duplication record: doing nothing twice is still nothing)."""
-    bank_consent_id = bank_consent_of(claims)
-    if bank_consent_id is None:
-        return True
-    async with broker.sessions() as session:
-        query = select(ConsentRow).where(
-            ConsentRow.bank_id == bank_id, ConsentRow.bank_consent_id == bank_consent_id
-        )
-        row = (await session.exec(query)).first()
-        if row is None:
-            return True
-        wanted = select(ReceiptChoice.consent_id).where(
-            ReceiptChoice.consent_id == row.consent_id, col(ReceiptChoice.enabled).is_(True)
-        )
-        if (await session.exec(wanted.limit(1))).first() is not None:
-            return False
-        accounts = [a for a in map(account_of, events) if a is not None]
-        if not accounts:
-            return True
-        try:
-            known = await known_handles(broker, session, row)
-        except BrokerError:  # the consent ended: nothing to do
-            return True
-        return all(a in known for a in accounts)
 
 
 async def account_changed(
