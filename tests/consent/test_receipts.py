@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bank_mock.fraud.publisher import PUBLISHER
 from bank_mock.keys import BANKS
 from consent.domain.minimize import receipt_fields, receipt_view
 from consent.domain.views import RECEIPT_FIELDS, TRANSACTION_FIELDS
@@ -507,37 +506,3 @@ async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
         await other.close()
         await stop(env)
 
-
-async def test_payments_on_accounts_without_receipts_cost_the_broker_no_write(env: Env) -> None:
-    """The bank sends a resource-update for every card payment. For a consent with no receipts
-    on, once the account has its handle, the broker writes nothing for it (it used to commit a
-    de-duplication row per event, doubling the writes of a busy bank's event stream)."""
-    publisher = env.bank_app[PUBLISHER]
-    subject, _ = await _link(env, receipts=False)
-    await _pay(env, merchant="Tesco", amount="1.00")  # the first one gives the account a handle
-    async with asyncio.timeout(10):
-        await publisher.drain()
-    before = _rows(env, "SELECT count(*) FROM processed_event")[0][0]
-    handles = _rows(env, "SELECT count(*) FROM account_handle")[0][0]
-    for amount in ("2.00", "3.00", "4.00"):
-        await _pay(env, merchant="Boots", amount=amount)
-    async with asyncio.timeout(10):
-        await publisher.drain()
-    assert _rows(env, "SELECT count(*) FROM processed_event")[0][0] == before
-    assert _rows(env, "SELECT count(*) FROM account_handle")[0][0] == handles
-    # with receipts on, the events are remembered and acted on again
-    env.clock.now += timedelta(minutes=1)  # payments before turning receipts on get none
-    got = await env.broker.get(f"/v1/subjects/{subject}/receipts", headers=env.auth())
-    for account in (await got.json())["accounts"]:
-        resp = await env.broker.put(
-            f"/v1/subjects/{subject}/accounts/{account['account_handle']}/receipts",
-            json={"enabled": True},
-            headers=env.auth(),
-        )
-        assert resp.status == 200
-    await _pay(env, merchant="Boots", amount="5.00")
-    async with asyncio.timeout(10):
-        await publisher.drain()
-    assert _rows(env, "SELECT count(*) FROM processed_event")[0][0] > before
-    message = (await _outbox_receipts(env, 1))[0]
-    assert [v["merchant"] for v in message["receipts"]] == ["Boots"]
