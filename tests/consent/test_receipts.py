@@ -505,4 +505,3 @@ async def test_two_broker_processes_on_postgresql_share_the_receipt_work(
     finally:
         await other.close()
         await stop(env)
-
