@@ -45,11 +45,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import SecretStr
 
 from bench import hops
 from bench.bank_transactions import _free_port, _wait_up
-from bench.services import ADMIN, link, serve_bank
+from bench.services import link, platform_bot, serve_bank
 
 TOKEN = "4242:alert-latency"
 BOT_RATE = 1000.0  # paid broadcasts: Telegram's ceiling for one bot token
@@ -69,7 +68,6 @@ percentile = hops.percentile
 
 async def main(rate: float, seconds: float, users: int) -> int:
     from bot.runtime import BotRuntime
-    from bot.settings import BotSettings
     from bot.store import repo
     from bot.store.db import make_engine, session_factory
     from bot.store.tables import ChatUser
@@ -120,26 +118,16 @@ async def main(rate: float, seconds: float, users: int) -> int:
         await _wait_up(f"{bank}/banks")
         await _wait_up(f"{broker}/openapi.json")
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"{broker}/admin/v1/platform-clients",
-                json={"name": "bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            ) as resp:
-                client = await resp.json()
-            auth = {"Authorization": f"Bearer {client['credential']}", "X-Purpose": "chat-service"}
-            settings = BotSettings(
-                token=TOKEN,
-                api_base_url=f"http://127.0.0.1:{chat_port}/bot",
-                broker_url=broker,
-                broker_credential=SecretStr(client["credential"]),
-                broker_webhook_secret=SecretStr(client["webhook_secret"]),
+            auth, runtime = await platform_bot(
+                http,
+                broker,
+                chat_port=chat_port,
+                bot_port=bot_port,
                 database_url=f"sqlite+aiosqlite:///{folder / 'bot.db'}",
-                port=bot_port,
+                token=TOKEN,
                 max_messages_per_s=BOT_RATE,
             )
-            runtime = BotRuntime(settings)
-            await runtime.start()
-            engine = make_engine(settings.database_url)
+            engine = make_engine(runtime.settings.database_url)
             sessions = session_factory(engine)
             accounts: list[str] = []
             async with http.get(f"{bank}/sandbox/banks/northwind/customers") as resp:

@@ -35,11 +35,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import SecretStr
 
 from bench.bank_transactions import _free_port, _wait_up
 from bench.hops import percentile
-from bench.services import ADMIN, link, serve_bank, serve_broker
+from bench.services import link, platform_bot, serve_bank, serve_broker
 
 TOKEN = "4242:receipt-latency"
 SHOP = "Bench Shop "
@@ -48,7 +47,6 @@ KEYS = re.compile(re.escape(SHOP) + r"(\d{6})")
 
 async def main(rate: float, seconds: float, users: int, bundle: float) -> int:
     from bot.runtime import BotRuntime
-    from bot.settings import BotSettings
     from bot.store import repo
     from bot.store.db import make_engine, session_factory
     from bot.store.tables import ChatUser
@@ -114,26 +112,16 @@ async def main(rate: float, seconds: float, users: int, bundle: float) -> int:
         await _wait_up(f"{bank}/banks")
         await _wait_up(f"{broker}/openapi.json")
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"{broker}/admin/v1/platform-clients",
-                json={"name": "bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
-                headers={"Authorization": f"Bearer {ADMIN}"},
-            ) as resp:
-                client = await resp.json()
-            auth = {"Authorization": f"Bearer {client['credential']}", "X-Purpose": "chat-service"}
-            settings = BotSettings(
-                token=TOKEN,
-                api_base_url=f"http://127.0.0.1:{chat_port}/bot",
-                broker_url=broker,
-                broker_credential=SecretStr(client["credential"]),
-                broker_webhook_secret=SecretStr(client["webhook_secret"]),
+            auth, runtime = await platform_bot(
+                http,
+                broker,
+                chat_port=chat_port,
+                bot_port=bot_port,
                 database_url=f"sqlite+aiosqlite:///{folder / 'bot.db'}",
-                port=bot_port,
+                token=TOKEN,
                 max_messages_per_s=1000,
             )
-            runtime = BotRuntime(settings)
-            await runtime.start()
-            engine = make_engine(settings.database_url)
+            engine = make_engine(runtime.settings.database_url)
             sessions = session_factory(engine)
             accounts: list[str] = []
             async with http.get(f"{bank}/sandbox/banks/northwind/customers") as resp:

@@ -9,7 +9,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import SecretStr
 from yarl import URL
+
+from bot.runtime import BotRuntime
+from bot.settings import BotSettings
 
 ADMIN = "bench-admin"
 
@@ -88,3 +92,37 @@ async def link(
         f"{broker}/callback/northwind", params={"state": url.query["state"], "code": code}
     ) as resp:
         assert resp.status == 200, await resp.text()
+
+
+async def platform_bot(
+    http: aiohttp.ClientSession,
+    broker: str,
+    *,
+    chat_port: int,
+    bot_port: int,
+    database_url: str,
+    token: str,
+    max_messages_per_s: float,
+) -> tuple[dict[str, str], BotRuntime]:
+    """Register the bot as the broker's platform client (webhook at ``bot_port``) and start it
+    against localchat at ``chat_port``; returns the client's request headers and the bot."""
+    async with http.post(
+        f"{broker}/admin/v1/platform-clients",
+        json={"name": "bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    ) as resp:
+        client = await resp.json()
+    auth = {"Authorization": f"Bearer {client['credential']}", "X-Purpose": "chat-service"}
+    settings = BotSettings(
+        token=token,
+        api_base_url=f"http://127.0.0.1:{chat_port}/bot",
+        broker_url=broker,
+        broker_credential=SecretStr(client["credential"]),
+        broker_webhook_secret=SecretStr(client["webhook_secret"]),
+        database_url=database_url,
+        port=bot_port,
+        max_messages_per_s=max_messages_per_s,
+    )
+    runtime = BotRuntime(settings)
+    await runtime.start()
+    return auth, runtime
