@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,14 @@ from bank_mock.state import BankState
 
 routes = web.RouteTableDef()
 MAX_AMOUNT = Decimal("1000000")
+# The one grammar of a sandbox amount: 0.01 to 1000000 with at most two places, ASCII digits, no
+# sign, exponent or leading zero. bank_mock/openapi.json states the same pattern for every sandbox
+# amount (a test holds them equal), so a request the file calls valid is never refused for its
+# amount and one it calls invalid is never accepted.
+AMOUNT_PATTERN = (
+    r"^(?:[1-9][0-9]{0,5}(?:\.[0-9]{1,2})?|1000000(?:\.00?)?|0\.(?:0[1-9]|[1-9][0-9]?))$"
+)
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 MAX_BATCH = 500
 
 
@@ -34,16 +43,21 @@ class Injection(BaseModel):
 
 
 def parse_amount(raw: str) -> int:
-    """A positive decimal string with at most two places → minor units; 400 otherwise."""
-    try:
-        value = Decimal(raw)
-    except InvalidOperation as e:
-        raise BankError(400, "amount must be a decimal string like 123.45", path="amount") from e
-    if not value.is_finite() or value <= 0 or value > MAX_AMOUNT:
-        raise BankError(400, "amount must be between 0.01 and 1000000", path="amount")
-    exponent = value.as_tuple().exponent
-    if not isinstance(exponent, int) or exponent < -2:
-        raise BankError(400, "amount has more than two decimal places", path="amount")
+    """An amount in :data:`AMOUNT_PATTERN` → minor units; 400 saying what is wrong otherwise."""
+    if _AMOUNT.fullmatch(raw) is None:
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            value = None
+        if value is not None and value.is_finite():
+            exponent = value.as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -2:
+                raise BankError(400, "amount has more than two decimal places", path="amount")
+            if value <= 0 or value > MAX_AMOUNT:
+                raise BankError(400, "amount must be between 0.01 and 1000000", path="amount")
+        plain = "amount must be a plain decimal string like 123.45 (0.01 to 1000000)"
+        raise BankError(400, plain, path="amount")
+    value = Decimal(raw)
     return int(value * 100)
 
 
