@@ -1,6 +1,12 @@
 """Periods in free text → an inclusive date range: named periods ("last month", "w zeszłym
-miesiącu", "الشهر الماضي"), month names ("in March", "w marcu", "في مارس"), "last 30 days",
-and explicit dates through dateparser ("since 3 March", "od 15.03.2026", "١٥ مارس")."""
+miesiącu", "الشهر الماضي"), month names with or without a year ("in March", "marzec 2025",
+"في مارس ٢٠٢٥"), a year ("in 2025", "w 2025", "في ٢٠٢٥"), "last 30 days", explicit dates
+through dateparser ("since 3 March", "od 15.03.2026", "١٥ مارس") and ranges of them ("from 1 to
+15 March", "2025-03-01 to 2025-03-31", "od 1.03 do 15.03.2026", "من ١ مارس إلى ١٥ مارس").
+
+A period is never in the future: history is in the past, so a range ends today at the latest and
+a date without a year is the most recent one (a range's start is the most recent one before its
+end)."""
 
 from __future__ import annotations
 
@@ -143,6 +149,38 @@ _EXPLICIT = re.compile(
     r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,2}\s+[^\W\d]+(?:\s+\d{4})?)"
 )
 _SINCE = ("since", "from", "after", "od", "منذ", "من")
+_MONTH_NAMES = "|".join(sorted((re.escape(n) for n in _MONTH_OF), key=len, reverse=True))
+_DATE = (
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}(?:[./]\d{2,4})?"
+    rf"|\d{{1,2}}\s+[^\W\d]+(?:\s+\d{{4}})?|(?:{_MONTH_NAMES})\s+\d{{1,2}}(?:\s+\d{{4}})?"
+)
+# "from A to B", "between A and B", "od A do B", "من A الى B", "بين A و B", "A-B"; A may be a
+# bare day ("1 to 15 march") that takes B's month and year
+_RANGE = re.compile(
+    r"(?:\b(?:from|between|od|pomiedzy|miedzy|من|بين|منذ)\s+)?"
+    rf"\b(?P<a>{_DATE}|\d{{1,2}})"
+    r"(?:\s+(?:to|until|till|through|and|do|a|الى|الي|حتى|لغايه|لحد|و)\s+|-)"
+    rf"(?P<b>{_DATE})\b"
+)
+_YEAR_WORDS = (
+    "in",
+    "for",
+    "during",
+    "since",
+    "from",
+    "w",
+    "za",
+    "od",
+    "roku",
+    "rok",
+    "في",
+    "خلال",
+    "عام",
+    "سنه",
+    "منذ",
+    "من",
+)
+_YEAR = re.compile(r"(?:^|\s)(?P<word>" + "|".join(_YEAR_WORDS) + r")\s+(?P<year>(?:19|20)\d{2})\b")
 
 
 def month_range(month: int, today: date) -> tuple[date, date]:
@@ -193,6 +231,57 @@ def _explicit(fragment: str, language: str, today: date) -> date | None:
     return None if day > today else day
 
 
+def _is_date(fragment: str) -> bool:
+    """A fragment a date can be read from: digits with separators, or a day and a month name."""
+    words = fragment.split()
+    if len(words) == 1:
+        return not fragment.isdigit()
+    return words[1] in _MONTH_OF or words[0] in _MONTH_OF
+
+
+def _has_year(fragment: str) -> bool:
+    return re.search(r"\d{4}|[./]\d{1,2}[./]\d{2}", fragment) is not None
+
+
+def _range(text: str, language: str, today: date) -> tuple[date, date, str] | None:
+    """A range of two dates in ``text``: (start, end, the text without it)."""
+    for match in _RANGE.finditer(text):
+        left, right = match.group("a"), match.group("b")
+        if not _is_date(right) or not (left.isdigit() or _is_date(left)):
+            continue
+        end = _explicit(right, language, today)
+        if end is None:
+            continue
+        if left.isdigit():
+            try:
+                start = end.replace(day=int(left))
+            except ValueError:  # "31 to 15 feb"
+                continue
+        else:
+            found = _explicit(left, language, today)
+            if found is None:
+                continue
+            start = found
+            # a start without a year is the most recent one not after the end ("1 Dec to 15 Dec"
+            # asked on 2 December means last December)
+            if not _has_year(left) and start > end:
+                try:
+                    start = start.replace(year=start.year - 1)
+                except ValueError:  # 29 February
+                    start = start.replace(year=start.year - 1, day=28)
+        if start > end:
+            start, end = end, start
+        rest = (text[: match.start()] + " " + text[match.end() :]).split()
+        return start, min(end, today), " ".join(rest)
+    return None
+
+
+def _year(year: int, today: date) -> tuple[date, date] | None:
+    if year > today.year:
+        return None
+    return date(year, 1, 1), min(date(year, 12, 31), today)
+
+
 def find_period(text: str, language: str, today: date) -> tuple[date | None, date | None, str]:
     """(start, end, the text with the period removed) from normalized ``text``."""
     padded = f" {text} "
@@ -213,6 +302,9 @@ def find_period(text: str, language: str, today: date) -> tuple[date | None, dat
         )
         rest = (text[: match.start()] + text[match.end() :]).strip()
         return today - timedelta(days=max(days, 1) - 1), today, rest
+    ranged = _range(text, language, today)
+    if ranged is not None:
+        return ranged
     match = _EXPLICIT.search(text)
     if match:
         fragment = match.group(1)
@@ -234,9 +326,27 @@ def find_period(text: str, language: str, today: date) -> tuple[date | None, dat
             i == 0 or tokens[i - 1] not in ("in", "since", "for", "w", "في", "od")
         ):
             continue
-        start, end = month_range(month, today)
+        after = tokens[i + width] if i + width < len(tokens) else ""
+        if re.fullmatch(r"(?:19|20)\d{2}", after):  # "march 2025", "marzec 2025", "مارس 2025"
+            year = int(after)
+            width += 1
+            if (year, month) > (today.year, today.month):
+                continue  # a month to come holds no history
+            last = calendar.monthrange(year, month)[1]
+            start, end = date(year, month, 1), min(date(year, month, last), today)
+        else:
+            start, end = month_range(month, today)
         since = i > 0 and tokens[i - 1] in _SINCE
         if since:
             end = today
         return start, end, " ".join(tokens[: i - 1 if since else i] + tokens[i + width :])
+    match = _YEAR.search(text)
+    if match:
+        whole = _year(int(match.group("year")), today)
+        if whole is not None:
+            start, end = whole
+            if match.group("word") in _SINCE:
+                end = today
+            left = (text[: match.start()] + " " + text[match.end() :]).split()
+            return start, end, " ".join(left)
     return None, None, text
