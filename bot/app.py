@@ -50,6 +50,7 @@ COMMANDS = (
     "consents",
     "privacy",
     "language",
+    "timezone",
     "help",
     "cancel",
 )
@@ -68,6 +69,7 @@ def command_descriptions(language: str) -> list[BotCommand]:
         "consents": t._("what you shared, and revoke it"),
         "privacy": t._("what I hold, the access log, export or delete"),
         "language": t._("change language"),
+        "timezone": t._("your time zone, for the times I show"),
         "help": t._("what I can do"),
         "cancel": t._("stop what we are doing"),
     }
@@ -133,6 +135,7 @@ def build_application(services: Services) -> ChatApp:
         ("start", basics.start),
         ("help", basics.help_command),
         ("language", basics.language),
+        ("timezone", basics.timezone),
         ("balance", reading.balance),
         ("transactions", reading.transactions),
         ("insights", insights.insights),

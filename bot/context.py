@@ -75,7 +75,7 @@ async def chat_user(update: Update, context: ChatContext) -> ChatUser:
 
 async def texts(update: Update, context: ChatContext) -> Tr:
     row = await chat_user(update, context)
-    return tr(row.language or "en")
+    return tr(row.language or "en", row.time_zone)
 
 
 async def subject_of(update: Update, context: ChatContext, *, create: bool) -> str | None:

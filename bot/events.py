@@ -193,7 +193,7 @@ class BrokerEvents:
         user = await repo.user_by_subject(self.services.sessions, str(message.get("subject_id")))
         if user is None or not isinstance(data, dict):
             return "no_such_user", None
-        t = tr(user.language or "en")
+        t = tr(user.language or "en", user.time_zone)
         alert_id = None
         if kind == "support_typing":
             await self.bot.send_chat_action(user.chat_id, ChatAction.TYPING)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import gettext
 import html
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_currency, format_decimal
@@ -51,13 +52,26 @@ def _catalog(language: str) -> gettext.NullTranslations:
     return compiled_catalog(CATALOGS / language / "LC_MESSAGES" / "bot.po", language)
 
 
-class Tr:
-    """One language's texts and formats. ``_`` and ``n_`` are the gettext keywords."""
+def zone_of(name: str | None) -> tzinfo:
+    """An IANA time zone by name; UTC for None or a name this machine does not know."""
+    if not name or name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
-    def __init__(self, language: str) -> None:
+
+class Tr:
+    """One language's texts and formats in one time zone (the user's, ``/timezone``; UTC until
+    they say). ``_`` and ``n_`` are the gettext keywords."""
+
+    def __init__(self, language: str, zone: str | None = None) -> None:
         self.language = language if language in LANGUAGES else "en"
         self.locale = LOCALES[self.language]
         self.rtl = self.language in RTL
+        self.zone = zone_of(zone)
+        self.zone_name = zone if self.zone is not UTC and zone else "UTC"
         self._t = _catalog(self.language)
 
     def _(self, message: str, **values: Any) -> str:
@@ -100,11 +114,23 @@ class Tr:
     def moment(self, value: datetime) -> str:
         """A date and time. In Arabic, two isolates: the date left-to-right, the time ("5:32 ص")
         first-strong, so its digits stay in order and the ص/م reads where Arabic puts it."""
+        value = self.local(value)
         if not self.rtl:
-            return format_datetime(value, "short", locale=self.locale)
+            return format_datetime(value, "short", tzinfo=self.zone, locale=self.locale)
         day = format_date(value, "short", locale=self.locale)
-        time = BIDI_CONTROLS.sub("", format_time(value, "short", locale=self.locale))
+        time = BIDI_CONTROLS.sub(
+            "", format_time(value, "short", tzinfo=self.zone, locale=self.locale)
+        )
         return f"{self.ltr(day)} {FSI}{time}{PDI}"
+
+    def local(self, value: datetime) -> datetime:
+        """``value`` on the user's clock (a naive value is UTC, as the broker sends)."""
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(self.zone)
+
+    def clock(self, value: datetime) -> str:
+        """The time of day of ``value`` on the user's clock ("14:05", "2:05 م")."""
+        local = self.local(value)
+        return self.ltr(format_time(local, "short", tzinfo=self.zone, locale=self.locale))
 
     def message(self, text: str) -> str:
         """A whole message: Arabic ones open with a right-to-left mark, and their /commands
@@ -114,6 +140,6 @@ class Tr:
         return RLM + _COMMAND.sub(lambda m: f"{LRI}{m.group(0)}{PDI}", text)
 
 
-@lru_cache(maxsize=len(LANGUAGES))
-def tr(language: str) -> Tr:
-    return Tr(language)
+@lru_cache(maxsize=512)
+def tr(language: str, zone: str | None = None) -> Tr:
+    return Tr(language, zone)

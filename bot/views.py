@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
 
-from babel.dates import format_datetime, format_time
+from babel.dates import format_datetime
 from telegram import InlineKeyboardButton as Button
 from telegram import InlineKeyboardMarkup as Keyboard
 
@@ -80,10 +80,49 @@ def help_text(tr: Tr) -> str:
         "/consents — " + tr._("what you shared, and revoke it"),
         "/privacy — " + tr._("what I hold, the access log, export or delete"),
         "/language — " + tr._("change language"),
+        "/timezone — "
+        + tr._("show times on your clock, e.g. %(example)s", example=tr.ltr("/timezone Warsaw")),
         "/cancel — " + tr._("stop what we are doing"),
         "",
         tr._("You can also write, e.g. “what did I spend at Tesco last month?”"),
     ]
+    return tr.message("\n".join(lines))
+
+
+TIME_ZONE_EXAMPLES = ("/timezone Europe/Warsaw", "/timezone Riyadh")
+
+
+def time_zone(tr: Tr, now: datetime, *, changed: bool = False) -> str:
+    """Which time zone the times I show are in, and how to change it."""
+    zone, clock = tr.ltr(tr.esc(tr.zone_name)), tr.clock(now)
+    if changed:
+        return tr.message(
+            "🕘 "
+            + tr._("Times are now shown in %(zone)s (it is %(time)s there).", zone=zone, time=clock)
+        )
+    lines = [
+        "🕘 " + tr._("Times are shown in %(zone)s (it is %(time)s there).", zone=zone, time=clock),
+        tr._(
+            "To change it, send a time zone or your city, e.g. %(first)s or %(second)s.",
+            first=tr.ltr(TIME_ZONE_EXAMPLES[0]),
+            second=tr.ltr(TIME_ZONE_EXAMPLES[1]),
+        ),
+    ]
+    return tr.message("\n".join(lines))
+
+
+def unknown_time_zone(tr: Tr, wanted: str, close: Sequence[str]) -> str:
+    lines = [tr._("I don't know the time zone “%(text)s”.", text=tr.esc(wanted))]
+    if close:
+        names = ", ".join(tr.ltr(f"/timezone {z}") for z in close)
+        lines.append(tr._("Did you mean %(zones)s?", zones=names))
+    lines.append(
+        tr._(
+            "To change it, send a time zone or your city, e.g. %(first)s or %(second)s.",
+            first=tr.ltr(TIME_ZONE_EXAMPLES[0]),
+            second=tr.ltr(TIME_ZONE_EXAMPLES[1]),
+        )
+    )
     return tr.message("\n".join(lines))
 
 
@@ -235,12 +274,12 @@ def balances(
 
 
 def as_of(tr: Tr, read_at: datetime, now: datetime | None = None) -> str:
-    """When a balance was read, in the user's locale: the time today, else date and time."""
-    when = read_at if read_at.tzinfo else read_at.replace(tzinfo=UTC)
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    if when.astimezone(UTC).date() == today:
-        return tr.ltr(format_time(when, "short", tzinfo=UTC, locale=tr.locale))
-    return tr.ltr(format_datetime(when, "short", tzinfo=UTC, locale=tr.locale))
+    """When a balance was read, in the user's locale and time zone: the time today, else date
+    and time."""
+    when = tr.local(read_at)
+    if when.date() == tr.local(now or datetime.now(UTC)).date():
+        return tr.clock(when)
+    return tr.ltr(format_datetime(when, "short", tzinfo=tr.zone, locale=tr.locale))
 
 
 def _not_answering(tr: Tr, gone: Unavailable) -> str:
@@ -530,7 +569,7 @@ def alert(
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is not None:
-            lines.append(tr._("When: %(time)s", time=tr.moment(moment.astimezone(UTC))))
+            lines.append(tr._("When: %(time)s", time=tr.moment(moment)))
     if view.get("card_last4"):
         lines.append(tr._("Card ending %(last4)s", last4=tr.ltr(str(view["card_last4"]))))
     status = alert_status(tr, answer, card_status)
@@ -713,7 +752,7 @@ def action_name(tr: Tr, action: str) -> str:
 def access_log(tr: Tr, log: AccessLog, limit: int = 10) -> str:
     lines = [tr._("<b>Access log</b> (newest first)")]
     for e in sorted(log.entries, key=lambda e: e.seq, reverse=True)[:limit]:
-        when = tr.moment(datetime.fromisoformat(e.at).astimezone(UTC))
+        when = tr.moment(datetime.fromisoformat(e.at))
         mark = "✅" if e.outcome == "allowed" else "⛔"
         lines.append(f"{mark} {when} · {action_name(tr, e.action)}")
     lines.append("")

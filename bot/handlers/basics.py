@@ -1,4 +1,4 @@
-"""/start, /help, /language and /cancel."""
+"""/start, /help, /language, /timezone and /cancel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bot.context import ChatContext, chat_user, texts
 from bot.handlers.common import answer_button, say
 from bot.i18n import LANGUAGES, tr
 from bot.store import repo
+from bot.zones import find_zone, suggest
 
 
 async def start(update: Update, context: ChatContext) -> None:
@@ -40,6 +41,24 @@ async def choose_language(update: Update, context: ChatContext) -> None:
     await repo.save_user(context.services.sessions, row)
     t = tr(code)
     await say(update, t.message(t._("I will speak English with you now.")))
+
+
+async def timezone(update: Update, context: ChatContext) -> None:
+    """/timezone [zone or city]: the time zone of every time I show (UTC until set)."""
+    t = await texts(update, context)
+    wanted = " ".join(context.args or []).strip()[:80]
+    now = context.services.clock()
+    if not wanted:
+        await say(update, views.time_zone(t, now), edit=False)
+        return
+    zone = find_zone(wanted)
+    if zone is None:
+        await say(update, views.unknown_time_zone(t, wanted, suggest(wanted)), edit=False)
+        return
+    row = await chat_user(update, context)
+    row.time_zone = None if zone == "UTC" else zone
+    await repo.save_user(context.services.sessions, row)
+    await say(update, views.time_zone(tr(t.language, row.time_zone), now, changed=True), edit=False)
 
 
 async def cancel(update: Update, context: ChatContext) -> int:

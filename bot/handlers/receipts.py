@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from telegram import Bot, Update
@@ -49,7 +49,7 @@ def _time(tr: Tr, view: Mapping[str, object]) -> str | None:
         moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return tr.moment(moment.astimezone(UTC)) if moment.tzinfo else None
+    return tr.moment(moment) if moment.tzinfo else None
 
 
 def _line(tr: Tr, view: Mapping[str, object]) -> str:
@@ -243,7 +243,7 @@ async def quiet(update: Update, context: ChatContext) -> None:
             await say(update, t.message(usage), edit=False)
             return
         start, end = (v.zfill(5) for v in match.group(1, 2))
-        hours = (start, end, match.group(3) or "UTC")
+        hours = (start, end, match.group(3) or t.zone_name)
     try:
         set_to = await context.services.broker.set_quiet_hours(subject, hours)
     except BrokerError as e:

@@ -16,6 +16,7 @@ class ChatUser(SQLModel, table=True):
     chat_id: int = Field(sa_type=BigInteger)
     subject_id: str | None = Field(default=None, max_length=64, index=True, unique=True)
     language: str | None = Field(default=None, max_length=5)  # chosen with /language
+    time_zone: str | None = Field(default=None, max_length=64)  # IANA name, set with /timezone
 
 
 class ConversationState(SQLModel, table=True):

@@ -42,7 +42,7 @@ def test_plain_urls_get_async_drivers() -> None:
     assert async_url("sqlite+aiosqlite:///x.db") == "sqlite+aiosqlite:///x.db"
 
 
-async def test_the_schema_holds_only_handles_language_state_and_ids(sessions: Sessions) -> None:
+async def test_the_schema_holds_only_handles_language_zone_state_and_ids(sessions: Sessions) -> None:
     async with sessions() as session:
         connection = await session.connection()
         columns = await connection.run_sync(
@@ -53,7 +53,8 @@ async def test_the_schema_holds_only_handles_language_state_and_ids(sessions: Se
             }
         )
     assert columns == {
-        "chat_users": ["chat_id", "language", "subject_id", "telegram_user_id"],
+        # the time zone the user chose (/timezone): a preference, like the language
+        "chat_users": ["chat_id", "language", "subject_id", "telegram_user_id", "time_zone"],
         "conversation_states": ["key", "name", "state"],
         "receipt_messages": ["chat_id", "key", "message_id", "shown_at"],  # ids, for edits
         "seen_deliveries": ["id", "seen_at"],
