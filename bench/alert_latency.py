@@ -46,7 +46,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench import hops
+from bench import dbtrace, hops
 from bench.bank_transactions import _free_port, _wait_up
 from bench.services import link, platform_bot, serve_bank
 
@@ -228,6 +228,8 @@ async def main(rate: float, seconds: float, users: int) -> int:
     )
     print("per hop (each process's own clock notes; see bench.hops):")
     print("\n".join(hops.report({k: notes[k] for k in sent if k in notes})))
+    print("broker database calls and write-gate transactions by activity (bench.dbtrace):")
+    print("\n".join(dbtrace.report(trace.with_suffix(".db.tsv"))))
     print(f"lost: {lost} (target 0) · p99 target < 250 ms")
     ok = lost == 0 and bool(latencies) and percentile(latencies, 99) < 250
     return 0 if ok else 1
