@@ -5,20 +5,26 @@ Measured (``python -m bench.alert_latency``, ``bench.dbtrace``): through SQLAlch
 driver one fraud alert made 26 hand-offs between the event loop and the connection's thread, a
 resource-update 9, all of them while holding the process's write gate; at 50 payments a second
 (an alert and a resource-update each) the gate was held 87% of the time and the queue for it was
-the alert path's tail (gate wait p99 0.58 s). Here one writer task takes every event waiting,
-and one call on its own connection and thread does them all in one transaction
-(``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so what is read is
-current), like the access log's writer (:class:`consent.store.audit_writer.SqliteAppender`).
-Each event's answer waits for that commit: the bank hears 2xx only for what is stored.
+the alert path's tail (gate wait p99 0.58 s). Here one writer task takes every event waiting
+and does them all in one transaction (``BEGIN IMMEDIATE``: the write lock is taken before
+anything is read, so what is read is current) on a plain ``sqlite3`` connection of its own, run
+on the event loop's thread (statements of microseconds, as :class:`consent.store.fastread.
+SqliteReader` reads): no hand-off at all. (On a thread of its own, as the access log's writer
+does, and through the ORM, it measured worse: the thread's Python work and the loop's took turns
+on the GIL.) Another connection holding the write lock is waited for with ``asyncio.sleep``
+between tries, never in SQLite's busy handler on the loop. Each event's answer waits for that
+commit: the bank hears 2xx only for what is stored.
 
-Same outcome as :func:`consent.events.ingest.ingest`, event by event and in arrival order
-(a replay within one batch is a duplicate). An event this writer does not handle alone is handed
-back, with nothing written for it, to the caller, which ingests it the usual way: other event
-kinds; an account whose handle is not in memory yet (it may have to be created); an alert whose
-subject's audit lock another transaction holds, or whose subject this writer has not met yet (it
-takes each subject's in-process lock on the event loop before the batch, as the access log's
-writer does, so a chain is never extended under another transaction's feet); and every event of
-a batch whose transaction failed."""
+Same outcome as :func:`consent.events.ingest.ingest`, event by event (a replay within one batch
+is a duplicate). Nothing is written for an event that is put off or handed back. Put off to the
+next batch (first in it): an alert whose subject this writer had not met yet (it takes each
+subject's in-process audit lock on the event loop before the batch, as the access log's writer
+does, so a chain is never extended under another transaction's feet), and an event whose
+consent's account handles were not in memory (loaded before that next batch, outside the write
+gate; an account seen for the first time gets its handle there as a read would give it one).
+Handed back to the caller, which ingests it the usual way: other event kinds; an event put off
+twice already (a subject's lock another transaction held, a consent that ended); every event
+of a batch whose transaction failed."""
 
 from __future__ import annotations
 
@@ -44,7 +50,9 @@ from consent.events.ingest import (
 )
 from consent.receipts.choices import chosen_since
 from consent.receipts.marks import account_of, bank_consent_of
+from consent.service.account_handles import handles_for, known_handles
 from consent.service.broker import Broker
+from consent.service.errors import BrokerError
 from consent.service.linking import to_domain
 from consent.store.audit_writer import PendingEntry, sqlite_append, sqlite_time
 from consent.store.fastread import utc
@@ -63,6 +71,7 @@ log = logging.getLogger(__name__)
 
 KINDS = frozenset({FRAUD_ALERT, RESOURCE_UPDATE, TRANSACTION_CHANGED})
 MAX_BATCH = 64  # events in one transaction
+MAX_TRIES = 2  # batches an event may be put off for (its subject's lock, its consent's handles)
 # while another connection holds SQLite's write lock, the batch waits this long between tries
 # (about 4 s in all, then its events are handed back and wait in the busy handler as before)
 LOCK_RETRY_S = (0.001, 0.002, 0.005, *(0.01,) * 9, *(0.05,) * 10, *(0.1,) * 32)
@@ -73,17 +82,23 @@ class _Item:
     bank_id: str
     claims: dict[str, Any]
     done: asyncio.Future[str | None]
+    tries: int = 0  # batches that put it off
 
 
 @dataclass
 class _Done:
-    outcome: str | None  # None: handed back, nothing written
+    outcome: str | None  # None: not done, nothing written
     receipts: bool = False  # receipt work was marked: wake the receipt worker
+    # not done for now: its subject was not locked (it is known now), or the handles of this
+    # consent were not in memory (to load, then try again; handed back if the account has none)
+    again: bool = False
+    handles_of: ConsentRow | None = None
+    account: str = ""
 
 
 @dataclass
 class SqliteEventWriter:
-    """One writer task and one connection on its own thread (see the module's docstring)."""
+    """One writer task and one connection (see the module's docstring)."""
 
     broker: Broker
     path: str
@@ -154,9 +169,39 @@ class SqliteEventWriter:
             done = [_Done(None) for _ in batch]
         if any(d.receipts for d in done):
             self.broker.receipt_wake.set()
-        for item, d in zip(batch, done, strict=True):
-            if not item.done.done():
+        later: list[_Item] = []
+        again = [item.tries < MAX_TRIES and d.again for item, d in zip(batch, done, strict=True)]
+        ready = await asyncio.gather(
+            *(self._ready(d) for d, a in zip(done, again, strict=True) if a)
+        )
+        ready_of = iter(ready)
+        for item, d, a in zip(batch, done, again, strict=True):
+            if a and next(ready_of):
+                item.tries += 1
+                later.append(item)  # in the next batch, first
+            elif not item.done.done():
                 item.done.set_result(d.outcome)
+        if later:
+            self._queue[:0] = later
+            self._wake.set()
+
+    async def _ready(self, done: _Done) -> bool:
+        """Whether an event put off can go in the next batch: its consent's handles are in
+        memory now, its account's among them. An account seen for the first time gets its
+        handle here as a read gives it one (:func:`handles_for`: under the subject's read
+        lock, committed on its own, outside the write gate); False: the consent has ended."""
+        row = done.handles_of
+        if row is None:
+            return True
+        broker = self.broker
+        try:
+            async with broker.read_lock(row.subject_id):
+                await handles_for(broker, row, [done.account])
+                async with broker.sessions() as session:
+                    known = await known_handles(broker, session, row)
+        except BrokerError:
+            return False
+        return done.account in known
 
     async def _lock_subjects(self, batch: list[_Item]) -> dict[str, asyncio.Lock]:
         """The audit locks of the batch's alerts' subjects that are free now (a held one is not
@@ -251,9 +296,15 @@ class SqliteEventWriter:
                 where = "consent_id = ? AND alert_id = ?"
                 if not alert_id or rows.exists(AlertRow, where, row.consent_id, alert_id):
                     continue
-                handle = self._handle(row, str(ev.get("account_id", "")))
+                account = str(ev.get("account_id", ""))
+                handle = self._handle(row, account)
                 if handle is None or row.subject_id not in held:
-                    return _Done(None)
+                    return _Done(
+                        None,
+                        again=True,
+                        handles_of=None if handle is not None else row,
+                        account=account,
+                    )
                 alerts.append((ev, row, alert_id, handle))
                 outcome = "processed"
             else:
@@ -268,7 +319,7 @@ class SqliteEventWriter:
                     ):
                         handle = self._handle(row, account_id)
                         if handle is None:
-                            return _Done(None)
+                            return _Done(None, again=True, handles_of=row, account=account_id)
                         choices = rows.all(ReceiptChoice, "consent_id = ?", row.consent_id)
                         if chosen_since(choices, handle) is not None:
                             works.append((row, handle))
