@@ -81,6 +81,7 @@ async def main(rate: float, seconds: float, users: int) -> int:
 
     ctx = mp.get_context("spawn")
     folder = Path(tempfile.mkdtemp(prefix="chatbank-alerts-"))
+    dbtrace.install_bot(folder / "bot.db.tsv")
     trace = folder / "broker-trace.tsv"
     bank_port, broker_port, chat_port, bot_port = (_free_port() for _ in range(4))
     ring = f"1:{base64.b64encode(generate_kek()).decode()}"
@@ -228,8 +229,17 @@ async def main(rate: float, seconds: float, users: int) -> int:
     )
     print("per hop (each process's own clock notes; see bench.hops):")
     print("\n".join(hops.report({k: notes[k] for k in sent if k in notes})))
+    slow = [int(k) / rate for k in sent if (notes[k].get("sent", 1e18) - notes[k]["booked"]) > 0.25]
+    print(
+        "alerts over 250 ms by when they were booked (5 s windows): "
+        + " · ".join(
+            f"{w * 5}-{w * 5 + 5} s: {sum(1 for t in slow if int(t // 5) == w)}"
+            for w in range(int(seconds // 5) + 1)
+        )
+    )
     print("broker database calls and write-gate transactions by activity (bench.dbtrace):")
     print("\n".join(dbtrace.report(trace.with_suffix(".db.tsv"))))
+    print("\n".join(dbtrace.report(folder / "bot.db.tsv")))
     print(f"lost: {lost} (target 0) · p99 target < 250 ms")
     ok = lost == 0 and bool(latencies) and percentile(latencies, 99) < 250
     return 0 if ok else 1

@@ -48,18 +48,55 @@ def activity(name: str) -> Any:
 
 
 def install(path: Path) -> None:
-    """Note every aiosqlite call and every write-gate transaction of this process in ``path``."""
-    import asyncio
-    from functools import partial
-
-    import aiosqlite.core as core
-
+    """Note every aiosqlite call and every write-gate transaction of this (broker) process in
+    ``path``."""
     from consent.store.writes import WriteGate
 
+    line = _writer(path)
+    _trace_calls(line)
+    _trace_gate(WriteGate, line)
+
+    from consent.outbox.relay import Relay
+    from consent.receipts.worker import ReceiptWorker
+    from consent.service.broker import Broker
+
+    _tagged(Broker, "credentials", "events: credentials")
+    _tagged(Relay, "_claim", "relay claim")
+    _tagged(Relay, "_record", "relay record")
+    _tagged(ReceiptWorker, "_due", "receipt worker")
+    _tagged(ReceiptWorker, "_account", "receipt worker")
+
+
+def install_bot(path: Path) -> None:
+    """The same for the bot in this process: its webhook's database calls and write gate."""
+    from bot.events import BrokerEvents
+    from bot.store.writes import WriteGate
+
+    line = _writer(path)
+    _trace_calls(line)
+    _trace_gate(WriteGate, line)
+    _tagged(BrokerEvents, "handle", "bot webhook")
+
+
+Line = Callable[[str, str, float], None]
+
+
+def _writer(path: Path) -> Line:
     out = path.open("a", buffering=1 << 16)
 
     def line(name: str, phase: str, ms: float) -> None:
         out.write(f"{name}\t{phase}\t{ms:.3f}\n")
+        if phase == "gate_calls":
+            out.flush()
+
+    return line
+
+
+def _trace_calls(line: Line) -> None:
+    import asyncio
+    from functools import partial
+
+    import aiosqlite.core as core
 
     async def _execute(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
@@ -90,10 +127,13 @@ def install(path: Path) -> None:
                 calls[0] += 1
 
     core.Connection._execute = _execute  # type: ignore[method-assign]
-    gate = WriteGate.__call__
+
+
+def _trace_gate(gate_class: Any, line: Line) -> None:
+    gate = gate_class.__call__
 
     @contextlib.asynccontextmanager
-    async def traced_gate(self: WriteGate) -> AsyncIterator[None]:
+    async def traced_gate(self: Any) -> AsyncIterator[None]:
         name = ACTIVITY.get()
         asked = time.perf_counter()
         async with gate(self):
@@ -108,27 +148,17 @@ def install(path: Path) -> None:
                 line(name, "gate_hold", (time.perf_counter() - got) * 1000)
                 line(name, "gate_calls", float(calls[0] if calls else 0))
 
-    WriteGate.__call__ = traced_gate  # type: ignore[method-assign]
+    gate_class.__call__ = traced_gate
 
-    from consent.outbox.relay import Relay
-    from consent.receipts.worker import ReceiptWorker
 
-    def tagged(cls: Any, method: str, name: str) -> None:
-        original = getattr(cls, method)
+def _tagged(cls: Any, method: str, name: str) -> None:
+    original = getattr(cls, method)
 
-        async def wrapper(*a: Any, **kw: Any) -> Any:
-            with activity(name):
-                return await original(*a, **kw)
+    async def wrapper(*a: Any, **kw: Any) -> Any:
+        with activity(name):
+            return await original(*a, **kw)
 
-        setattr(cls, method, wrapper)
-
-    from consent.service.broker import Broker
-
-    tagged(Broker, "credentials", "events: credentials")
-    tagged(Relay, "_claim", "relay claim")
-    tagged(Relay, "_record", "relay record")
-    tagged(ReceiptWorker, "_due", "receipt worker")
-    tagged(ReceiptWorker, "_account", "receipt worker")
+    setattr(cls, method, wrapper)
 
 
 def report(path: Path) -> list[str]:
