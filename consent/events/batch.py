@@ -153,7 +153,13 @@ class SqliteEventWriter:
             while self._queue:
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[:MAX_BATCH]
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except BaseException:  # stopped mid-batch: its callers ingest their events
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_result(None)
+                    raise
 
     async def _write(self, batch: list[_Item]) -> None:
         try:

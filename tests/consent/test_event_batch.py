@@ -99,3 +99,15 @@ async def test_a_replay_in_the_same_batch_is_a_duplicate(env: Env) -> None:
         "duplicate",
         "ignored",
     ]
+
+
+async def test_events_waiting_when_the_writer_stops_are_handed_back(env: Env) -> None:
+    broker = env.broker.app[BROKER]
+    writer = broker.event_writer
+    assert isinstance(writer, SqliteEventWriter)
+    claims = {"jti": "j-stop", "events": {FRAUD_ALERT: {"alert_id": "fa-stop"}}}
+    async with broker.writes():  # the writer cannot take the gate: its batch waits
+        waiting = asyncio.create_task(writer.ingest("northwind", claims))
+        await asyncio.sleep(0.05)
+        await writer.close()
+        assert await asyncio.wait_for(waiting, 5) is None
