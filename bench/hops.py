@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import dbtrace
+
 POINTS = ("booked", "broker_in", "verified", "committed", "relay_post", "bot_show", "sent")
 HOPS = (
     ("booked", "broker_in", "bank event → broker (fraud engine, SET signing, POST)"),
@@ -81,7 +83,8 @@ def install_broker_trace(note: Note) -> None:
         return claims
 
     async def traced_ingest(broker: Any, bank_id: str, claims: dict[str, Any]) -> str:
-        outcome: str = await ingest(broker, bank_id, claims)
+        with dbtrace.activity(dbtrace.kind_of(claims)):
+            outcome: str = await ingest(broker, bank_id, claims)
         note("committed", merchant(claims), time.time())
         return outcome
 
@@ -151,6 +154,7 @@ def memory_note(notes: Notes) -> Note:
 def serve_traced_broker(trace: str, *args: Any) -> None:
     """:func:`bench.services.serve_broker`, noting each alert's points in ``trace`` (a file)."""
     install_broker_trace(file_note(Path(trace)))
+    dbtrace.install(Path(trace).with_suffix(".db.tsv"))
     from bench.services import serve_broker
 
     serve_broker(*args)

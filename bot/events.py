@@ -35,6 +35,7 @@ from bot.i18n import Tr, tr
 from bot.metrics import ALERTS_SHOWN
 from bot.store import deliveries, repo
 from bot.store.deliveries import Claim
+from bot.store.fastwrite import SqliteDeliveries, sqlite_file
 from bot.store.tables import ChatUser
 from bot.store.writes import WriteGate
 
@@ -77,6 +78,9 @@ class BrokerEvents:
         self.bot = bot
         self.shown = 0  # messages sent to users, for the benchmark and the health page
         self.writes = WriteGate(services.settings.database_url)
+        # on SQLite the nonce, the claim and "sent" skip the async driver (bot.store.fastwrite)
+        path = sqlite_file(services.settings.database_url)
+        self.fast = SqliteDeliveries(path) if path is not None else None
         # deliveries this process is sending now: a retry that arrives meanwhile is "in progress"
         # however long the send takes, and the claim's lease is renewed while it runs, so only
         # a process that died (or stalled longer than the lease) ever loses its claim
@@ -117,24 +121,36 @@ class BrokerEvents:
             return _refuse(413, "too_large")
         try:
             nonce = self._verify(request, body)
-            now = int(self.services.clock().timestamp())
-            async with self.writes():
-                fresh = await repo.first_time(self.services.sessions, f"nonce:{nonce}", now)
-            if not fresh:
-                raise Refused(409, "replayed")
-            message = json.loads(body)
-            delivery = str(message["id"])
         except Refused as e:
             log.warning("refused a broker delivery: %s", e.code)
             return _refuse(e.status, e.code)
+        now = int(self.services.clock().timestamp())
+        try:
+            message = json.loads(body)
+            scoped: str | None = f"{self.services.settings.broker_client_id}:{message['id']}"
         except (ValueError, KeyError, TypeError):
+            message, scoped = None, None
+        # the nonce is recorded first, then (on SQLite in the same transaction) the claim
+        claim: Claim | None = None
+        if self.fast is None:
+            async with self.writes():
+                fresh = await repo.first_time(self.services.sessions, f"nonce:{nonce}", now)
+        elif scoped is None or scoped in self._sending:
+            fresh = await self.fast.first_time(f"nonce:{nonce}", now)
+        else:
+            lease = self.services.settings.delivery_lease_s
+            claim = await self.fast.first_time_and_claim(f"nonce:{nonce}", scoped, now, lease)
+            fresh = claim is not None
+        if not fresh:
+            log.warning("refused a broker delivery: replayed")
+            return _refuse(409, "replayed")
+        if scoped is None or not isinstance(message, dict):
             return _refuse(400, "bad_body")
-        scoped = f"{self.services.settings.broker_client_id}:{delivery}"
         if scoped in self._sending:
             return _refuse(503, "in_progress")
         self._sending.add(scoped)
         try:
-            return await self._deliver(scoped, message)
+            return await self._deliver(scoped, message, claim)
         finally:
             self._sending.discard(scoped)
 
@@ -158,11 +174,15 @@ class BrokerEvents:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _deliver(self, scoped: str, message: dict[str, Any]) -> web.Response:
+    async def _deliver(
+        self, scoped: str, message: dict[str, Any], claim: Claim | None = None
+    ) -> web.Response:
+        """Claim (unless ``claim`` was taken with the nonce), send, record "sent"."""
         sessions, settings = self.services.sessions, self.services.settings
         now = int(self.services.clock().timestamp())
-        async with self.writes():
-            claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
+        if claim is None:
+            async with self.writes():
+                claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
         if claim is Claim.SENT:
             return web.json_response({"status": "duplicate"})
         if claim is Claim.BUSY:
@@ -183,8 +203,11 @@ class BrokerEvents:
                 "could not show delivery to the user (%s); the broker will retry", type(e).__name__
             )
             return _refuse(503, "chat_unavailable")
-        async with self.writes():
-            await deliveries.mark_sent(sessions, scoped, now, alert_id)
+        if self.fast is not None:
+            await self.fast.mark_sent(scoped, now, alert_id)
+        else:
+            async with self.writes():
+                await deliveries.mark_sent(sessions, scoped, now, alert_id)
         return web.json_response({"status": outcome})
 
     async def _show(self, message: dict[str, Any]) -> tuple[str, str | None]:

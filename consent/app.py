@@ -15,6 +15,7 @@ from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import error_middleware
 from consent.api.keys import BROKER, JWKS, RECEIPTS, RELAY
 from consent.api.params import id_guard
+from consent.events.batch import SqliteEventWriter
 from consent.events.verify import JwksCache
 from consent.metrics import BankUrls, refresher, url_call_observer
 from consent.outbox.purge import purge_forever
@@ -93,6 +94,9 @@ def create_app(
                 broker.reader = PostgresReader(dsn)
             if broker.reader is not None:
                 await broker.reader.open()
+            if path is not None:
+                broker.event_writer = event_writer = SqliteEventWriter(broker, path)
+                event_writer.start()
             app[BROKER] = broker
             app[JWKS] = JwksCache(http, observe=url_call_observer(bank_urls))
             app[RELAY] = relay = Relay(broker)
@@ -113,6 +117,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(broker.event_writer, SqliteEventWriter):
+                await broker.event_writer.close()
             await broker.audit_writer.close()  # flushes what is queued
             if broker.reader is not None:
                 await broker.reader.close()

@@ -4,6 +4,7 @@ the event causes (state changes, shredding, outbox messages) commit in one trans
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +16,7 @@ from consent.domain.handles import alert_handle
 from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
-from consent.outbox.write import enqueue
+from consent.outbox.write import Adds, enqueue
 from consent.receipts.marks import account_changed
 from consent.service import support
 from consent.service.broker import Broker
@@ -51,7 +52,13 @@ def _rid(event: dict[str, Any]) -> object:
 
 
 async def ingest(broker: Broker, bank_id: str, claims: dict[str, Any]) -> str:
-    """Handle one verified SET; returns "processed", "duplicate" or "ignored"."""
+    """Handle one verified SET; returns "processed", "duplicate" or "ignored". On SQLite the
+    common events (fraud alerts, account changes) go through the broker's group-commit writer
+    (:mod:`consent.events.batch`), which hands back what it cannot do alone."""
+    if broker.event_writer is not None:
+        outcome = await broker.event_writer.ingest(bank_id, claims)
+        if outcome is not None:
+            return outcome
     now = broker.clock()
     async with broker.writes(), broker.sessions() as session:
         session.add(ProcessedEvent(jti=str(claims["jti"])[:100], bank_id=bank_id, received_at=now))
@@ -89,20 +96,39 @@ async def _fraud_alert(
 ) -> str | None:
     row = await _consent_by_bank_id(session, bank_id, event.get("consent_id"))
     now = broker.clock()
-    if (
-        row is None
-        or not rules.can_read(
-            to_domain(row), Scope.FRAUD_ALERTS, broker.policy(bank_id), now
-        ).allowed
-    ):
+    if row is None or not alert_allowed(broker, bank_id, row, now):
         return None
     alert_id = str(event.get("alert_id", ""))[:100]
     # one row per (consent, bank alert): every consent the bank alerted gets it, once
     key = {"consent_id": row.consent_id, "alert_id": alert_id}
     if not alert_id or await session.get(AlertRow, key) is not None:
         return None
-    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS in row.scopes else [])]
     handle = await handle_for(broker, session, row, str(event.get("account_id", "")))
+    view = queue_alert(broker, session, bank_id, event, row, alert_id, handle, now)
+    await audit.record(session, **alert_audit(row, view, now))
+    return "processed"
+
+
+def alert_allowed(broker: Broker, bank_id: str, row: ConsentRow | None, now: datetime) -> bool:
+    """Whether the consent (None: no such consent at this bank) may receive fraud alerts."""
+    return (
+        row is not None
+        and rules.can_read(to_domain(row), Scope.FRAUD_ALERTS, broker.policy(bank_id), now).allowed
+    )
+
+
+def queue_alert(
+    broker: Broker,
+    session: Adds,
+    bank_id: str,
+    event: dict[str, Any],
+    row: ConsentRow,
+    alert_id: str,
+    handle: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Add the alert's row and its minimized outbox message to ``session``; the view sent."""
+    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS in row.scopes else [])]
     fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
     opaque = alert_handle(broker.handle_secret, bank_id, alert_id, row.consent_id)
     view = fraud_alert_view(
@@ -117,19 +143,22 @@ async def _fraud_alert(
         data={"alert": view},
         now=now,
     )
-    await audit.record(
-        session,
-        subject_id=row.subject_id,
-        client_id=row.client_id,
-        action="push.fraud_alert",
-        scope="fraud_alerts",
-        purpose=PURPOSE,
-        fields=sorted(view),
-        outcome="allowed",
-        reason="ok",
-        at=now,
-    )
-    return "processed"
+    return view
+
+
+def alert_audit(row: ConsentRow, view: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The access-log entry of an alert pushed (keyword arguments of ``audit.record``)."""
+    return {
+        "subject_id": row.subject_id,
+        "client_id": row.client_id,
+        "action": "push.fraud_alert",
+        "scope": "fraud_alerts",
+        "purpose": PURPOSE,
+        "fields": sorted(view),
+        "outcome": "allowed",
+        "reason": "ok",
+        "at": now,
+    }
 
 
 async def _revoked_at_bank(

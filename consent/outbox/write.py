@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
-
-from sqlmodel.ext.asyncio.session import AsyncSession
+from typing import Any, Protocol
 
 from consent.store.tables import OutboxRow
 
 
+class Adds(Protocol):
+    """Where a row is added: a SQLAlchemy session, or a writer of plain rows
+    (:class:`consent.events.batch.Rows`)."""
+
+    def add(self, instance: Any, /) -> None: ...
+
+
 def enqueue(
-    session: AsyncSession,
+    session: Adds,
     *,
     client_id: str,
     subject_id: str,

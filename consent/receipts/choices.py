@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +18,11 @@ async def receipts_since(session: AsyncSession, consent_id: str, handle: str) ->
     rows = (
         await session.exec(select(ReceiptChoice).where(ReceiptChoice.consent_id == consent_id))
     ).all()
+    return chosen_since(rows, handle)
+
+
+def chosen_since(rows: Iterable[ReceiptChoice], handle: str) -> datetime | None:
+    """:func:`receipts_since` from the consent's choices."""
     by_account = {r.account: r for r in rows}
     chosen = by_account.get(handle) or by_account.get("*")
     return chosen.since if chosen is not None and chosen.enabled else None

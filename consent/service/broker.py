@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -41,6 +41,14 @@ from consent.vault.source import KeySource
 log = logging.getLogger(__name__)
 
 
+class EventWriter(Protocol):
+    """Ingests bank events it can handle on its own (see :mod:`consent.events.batch`)."""
+
+    async def ingest(self, bank_id: str, claims: dict[str, Any]) -> str | None:
+        """The outcome once committed, or None: the caller ingests the event itself."""
+        ...
+
+
 @dataclass
 class Broker:
     settings: BrokerSettings
@@ -67,6 +75,8 @@ class Broker:
     parsed_rows: dict[str, tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
     # group commit of access-log entries (started with the app; see consent.store.audit_writer)
     audit_writer: AuditWriter | None = None
+    # on SQLite, the group-commit writer of the common bank events (consent.events.batch)
+    event_writer: EventWriter | None = None
     # the balances read's query straight to the driver (see consent.store.fastread)
     reader: Reader | None = None
     # one read per subject at a time in this process (handles are created on first sight)

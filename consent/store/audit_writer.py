@@ -132,7 +132,7 @@ def appender_for(database_url: str, sync: str = "full") -> Appender:
     raise ValueError("the access log needs a SQLite file or PostgreSQL")
 
 
-def _sqlite_time(at: datetime) -> str:
+def sqlite_time(at: datetime) -> str:
     """A time as SQLAlchemy stores it in SQLite (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
@@ -147,6 +147,21 @@ def sqlite_chain_heads(
         for row in conn.execute(_HEAD_SQL, (subject_id,)).fetchall():  # none or one
             heads[subject_id] = entry_of(row)
     return heads
+
+
+def sqlite_append(
+    conn: sqlite3.Connection, pendings: dict[str, list[PendingEntry]]
+) -> dict[str, list[AuditEntry]]:
+    """Chain and insert ``pendings`` on a plain ``sqlite3`` connection whose transaction holds
+    the write lock (``BEGIN IMMEDIATE``) and whose caller holds the subjects' locks."""
+    entries = chained(sqlite_chain_heads(conn, list(pendings)), pendings)
+    rows = []
+    for chain in entries.values():
+        for e in chain:
+            row = row_of(e)
+            rows.append((*row[:AT], sqlite_time(e.at), *row[AT + 1 :]))
+    conn.executemany(_INSERT_SQL, rows)
+    return entries
 
 
 class SqliteAppender:
@@ -205,13 +220,7 @@ class SqliteAppender:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            entries = chained(sqlite_chain_heads(conn, list(pendings)), pendings)
-            rows = []
-            for chain in entries.values():
-                for e in chain:
-                    row = row_of(e)
-                    rows.append((*row[:AT], _sqlite_time(e.at), *row[AT + 1 :]))
-            conn.executemany(_INSERT_SQL, rows)
+            entries = sqlite_append(conn, pendings)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
