@@ -42,7 +42,7 @@ def test_plain_urls_get_async_drivers() -> None:
     assert async_url("sqlite+aiosqlite:///x.db") == "sqlite+aiosqlite:///x.db"
 
 
-async def test_the_schema_holds_only_handles_language_zone_state_and_ids(sessions: Sessions) -> None:
+async def test_the_schema_holds_only_handles_preferences_state_and_ids(sessions: Sessions) -> None:
     async with sessions() as session:
         connection = await session.connection()
         columns = await connection.run_sync(
