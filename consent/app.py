@@ -12,9 +12,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from consent.api import badhttp, callback, events, outbox, platform
-from consent.api.errors import error_middleware
+from consent.api.errors import InFlight, broker_middleware
 from consent.api.keys import BROKER, JWKS, RECEIPTS, RELAY
-from consent.api.params import id_guard
 from consent.events.verify import JwksCache
 from consent.metrics import BankUrls, refresher, url_call_observer
 from consent.outbox.purge import purge_forever
@@ -33,7 +32,7 @@ from consent.store.pgpool import postgres_dsn
 from consent.store.ratelimit_pg import PostgresRateLimiter
 from consent.vault.source import KeySource
 from ops.health import Check, add_health_routes
-from ops.metrics import metrics_handler, metrics_middleware
+from ops.metrics import metrics_handler
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -53,10 +52,8 @@ def create_app(
 ) -> web.Application:
     """Build the broker: storage (migrated on start), vault, bank clients, routes."""
     badhttp.install()
-    app = web.Application(
-        middlewares=[metrics_middleware("consent"), error_middleware, id_guard],
-        client_max_size=64 * 1024,
-    )
+    inflight = InFlight()
+    app = web.Application(middlewares=[broker_middleware(inflight)], client_max_size=64 * 1024)
     keys = key_source(settings)
     keys.ring  # noqa: B018 - fail at start-up, not at the first request, if the ring is unusable
 
@@ -84,7 +81,11 @@ def create_app(
             # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
             # consent.store.audit_writer)
             broker.audit_writer = AuditWriter(
-                appender_for(settings.database_url, settings.audit_sync), registry(sessions)
+                appender_for(settings.database_url, settings.audit_sync),
+                registry(sessions),
+                # a lone request's entries are committed on the loop's thread (see
+                # consent.store.audit_writer): nothing else waits for the loop meanwhile
+                inline=lambda: inflight.count <= 1,
             )
             await broker.audit_writer.start()
             if path is not None:
