@@ -35,6 +35,7 @@ from ops.health import Check, add_health_routes
 from ops.metrics import metrics_handler
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
+AUDIT_LINGER_S = 0.002  # SQLite (measured there; PostgreSQL keeps batching without a wait)
 
 
 def key_source(settings: BrokerSettings) -> KeySource:
@@ -86,6 +87,10 @@ def create_app(
                 # a lone request's entries are committed on the loop's thread (see
                 # consent.store.audit_writer): nothing else waits for the loop meanwhile
                 inline=lambda: inflight.count <= 1,
+                # under concurrent load, a batch waits this long for the others' entries (one
+                # sync for several requests: bench.broker_wrk, 64 connections, CPU per request
+                # 1.28 -> 1.10 and 0.97 -> 0.91 ms in two runs; 4 ms gained less)
+                linger_s=AUDIT_LINGER_S if path is not None else 0.0,
             )
             await broker.audit_writer.start()
             if path is not None:

@@ -238,6 +238,35 @@ async def test_a_lone_request_is_committed_on_the_loops_thread_unless_the_databa
         await s.dispose()
 
 
+async def test_under_concurrent_load_a_batch_waits_for_the_others_entries(
+    database_url: str,
+) -> None:
+    """With other requests in progress the writer lingers before taking a batch, so entries
+    that arrive meanwhile share its commit; a lone request is committed without waiting."""
+    await upgrade_async(database_url)
+    s = Store(database_url)
+    alone = False
+    s.writer.inline = lambda: alone
+    s.writer.linger_s = 0.2
+    await s.writer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(s.writer.append(pending("sub_l", 1)))
+        await asyncio.sleep(0.05)  # another request reaches its audit while the writer lingers
+        second = asyncio.ensure_future(s.writer.append(pending("sub_m", 2)))
+        await asyncio.gather(first, second)
+        assert s.writer.batches == 1  # one commit for both
+        alone = True
+        started = loop.time()
+        await s.writer.append(pending("sub_l", 3))
+        assert loop.time() - started < 0.2  # no linger for a lone request
+        assert s.writer.batches == 2
+        for subject_id in ("sub_l", "sub_m"):
+            assert verify_chain(await s.chain(subject_id)).ok
+    finally:
+        await s.dispose()
+
+
 async def test_commits_on_the_loops_thread_leave_checkpoints_to_the_writers_thread(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
