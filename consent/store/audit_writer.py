@@ -39,6 +39,7 @@ picks one from the database URL, once, when the app starts (:class:`SqliteAppend
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -245,7 +246,8 @@ class SqliteAppender:
             return None  # rolled back, nothing written
         self._inline_commits += 1
         if self._inline_commits % self.CHECKPOINT_EVERY == 0:
-            self._executor.submit(self._checkpoint)
+            with contextlib.suppress(RuntimeError):  # shutting down: the entries are committed
+                self._executor.submit(self._checkpoint)
         return entries
 
     def _inline_connection(self) -> sqlite3.Connection:
