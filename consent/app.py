@@ -12,9 +12,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from consent.api import badhttp, callback, events, outbox, platform
-from consent.api.errors import error_middleware
+from consent.api.errors import InFlight, broker_middleware
 from consent.api.keys import BROKER, JWKS, RECEIPTS, RELAY
-from consent.api.params import id_guard
 from consent.events.batch import SqliteEventWriter
 from consent.events.verify import JwksCache
 from consent.metrics import BankUrls, refresher, url_call_observer
@@ -34,9 +33,10 @@ from consent.store.pgpool import postgres_dsn
 from consent.store.ratelimit_pg import PostgresRateLimiter
 from consent.vault.source import KeySource
 from ops.health import Check, add_health_routes
-from ops.metrics import metrics_handler, metrics_middleware
+from ops.metrics import metrics_handler
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
+AUDIT_LINGER_S = 0.002  # SQLite (measured there; PostgreSQL keeps batching without a wait)
 
 
 def key_source(settings: BrokerSettings) -> KeySource:
@@ -54,10 +54,8 @@ def create_app(
 ) -> web.Application:
     """Build the broker: storage (migrated on start), vault, bank clients, routes."""
     badhttp.install()
-    app = web.Application(
-        middlewares=[metrics_middleware("consent"), error_middleware, id_guard],
-        client_max_size=64 * 1024,
-    )
+    inflight = InFlight()
+    app = web.Application(middlewares=[broker_middleware(inflight)], client_max_size=64 * 1024)
     keys = key_source(settings)
     keys.ring  # noqa: B018 - fail at start-up, not at the first request, if the ring is unusable
 
@@ -85,7 +83,15 @@ def create_app(
             # the hot paths skip SQLAlchemy on both databases (consent.store.fastread and
             # consent.store.audit_writer)
             broker.audit_writer = AuditWriter(
-                appender_for(settings.database_url, settings.audit_sync), registry(sessions)
+                appender_for(settings.database_url, settings.audit_sync),
+                registry(sessions),
+                # a lone request's entries are committed on the loop's thread (see
+                # consent.store.audit_writer): nothing else waits for the loop meanwhile
+                inline=lambda: inflight.count <= 1,
+                # under concurrent load, a batch waits this long for the others' entries (one
+                # sync for several requests: bench.broker_wrk, 64 connections, CPU per request
+                # 1.28 -> 1.10 and 0.97 -> 0.91 ms in two runs; 4 ms gained less)
+                linger_s=AUDIT_LINGER_S if path is not None else 0.0,
             )
             await broker.audit_writer.start()
             if path is not None:

@@ -46,12 +46,17 @@ def route_of(request: web.Request) -> str:
     return "unmatched" if resource is None else resource.canonical
 
 
-def metrics_middleware(service: str) -> Any:
-    """Count and time every request of ``service``; make a vanished client one log line."""
+Recorder = Callable[[web.Request, int, float], None]
+
+
+def recorder(service: str) -> Recorder:
+    """``record(request, status, elapsed)``: count and time one answered request of ``service``
+    (the labelled children looked up once per route, method and status, then cached)."""
     counters: dict[tuple[str, str, int], Any] = {}
     timers: dict[tuple[str, str], Any] = {}
 
-    def record(route: str, method: str, status: int, elapsed: float) -> None:
+    def record(request: web.Request, status: int, elapsed: float) -> None:
+        route, method = route_of(request), request.method
         counter = counters.get((route, method, status))
         if counter is None:
             counter = counters[(route, method, status)] = REQUESTS.labels(
@@ -62,6 +67,26 @@ def metrics_middleware(service: str) -> Any:
             timer = timers[(route, method)] = LATENCY.labels(service, route, method)
         counter.inc()
         timer.observe(elapsed)
+
+    return record
+
+
+def client_gone(service: str, request: web.Request, error: BaseException) -> web.Response:
+    """A client that went away mid-request: one log line, no traceback; answered (to nobody)
+    with :data:`CLIENT_GONE`."""
+    log.info(
+        "%s: the client went away during %s %s (%s)",
+        service,
+        request.method,
+        route_of(request),
+        type(error).__name__,
+    )
+    return web.Response(status=CLIENT_GONE)  # nobody reads it; aiohttp drops it
+
+
+def metrics_middleware(service: str) -> Any:
+    """Count and time every request of ``service``; make a vanished client one log line."""
+    record = recorder(service)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -76,16 +101,9 @@ def metrics_middleware(service: str) -> Any:
             raise
         except ConnectionResetError as e:
             status = CLIENT_GONE
-            log.info(
-                "%s: the client went away during %s %s (%s)",
-                service,
-                request.method,
-                route_of(request),
-                type(e).__name__,
-            )
-            return web.Response(status=CLIENT_GONE)  # nobody reads it; aiohttp drops it
+            return client_gone(service, request, e)
         finally:
-            record(route_of(request), request.method, status, time.perf_counter() - started)
+            record(request, status, time.perf_counter() - started)
 
     return middleware
 

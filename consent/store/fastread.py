@@ -36,11 +36,14 @@ SELECT c.consent_id, c.subject_id, c.client_id, c.bank_id, c.scopes, c.purpose, 
 FROM consent AS c
 LEFT OUTER JOIN consent_key AS k ON k.consent_id = c.consent_id
 LEFT OUTER JOIN sealed_secret AS s ON s.consent_id = c.consent_id AND s.field = 'access_token'
-WHERE c.subject_id = {subject} AND c.status = 'authorized'
+WHERE c.subject_id = {subject} AND {status} = 'authorized'
 ORDER BY c.created_at, c.consent_id
 """
-AUTHORIZED_SQL = _AUTHORIZED.format(subject="?")
-AUTHORIZED_PG_SQL = _AUTHORIZED.format(subject="$1")
+# SQLite (no statistics) would otherwise look the rows up by the status index, i.e. walk every
+# authorized consent of every subject (2.5 ms a read at 20,000 consents, against 10 µs by the
+# subject index); the unary + keeps the status column out of the index choice
+AUTHORIZED_SQL = _AUTHORIZED.format(subject="?", status="+c.status")
+AUTHORIZED_PG_SQL = _AUTHORIZED.format(subject="$1", status="c.status")
 
 
 class Reader(Protocol):

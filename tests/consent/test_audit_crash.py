@@ -27,7 +27,12 @@ from consent.store.audit import entry_of
 
 
 @pytest.mark.parametrize("sync", ["full", "normal"])
-async def test_every_answered_read_survives_a_kill_of_the_broker(tmp_path: Path, sync: str) -> None:
+@pytest.mark.parametrize("together", [4, 1], ids=["batched", "one-at-a-time"])
+async def test_every_answered_read_survives_a_kill_of_the_broker(
+    tmp_path: Path, sync: str, together: int
+) -> None:
+    """``together`` readers per subject at once: 16 requests in flight commit in batches on
+    the writer's thread; one request at a time commits on the event loop's thread."""
     ctx = mp.get_context("spawn")
     ring = f"1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     bank_port, broker_port = _free_port(), _free_port()
@@ -73,8 +78,12 @@ async def test_every_answered_read_survives_a_kill_of_the_broker(tmp_path: Path,
                         assert (await resp.json())["balances"]
                     answered[subject] = answered.get(subject, 0) + 1
 
-            # 16 readers at once, so that entries are committed in batches
-            await asyncio.gather(*(reader(s) for s in subjects for _ in range(4)))
+            if together > 1:  # 16 readers at once, so that entries are committed in batches
+                await asyncio.gather(*(reader(s) for s in subjects for _ in range(together)))
+            else:  # one request in flight at a time
+                for s in subjects:
+                    for _ in range(4):
+                        await reader(s)
             assert broker.pid is not None
             os.kill(broker.pid, signal.SIGKILL)  # at once: nothing is flushed on the way out
         broker.join(10)
@@ -129,6 +138,10 @@ async def test_the_writer_syncs_as_configured(tmp_path: Path, sync: str, pragma:
             appender._executor, lambda: conn.execute("PRAGMA synchronous").fetchone()[0]
         )
         assert setting == pragma
+        assert appender.append_now({"sub_a": [entry]}) is not None  # on this (the loop's) thread
+        inline = appender._inline
+        assert inline is not None
+        assert inline.execute("PRAGMA synchronous").fetchone()[0] == pragma
     finally:
         await appender.close()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-from consent.store import audit_writer
+from consent.store import audit_writer, fastread
 from consent.store.audit_writer import PendingEntry, SqliteAppender, sqlite_chain_heads
 
 AT = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)
@@ -70,3 +70,23 @@ def test_the_head_query_is_one_step_on_the_subject_seq_index(tmp_path: Path) -> 
     assert "USING INDEX" in plan and "subject_id=?" in plan, plan
     assert "TEMP B-TREE" not in plan and "SCAN" not in plan, plan  # no sort, no scan
     assert "LIMIT 1" in audit_writer._HEAD_SQL
+
+
+def test_the_balances_read_finds_the_subjects_consents_by_the_subject_index(
+    tmp_path: Path,
+) -> None:
+    """Not by the status index: that would walk every authorized consent of every subject."""
+    path = str(tmp_path / "consent.db")
+    engine = create_engine(f"sqlite:///{path}")
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+    conn = sqlite3.connect(path)
+    try:
+        plan = [
+            str(row[-1])
+            for row in conn.execute(f"EXPLAIN QUERY PLAN {fastread.AUTHORIZED_SQL}", ("sub_a",))
+        ]
+    finally:
+        conn.close()
+    assert "USING INDEX ix_consent_subject_id (subject_id=?)" in plan[0], plan
+    assert not any("ix_consent_status" in step or "SCAN" in step for step in plan), plan

@@ -5,7 +5,9 @@ and shutdown flushes what is queued."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -198,6 +200,108 @@ async def test_a_cancelled_request_is_still_audited(store: Store) -> None:
             break
         await asyncio.sleep(0.01)
     assert len(await store.chain("sub_c")) == 1
+
+
+async def test_a_lone_request_is_committed_on_the_loops_thread_unless_the_database_is_busy(
+    sqlite_url: str,
+) -> None:
+    """With ``inline`` saying nothing else waits for the loop, a batch is committed on the loop's
+    own thread (no hand-off to the writer's thread); when another connection holds the write
+    lock, the loop never waits for it: the batch goes to the writer's thread, which does."""
+    await upgrade_async(sqlite_url)
+    s = Store(sqlite_url)
+    quiet = True
+    s.writer.inline = lambda: quiet
+    await s.writer.start()
+    try:
+        first = await s.writer.append(pending("sub_i", 1))
+        assert (s.writer.batches, s.writer.inline_batches) == (1, 1)
+        assert isinstance(s.writer.appender, SqliteAppender)
+        other = sqlite3.connect(s.writer.appender.path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            waiting = asyncio.ensure_future(s.writer.append(pending("sub_i", 2)))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()  # the writer's thread waits for the lock, the loop does not
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        second = await asyncio.wait_for(waiting, timeout=5)
+        assert (s.writer.batches, s.writer.inline_batches) == (2, 1)
+        quiet = False  # other requests in progress: the writer's thread commits
+        third = await s.writer.append(pending("sub_i", 3))
+        assert (s.writer.batches, s.writer.inline_batches) == (3, 1)
+        chain = await s.chain("sub_i")
+        assert [e.entry_hash for e in chain] == [e.entry_hash for e in (first, second, third)]
+        assert verify_chain(chain).ok
+    finally:
+        await s.dispose()
+
+
+async def test_under_concurrent_load_a_batch_waits_for_the_others_entries(
+    database_url: str,
+) -> None:
+    """With other requests in progress the writer lingers before taking a batch, so entries
+    that arrive meanwhile share its commit; a lone request is committed without waiting."""
+    await upgrade_async(database_url)
+    s = Store(database_url)
+    alone = False
+    s.writer.inline = lambda: alone
+    s.writer.linger_s = 0.2
+    await s.writer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(s.writer.append(pending("sub_l", 1)))
+        await asyncio.sleep(0.05)  # another request reaches its audit while the writer lingers
+        second = asyncio.ensure_future(s.writer.append(pending("sub_m", 2)))
+        await asyncio.gather(first, second)
+        assert s.writer.batches == 1  # one commit for both
+        alone = True
+        started = loop.time()
+        await s.writer.append(pending("sub_l", 3))
+        assert loop.time() - started < 0.2  # no linger for a lone request
+        assert s.writer.batches == 2
+        for subject_id in ("sub_l", "sub_m"):
+            assert verify_chain(await s.chain(subject_id)).ok
+    finally:
+        await s.dispose()
+
+
+async def test_commits_on_the_loops_thread_leave_checkpoints_to_the_writers_thread(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's connection never checkpoints (that could hold the loop for a whole copy of
+    the log); the writer's thread does, every CHECKPOINT_EVERY of its commits, so the log
+    does not grow without bound."""
+    await upgrade_async(sqlite_url)
+    s = Store(sqlite_url)
+    s.writer.inline = lambda: True
+    appender = s.writer.appender
+    assert isinstance(appender, SqliteAppender)
+    monkeypatch.setattr(appender, "CHECKPOINT_EVERY", 5)
+    checkpoints: list[str] = []
+    real = appender._checkpoint
+
+    def counted() -> None:
+        checkpoints.append(threading.current_thread().name)
+        real()
+
+    monkeypatch.setattr(appender, "_checkpoint", counted)
+    await s.writer.start()
+    try:
+        for n in range(10):
+            await s.writer.append(pending("sub_k", n))
+        assert s.writer.inline_batches == 10
+        inline = appender._inline
+        assert inline is not None
+        assert inline.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert inline.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+        await asyncio.get_running_loop().run_in_executor(appender._executor, lambda: None)
+        assert len(checkpoints) == 2
+        assert all(name.startswith("audit-writer") for name in checkpoints)
+        assert verify_chain(await s.chain("sub_k")).ok
+    finally:
+        await s.dispose()
 
 
 @settings(
