@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from consent.banks.client import BankCallError, BankRefusedError
+from consent.domain import decisions
 from consent.domain.consent import can_read
 from consent.domain.minimize import balance_view
 from consent.domain.policy import BankPolicy, allowed_fields
@@ -188,10 +189,14 @@ async def accounts(
     async with broker.read_lock(subject.subject_id):
         asked: list[tuple[AuthorizedConsent, BankPolicy, list[str], frozenset[str]]] = []
         for row in await authorized_consents(broker, subject.subject_id):
-            policy = broker.policy(row.bank_id)
-            actions = allowed_actions(row, policy, now)
-            if not actions:
-                denied = can_read(row.consent, Scope.TRANSACTIONS, policy, now).reason
+            policy = broker.policies.get(row.bank_id)  # None: the bank left the directory
+            actions = allowed_actions(row, policy, now) if policy is not None else []
+            if policy is None or not actions:
+                denied = (
+                    can_read(row.consent, Scope.TRANSACTIONS, policy, now).reason
+                    if policy is not None
+                    else decisions.SCOPE_NOT_ALLOWED_BY_BANK  # no policy: no sharing
+                )
                 entries.append(
                     pending_entry(
                         client,

@@ -57,7 +57,8 @@ async def _card_consents(
     return [
         r
         for r in rows
-        if can_read(to_domain(r), Scope.CARD_CONTROLS, broker.policy(r.bank_id), now).allowed
+        if r.bank_id in broker.policies  # a bank that left the directory shares nothing
+        and can_read(to_domain(r), Scope.CARD_CONTROLS, broker.policy(r.bank_id), now).allowed
     ]
 
 

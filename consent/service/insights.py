@@ -20,9 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from consent.banks.client import BankClient
-from consent.domain import decisions
-from consent.domain.consent import can_read
-from consent.domain.decisions import Decision
 from consent.domain.handles import opaque_id
 from consent.domain.insights import INSIGHT_FIELDS, UNCATEGORIZED, Spend, Tally, answer
 from consent.domain.minimize import transaction_view
@@ -33,7 +30,7 @@ from consent.service.balance_plan import reason
 from consent.service.broker import Broker
 from consent.service.deadline import Deadline
 from consent.service.errors import BrokerError
-from consent.service.reads import AuthorizedConsent, authorized_consents, pending_entry
+from consent.service.reads import AuthorizedConsent, pending_entry, readable_consents
 from consent.service.spending import _Session
 from consent.service.transactions import BANK_PAGES_PER_CALL
 from consent.store.audit_writer import PendingEntry
@@ -197,23 +194,17 @@ async def insights(
     unavailable: list[dict[str, str]] = []
     complete, walked = True, 0
     async with broker.read_lock(subject.subject_id):
-        readable: list[tuple[AuthorizedConsent, BankPolicy]] = []
-        for row in await authorized_consents(broker, subject.subject_id):
-            if q.bank_id is not None and row.bank_id != q.bank_id:
-                continue
-            policy = broker.policies.get(row.bank_id)
-            decision = (
-                can_read(row.consent, Scope.TRANSACTIONS, policy, now)
-                if policy is not None
-                else Decision.deny(decisions.SCOPE_NOT_ALLOWED_BY_BANK)  # no policy: no sharing
-            )
-            if policy is None or not decision.allowed:
-                if Scope.TRANSACTIONS in row.consent.scopes:
-                    entries.append(
-                        _entry(client, subject, purpose, now, [], "denied", decision.reason)
-                    )
-                continue
-            readable.append((row, policy))
+        readable = await readable_consents(
+            broker,
+            client,
+            subject.subject_id,
+            Scope.TRANSACTIONS,
+            action=ACTION,
+            purpose=purpose,
+            now=now,
+            denied=entries,
+            bank_id=q.bank_id,
+        )
         parts = await asyncio.gather(
             *(
                 _consent_part(broker, row, policy, q, deadline.for_banks())

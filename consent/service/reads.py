@@ -21,7 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.banks.client import BankCallError, BankClient, BankRefusedError
 from consent.domain import consent as rules
+from consent.domain import decisions
 from consent.domain.consent import ConsentStatus, can_read
+from consent.domain.decisions import Decision
 from consent.domain.policy import BankPolicy
 from consent.domain.scopes import Scope, scopes_from_text
 from consent.domain.views import View
@@ -229,6 +231,52 @@ async def authorized_consents(broker: Broker, subject_id: str) -> list[Authorize
     return out
 
 
+async def readable_consents(
+    broker: Broker,
+    client: PlatformClient,
+    subject_id: str,
+    scope: Scope,
+    *,
+    action: str,
+    purpose: str,
+    now: datetime,
+    denied: list[PendingEntry],
+    bank_id: str | None = None,
+) -> list[tuple[AuthorizedConsent, BankPolicy]]:
+    """The subject's consents that may be read for ``scope`` now (``bank_id``: that bank's
+    only), each with its bank's policy. A consent that holds the scope but may not use it now
+    (expired, the bank's policy refuses it, a bank no longer in the directory) adds a "denied"
+    entry to ``denied`` and is left out; the others still answer."""
+    readable: list[tuple[AuthorizedConsent, BankPolicy]] = []
+    for row in await authorized_consents(broker, subject_id):
+        if bank_id is not None and row.bank_id != bank_id:
+            continue
+        policy = broker.policies.get(row.bank_id)
+        decision = (
+            can_read(row.consent, scope, policy, now)
+            if policy is not None
+            else Decision.deny(decisions.SCOPE_NOT_ALLOWED_BY_BANK)  # no policy: no sharing
+        )
+        if policy is None or not decision.allowed:
+            if scope in row.consent.scopes:
+                denied.append(
+                    pending_entry(
+                        client,
+                        subject_id,
+                        action=action,
+                        scope=scope.value,
+                        purpose=purpose,
+                        fields=[],
+                        outcome="denied",
+                        reason=decision.reason,
+                        at=now,
+                    )
+                )
+            continue
+        readable.append((row, policy))
+    return readable
+
+
 def _parsed(r: Any) -> AuthorizedConsent:
     return AuthorizedConsent(
         rules.Consent(
@@ -296,27 +344,16 @@ async def balances(
     answer = BalanceAnswer([], [], [])
     entries: list[PendingEntry] = []
     async with broker.read_lock(subject.subject_id):  # one read per subject at a time
-        readable: list[tuple[AuthorizedConsent, BankPolicy]] = []
-        for row in await authorized_consents(broker, subject.subject_id):
-            policy = broker.policy(row.bank_id)
-            decision = can_read(row.consent, Scope.BALANCES, policy, now)
-            if not decision.allowed:
-                if Scope.BALANCES in row.consent.scopes:
-                    entries.append(
-                        pending_entry(
-                            client,
-                            subject.subject_id,
-                            action="read.balances",
-                            scope="balances",
-                            purpose=purpose,
-                            fields=[],
-                            outcome="denied",
-                            reason=decision.reason,
-                            at=now,
-                        )
-                    )
-                continue
-            readable.append((row, policy))
+        readable = await readable_consents(
+            broker,
+            client,
+            subject.subject_id,
+            Scope.BALANCES,
+            action="read.balances",
+            purpose=purpose,
+            now=now,
+            denied=entries,
+        )
         banks = deadline.for_banks()
         if len(readable) == 1:  # (most subjects: one bank) no task and no gather for it
             served = [await consent_balances(broker, *readable[0], banks)]

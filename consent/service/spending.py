@@ -22,11 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 from consent.banks.client import BankCallError, BankClient
-from consent.domain.consent import can_read
 from consent.domain.handles import opaque_id
 from consent.domain.merchant_match import merchant_matches
 from consent.domain.minimize import transaction_view
-from consent.domain.policy import BankPolicy, allowed_fields
+from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
 from consent.domain.views import SPENDING_FIELDS, View
 from consent.service.accounts import opened_token
@@ -41,9 +40,9 @@ from consent.service.reads import (
     _call_unless_401,
     _refreshed_token,
     _retry,
-    authorized_consents,
     handles_for,
     pending_entry,
+    readable_consents,
 )
 from consent.service.transactions import BANK_PAGES_PER_CALL
 from consent.store.audit_writer import PendingEntry
@@ -261,29 +260,21 @@ async def spending(
     entries: list[PendingEntry] = []
     unavailable: list[dict[str, str]] = []
     async with broker.read_lock(subject.subject_id):
-        asked: list[tuple[AuthorizedConsent, BankPolicy, frozenset[str]]] = []
-        for row in await authorized_consents(broker, subject.subject_id):
-            if q.bank_id is not None and row.bank_id != q.bank_id:
-                continue
-            policy = broker.policy(row.bank_id)
-            decision = can_read(row.consent, Scope.TRANSACTIONS, policy, now)
-            if not decision.allowed:
-                if Scope.TRANSACTIONS in row.consent.scopes:
-                    entries.append(
-                        pending_entry(
-                            client,
-                            subject.subject_id,
-                            action="read.spending",
-                            scope="transactions",
-                            purpose=purpose,
-                            fields=[],
-                            outcome="denied",
-                            reason=decision.reason,
-                            at=now,
-                        )
-                    )
-                continue
-            asked.append((row, policy, allowed_fields("transaction", policy, broker.contract)))
+        readable = await readable_consents(
+            broker,
+            client,
+            subject.subject_id,
+            Scope.TRANSACTIONS,
+            action="read.spending",
+            purpose=purpose,
+            now=now,
+            denied=entries,
+            bank_id=q.bank_id,
+        )
+        asked = [
+            (row, policy, allowed_fields("transaction", policy, broker.contract))
+            for row, policy in readable
+        ]
         banks = deadline.for_banks()
         walked = await asyncio.gather(
             *(_walk_in_time(broker, row, q, fields, banks) for row, _, fields in asked)

@@ -213,3 +213,38 @@ async def test_starting_a_link_at_a_stalled_bank_is_a_timely_504_and_stores_noth
     assert (status, body["error"]) == (504, "bank_timeout")
     status, listed, _ = await get(env, subject, "consents")
     assert (status, listed["consents"]) == (200, [])
+
+
+@pytest.mark.parametrize(
+    ("path", "action"),
+    [
+        ("balances", "read.balances"),
+        ("accounts", "read.accounts"),
+        ("spending", "read.spending"),
+        ("insights", "read.insights"),
+        ("cards", None),
+    ],
+)
+async def test_a_bank_gone_from_the_directory_is_left_out_not_fatal(
+    env: Env, path: str, action: str | None
+) -> None:
+    """A consent whose bank no longer has a policy (it left the directory) shares nothing; the
+    other banks still answer and the refusal is in the access log (balances, accounts, spending
+    and cards used to answer the whole request 404 unknown_bank)."""
+    subject = await two_banks(env)
+    broker = env.broker.app[BROKER]
+    saved = dict(broker.policies)
+    del broker.policies["libertas"]
+    try:
+        status, body, _ = await get(env, subject, path)
+    finally:
+        broker.policies.clear()
+        broker.policies.update(saved)
+    assert status == 200, body
+    assert "libertas" not in str(body.get("views", body.get("accounts", body.get("cards", ""))))
+    if path == "cards":
+        assert {c["bank_id"] for c in body["cards"]} == {"northwind"}
+        return
+    assert action is not None
+    assert ("denied", "scope_not_allowed_by_bank") in await entries(env, subject, action)
+    assert ("allowed", "ok") in await entries(env, subject, action)
