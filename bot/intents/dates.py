@@ -180,7 +180,9 @@ _YEAR_WORDS = (
     "منذ",
     "من",
 )
-_YEAR = re.compile(r"(?:^|\s)(?P<word>" + "|".join(_YEAR_WORDS) + r")\s+(?P<year>(?:19|20)\d{2})\b")
+_YEAR = re.compile(
+    r"(?:^|\s)(?P<word>" + "|".join(_YEAR_WORDS) + r")\s+(?P<year>(?:19|20)\d{2})(?!\S)"
+)  # a year standing alone: "since 2026-12-05" is a date, not "since 2026"
 
 
 def month_range(month: int, today: date) -> tuple[date, date]:

@@ -60,6 +60,8 @@ def test_years_and_ranges(text: str, language: str, start: date, end: date) -> N
         "spending in 2031",
         "show 5 to 10 transactions",  # a count, not days
         "payments over 20 to tesco",
+        "transactions since 2026-12-05",  # a future date, not "since 2026"
+        "spent in 2026.5",
     ],
 )
 def test_numbers_that_are_not_periods(text: str) -> None:
