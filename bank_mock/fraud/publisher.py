@@ -5,12 +5,14 @@ Each event becomes one Security Event Token per affected consent, POSTed as
 tasks (never in the request that caused the event), retried with exponential backoff and full
 jitter on 5xx, timeouts and connection errors, up to ``BANK_EVENT_RETRY_MAX`` retries.
 
-At most :data:`IN_FLIGHT` deliveries are on the wire at once, and each attempt's timeout counts
-only its own HTTP exchange: a delivery that waits for its turn (a burst, a slow receiver) waits
-in order and is not timed out and retried for the wait itself. Before, the 5 s timeout also
-counted the wait for one of the session's 100 pooled connections, so under a backlog nearly
-every delivery timed out in the queue and came back with backoff (54,712 retries in a 30 s,
-200 alerts/s bench), which multiplied the backlog it came from.
+At most :data:`IN_FLIGHT` deliveries to one receiver (event URL) are on the wire at once, and
+each attempt's timeout counts only its own HTTP exchange: a delivery that waits for its turn (a
+burst, a slow receiver) waits in order and is not timed out and retried for the wait itself.
+Before, the 5 s timeout also counted the wait for one of the session's 100 pooled connections,
+so under a backlog nearly every delivery timed out in the queue and came back with backoff
+(54,712 retries in a 30 s, 200 alerts/s bench), which multiplied the backlog it came from. A
+few at a time per receiver, not 100, is also what keeps a receiver's own work short: 100 at once
+filled the brokers' database pools with event transactions and starved their outbox relays.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from bank_mock.state import BankState
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = 100  # deliveries on the wire at once (and the session's connection pool)
+IN_FLIGHT = 16  # deliveries on the wire at once to one receiver (event URL)
 ATTEMPT_TIMEOUT_S = 5.0  # one attempt's HTTP exchange, not its wait for a turn
 
 RESOURCE_UPDATE = "urn:uk:org:openbanking:events:resource-update"
@@ -65,7 +67,8 @@ class Publisher:
         # ("joined" before the first answer, the last answer before "left")
         self._in_order: dict[str, asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._turns = asyncio.Semaphore(IN_FLIGHT)  # FIFO: deliveries go out in queued order
+        # event URL -> its turns; FIFO: deliveries go out in the order they were queued
+        self._turns: dict[str, asyncio.Semaphore] = {}
         self.stats = DeliveryStats()
 
     # --- EventSink -----------------------------------------------------------------------
@@ -200,7 +203,8 @@ class Publisher:
             return
         for attempt in range(settings.event_retry_max + 1):
             try:
-                async with self._turns:  # a free connection: the timeout starts now
+                turns = self._turns.setdefault(url, asyncio.Semaphore(IN_FLIGHT))
+                async with turns:  # a free turn: the attempt's timeout starts now
                     self.stats.attempts += 1
                     async with session.post(
                         url,
@@ -236,7 +240,9 @@ class Publisher:
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_S),
-            connector=aiohttp.TCPConnector(limit=IN_FLIGHT),
+            # no pool limit: the turns bound each receiver, and a wait for a pooled connection
+            # would count in the attempt's timeout
+            connector=aiohttp.TCPConnector(limit=0),
         )
         yield
         for task in list(self._tasks):
