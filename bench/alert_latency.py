@@ -34,12 +34,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import logging
 import multiprocessing as mp
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +275,8 @@ async def main_cluster(
 
     notes: hops.Notes = {}
     undo = hops.install_chat_trace(hops.memory_note(notes))
+    proxy_log = _Counting()
+    logging.getLogger("chatbank.proxy").addHandler(proxy_log)
     names = [f"chatbank_bench_{secrets.token_hex(4)}" for _ in range(2)]
     admin = await asyncpg.connect(postgres)
     for name in names:
@@ -302,6 +306,8 @@ async def main_cluster(
             # round-robin over more accounts, each payment would rebuild its account's 90-day
             # history (an artefact of the mock bank's LRU, not of the alert path)
             "BANK_LEDGER_CACHE_ACCOUNTS": str(max(100, 2 * users)),
+            SERVICE: "bank",
+            **trace_env,
         },
         broker_env={
             "CONSENT_RELAY_IDLE_S": "0.5",
@@ -312,6 +318,7 @@ async def main_cluster(
         bot_env={"BOT_MAX_MESSAGES_PER_S": f"{BOT_RATE / bots:g}", SERVICE: "bot", **trace_env},
         broker_module="bench.traced",
         bot_module="bench.traced",
+        bank_module="bench.traced",
     )
     chat_settings = LocalchatSettings(
         port=chat_port,
@@ -346,6 +353,7 @@ async def main_cluster(
                 for name, procs in groups.items()
             }
             used["localchat + proxies + the bench"] = hops.cpu_seconds()
+            used["postgres"] = hops.postgres_cpu_seconds()
             return used
 
         cpu_before, cpu_since = cpu(), time.perf_counter()
@@ -395,9 +403,36 @@ async def main_cluster(
         )
     print("per hop (each process's own clock notes; see bench.hops):")
     print("\n".join(hops.report({k: notes[k] for k in booked if k in notes})))
+    logs = folder / "logs"
+    print(
+        "bank deliveries retried: "
+        + str(_count(logs / "bank.log", "event delivery to"))
+        + " · given up: "
+        + str(_count(logs / "bank.log", "gave up delivering"))
+        + " · proxy 'failed mid-request': "
+        + (" · ".join(f"{n} {why}" for why, n in proxy_log.seen.items()) or "0")
+    )
     print(f"lost: {lost} (target 0) · p99 target < 250 ms")
     ok = lost == 0 and bool(latencies) and percentile(latencies, 99) < 250
     return 0 if ok else 1
+
+
+class _Counting(logging.Handler):
+    """Counts the proxy's warnings by what failed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen[" ".join(map(str, record.args or ()))] += 1
+
+
+def _count(path: Path, text: str) -> int:
+    try:
+        return sum(1 for line in path.read_text(errors="replace").splitlines() if text in line)
+    except OSError:
+        return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ merchant name ("Bench Shop 000123", unique per alert in the bench). The broker p
 its notes to a file; the bot and localchat run in the bench process and note in memory.
 
     booked      the bench asks the bank to book the payment (the bank's event starts here)
+    bank_event  the bank's fraud engine flagged it and its SET is signed and queued for delivery
+                (cluster bench only, :func:`install_bank_trace`)
+    bank_acked  the bank's delivery is over (answered, or given up: see the bank's log)
     broker_in   the broker starts verifying the bank's SET
     verified    the SET is verified
     committed   the alert, its outbox row and the de-duplication record are committed
@@ -26,14 +29,27 @@ from typing import Any
 
 from bench import dbtrace
 
-POINTS = ("booked", "broker_in", "verified", "committed", "relay_post", "bot_show", "sent")
+POINTS = (
+    "booked",
+    "bank_event",
+    "bank_acked",
+    "broker_in",
+    "verified",
+    "committed",
+    "relay_post",
+    "bot_show",
+    "sent",
+)
 HOPS = (
+    ("booked", "bank_event", "bank: book, fraud engine, SET signed, delivery queued"),
+    ("bank_event", "broker_in", "bank delivery queued → broker starts verifying"),
     ("booked", "broker_in", "bank event → broker (fraud engine, SET signing, POST)"),
     ("broker_in", "verified", "broker: verify the SET"),
     ("verified", "committed", "broker: ingest → outbox commit"),
     ("committed", "relay_post", "outbox commit → relay picks it up"),
     ("relay_post", "bot_show", "relay → webhook → bot (verify, claim)"),
     ("bot_show", "sent", "bot → sendMessage accepted"),
+    ("broker_in", "bank_acked", "broker_in → the bank has the broker's answer"),
     ("booked", "sent", "total"),
 )
 SHOP = "Bench Shop "
@@ -98,6 +114,40 @@ def install_broker_trace(note: Note) -> None:
     setattr(events_api, "verify_set", traced_verify)  # noqa: B010 - patched for the trace
     setattr(events_api, "ingest", traced_ingest)  # noqa: B010
     Relay._post = traced_post  # type: ignore[method-assign]
+
+
+def install_bank_trace(note: Note) -> None:
+    """Note ``bank_event`` and ``bank_acked`` in this (mock bank) process."""
+    from bank_mock.fraud.publisher import FRAUD_ALERT, Publisher
+
+    send, deliver = Publisher._send, Publisher._deliver
+    current: list[str | None] = [None]
+
+    def traced_send(
+        self: Publisher, bank: Any, consent: Any, events: dict[str, Any], *a: Any, **kw: Any
+    ) -> None:
+        alert = events.get(FRAUD_ALERT)
+        key = key_of((alert.get("transaction") or {}).get("merchant_name")) if alert else None
+        current[0] = key
+        try:
+            send(self, bank, consent, events, *a, **kw)
+        finally:
+            current[0] = None
+        note("bank_event", key, time.time())
+
+    def traced_deliver(self: Publisher, url: str, token: str) -> Any:
+        key = current[0]
+        if key is None:
+            return deliver(self, url, token)
+
+        async def run() -> None:
+            await deliver(self, url, token)
+            note("bank_acked", key, time.time())
+
+        return run()
+
+    Publisher._send = traced_send  # type: ignore[method-assign]
+    Publisher._deliver = traced_deliver  # type: ignore[method-assign]
 
 
 def install_bot_trace(note: Note) -> Callable[[], None]:
@@ -194,6 +244,31 @@ def cpu_seconds(pid: int | None = None) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of the PostgreSQL server on this machine (its live processes, and the ended
+    backends its postmaster has reaped); 0 when none runs here."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text.split("(", 1)[1].rsplit(")", 1)[0], text.rsplit(")", 1)[1].split()
+        if name != "postgres":
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        if _comm(fields[1]) != "postgres":  # the postmaster: its reaped backends too
+            total += (int(fields[13]) + int(fields[14])) / tick
+    return total
+
+
+def _comm(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def percentile(values: list[float], p: float) -> float:

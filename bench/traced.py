@@ -1,7 +1,7 @@
-"""(internal) ``python -m bench.traced``: the broker or the bot as a cluster process that notes
-each bench alert's points (:mod:`bench.hops`) in a file of its own.
+"""(internal) ``python -m bench.traced``: the broker, the bot or the mock bank as a cluster
+process that notes each bench alert's points (:mod:`bench.hops`) in a file of its own.
 
-``CHATBANK_BENCH_SERVICE`` is ``consent`` or ``bot``; the notes go to
+``CHATBANK_BENCH_SERVICE`` is ``consent``, ``bot`` or ``bank``; the notes go to
 ``$CHATBANK_BENCH_TRACE_DIR/<service>-<pid>.tsv``. Started by ``bench.alert_latency --postgres``
 through :class:`chatbank.cluster.ClusterConfig` (``broker_module`` / ``bot_module``)."""
 
@@ -32,8 +32,13 @@ def main() -> None:
         hops.install_bot_trace(note)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(bot_main())
+    elif service == "bank":
+        from bank_mock.__main__ import main as bank_main
+
+        hops.install_bank_trace(note)
+        bank_main()
     else:
-        raise SystemExit(f"{SERVICE} must be consent or bot, not {service!r}")
+        raise SystemExit(f"{SERVICE} must be consent, bot or bank, not {service!r}")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ class ClusterConfig:
     chat_env: dict[str, str] = field(default_factory=dict)
     broker_module: str = "consent"  # what ``python -m`` runs as a broker (benchmarks trace it)
     bot_module: str = "bot"
+    bank_module: str = "bank_mock"
 
 
 def _secret(folder: Path, name: str, make: Any = lambda: secrets.token_urlsafe(32)) -> str:
@@ -159,7 +160,7 @@ class Cluster:
         await upgrade_bot(c.bot_database_url)
         self.bank = Process(
             "bank",
-            "bank_mock",
+            c.bank_module,
             {
                 "BANK_PORT": str(c.bank_port),
                 "BANK_SIGNING_KEY_DIR": str(c.folder / "keys" / "banks"),

@@ -88,6 +88,9 @@ class Broker:
     writes: WriteGate = field(init=False)
     # reads per subject and requests per platform client (in this process unless given)
     limits: Limits | None = None
+    # bank id -> the broker's client id there, as last verified as a bank event's audience
+    # (consent.api.events): a bank event needs no database read for it while it matches
+    event_audiences: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.policies:

@@ -191,3 +191,41 @@ async def test_an_injected_suspicious_payment_raises_a_fraud_alert_event(
         assert alert["transaction"]["Currency"] == "GBP"
     finally:
         await client.close()
+
+
+async def test_only_consents_that_read_transactions_hear_that_they_changed(
+    aiohttp_server: ServerFactory, clock: FrozenClock
+) -> None:
+    """A payment tells a client with a transactions permission (resource-update) but not one
+    that may only see the account (fraud alerts): it could not read what changed, and that a
+    payment happened is itself transaction data."""
+    receiver = Receiver()
+    client, url, _ = await _setup(aiohttp_server, receiver, clock)
+    try:
+        reg = await flow.register(client, "northwind", events_url=url)
+        reader = await flow.link(client, reg)  # every read permission
+        alerts_only = await flow.link(client, reg, permissions=["ReadAccountsBasic"])
+        await asyncio.wait_for(client.app[PUBLISHER].drain(), 5)
+        receiver.bodies.clear()
+        resp = await client.post(
+            "/sandbox/banks/northwind/transactions",
+            json={
+                "account_id": "noc000001a0",
+                "amount": "2450.00",
+                "currency": "EUR",
+                "merchant_name": "Luxe Watches",
+                "country": "FR",
+            },
+        )
+        assert resp.status == 201
+        await asyncio.wait_for(client.app[PUBLISHER].drain(), 5)
+        keys = await _keys(client)
+        claims = [jwt.decode(b, keys, algorithms=["ES256"]).claims for b in receiver.bodies]
+        told = {(next(iter(c["events"])), c["sub"].rsplit("/", 1)[1]) for c in claims}
+        assert (RESOURCE_UPDATE, reader.consent_id) in told
+        assert (RESOURCE_UPDATE, alerts_only.consent_id) not in told
+        # the fraud alert still reaches both
+        assert (FRAUD_ALERT, reader.consent_id) in told
+        assert (FRAUD_ALERT, alerts_only.consent_id) in told
+    finally:
+        await client.close()

@@ -189,6 +189,36 @@ async def test_replayed_and_forged_events_are_refused(wired: tuple[Env, Bot, str
     assert wrong_type.status == 415
 
 
+async def test_the_remembered_event_audience_follows_a_healed_registration(
+    wired: tuple[Env, Bot, str],
+) -> None:
+    """The broker remembers its client id at the bank for verifying events; one that another
+    broker process replaced (a healed registration) is read again, and a token for anyone else
+    is still refused."""
+    env, _, _ = wired
+    subject = await env.subject()
+    await env.link(subject)
+    await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
+    broker = env.broker.app[BROKER]
+    signer = env.bank_app[SIGNERS]["northwind"]
+    assert broker.event_audiences["northwind"] == (await broker.credentials("northwind")).client_id
+    broker.event_audiences["northwind"] = "a-client-id-since-replaced"
+    assert await _post_set(env, await _bank_set(env, signer, env.clock.now)) == (
+        202,
+        {"status": "ignored"},
+    )
+    assert broker.event_audiences["northwind"] == (await broker.credentials("northwind")).client_id
+    other = signer.make_set(
+        audience="someone-else",
+        subject="x",
+        events={FRAUD_ALERT: {"alert_id": "fa-y"}},
+        now=env.clock.now,
+    )
+    refused = await _post_set(env, other)
+    assert refused[0] == 401
+    assert refused[1]["error"] == "invalid_event"
+
+
 async def test_answering_an_alert_freezes_the_card_once_and_the_platform_hears_of_the_link(
     wired: tuple[Env, Bot, str],
 ) -> None:
