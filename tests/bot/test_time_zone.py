@@ -14,7 +14,7 @@ from bank_mock.keys import CLOCK
 from bot import views
 from bot.i18n import Tr, tr
 from bot.zones import find_zone, suggest
-from tests.bot.system import ALICE, OMAR, System
+from tests.bot.system import ALICE, OMAR, ZOFIA, System
 from tests.bot.test_alerts_and_privacy import inject_fraud
 from tests.bot.test_conversations import link_bank
 
@@ -90,3 +90,8 @@ async def test_timezone_is_remembered_and_alerts_show_local_time(system: System)
 async def test_arabic_timezone_by_city_name(system: System) -> None:
     await system.say(OMAR, "/timezone دبي", lambda t: "Asia/Dubai" in t and "الأوقات" in t)
     await system.say(OMAR, "/timezone أتلانتس", lambda t: "لا أعرف" in t)
+
+
+async def test_polish_timezone_by_city_name(system: System) -> None:
+    await system.say(ZOFIA, "/timezone Kraków", lambda t: "Europe/Warsaw" in t and "Godziny" in t)
+    await system.say(ZOFIA, "/timezone Warszwa", lambda t: "/timezone Europe/Warsaw" in t)
