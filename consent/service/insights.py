@@ -20,9 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from consent.banks.client import BankClient
-from consent.domain.handles import opaque_id
 from consent.domain.insights import INSIGHT_FIELDS, UNCATEGORIZED, Spend, Tally, answer
-from consent.domain.minimize import transaction_view
 from consent.domain.policy import BankPolicy, allowed_fields
 from consent.domain.scopes import Scope
 from consent.service.accounts import opened_token
@@ -31,7 +29,7 @@ from consent.service.broker import Broker
 from consent.service.deadline import Deadline
 from consent.service.errors import BrokerError
 from consent.service.reads import AuthorizedConsent, pending_entry, readable_consents
-from consent.service.spending import _Session
+from consent.service.spending import _Session, page_views
 from consent.service.transactions import BANK_PAGES_PER_CALL
 from consent.store.audit_writer import PendingEntry
 from consent.store.tables import PlatformClient, Subject
@@ -114,17 +112,7 @@ async def _walk(
             return await bank.read(token, path, {**params, "page": str(page)}, timeout_s=left)
 
         body = await bank_session.call(fetch)
-        views = [
-            transaction_view(
-                tx,
-                opaque_id=opaque_id(
-                    broker.handle_secret, row.consent_id, str(tx.get("TransactionId"))
-                ),
-                fields=fields,
-            )
-            for tx in body["Data"]["Transaction"]
-        ]
-        for spend in _spends(views):
+        for spend in _spends(page_views(broker, row, body, fields)):
             into.add(spend, top_category)
         if "Next" not in body.get("Links", {}):
             return True

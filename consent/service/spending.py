@@ -96,6 +96,24 @@ class _Sum:
     count: int = 0
 
 
+def page_views(
+    broker: Broker,
+    row: AuthorizedConsent,
+    body: dict[str, Any],
+    fields: frozenset[str],
+) -> list[View]:
+    """A bank's OBIE transactions page, minimized to the platform's transaction view (each row's
+    opaque id bound to its consent)."""
+    return [
+        transaction_view(
+            tx,
+            opaque_id=opaque_id(broker.handle_secret, row.consent_id, str(tx.get("TransactionId"))),
+            fields=fields,
+        )
+        for tx in body["Data"]["Transaction"]
+    ]
+
+
 def _matches(view: View, q: SpendingQuery) -> bool:
     if view.get("direction") != "out" or not isinstance(view.get("amount"), str):
         return False
@@ -207,17 +225,7 @@ async def _walk(
                 )
 
             body = await bank_session.call(fetch)
-            views = [
-                transaction_view(
-                    tx,
-                    opaque_id=opaque_id(
-                        broker.handle_secret, row.consent_id, str(tx.get("TransactionId"))
-                    ),
-                    fields=fields,
-                )
-                for tx in body["Data"]["Transaction"]
-            ]
-            _add(views, q, out.sums)
+            _add(page_views(broker, row, body, fields), q, out.sums)
             if "Next" not in body.get("Links", {}):
                 break
         else:  # more history than one call may walk: the total is a lower bound
