@@ -154,7 +154,7 @@ class BotRuntime:
                 await services.broker.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.events is not None and self.events.fast is not None:
-            self.events.fast.close()
+        if self.events is not None:
+            await self.events.close()
         if self._engine is not None:
             await self._engine.dispose()
