@@ -94,6 +94,14 @@ ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
 DROP = "DELETE FROM seen_deliveries WHERE id = $1"
 
 
+async def _keep(conn: asyncpg.Connection) -> None:
+    """What a connection needs when it goes back to the pool: nothing. Each use here is one
+    autocommit statement that leaves no session state behind (no SET, LISTEN, cursor or
+    advisory lock; asyncpg still rolls back a transaction left open), so asyncpg's default reset
+    (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, a round trip on every
+    release: a quarter of the process's database work here) is skipped."""
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """What :meth:`PgDeliveries.look` read just before a send."""
@@ -115,7 +123,7 @@ class PgDeliveries:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.pool_size
+                        self.dsn, min_size=1, max_size=self.pool_size, reset=_keep
                     )
         return self._pool
 
