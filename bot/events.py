@@ -182,6 +182,10 @@ class BrokerEvents:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def open(self) -> None:
+        if isinstance(self.fast, PgDeliveries):
+            await self.fast.open()
+
     async def close(self) -> None:
         if isinstance(self.fast, PgDeliveries):
             await self.fast.close()

@@ -66,6 +66,7 @@ class BotRuntime:
             await application.post_init(application)
         await application.start()
         self.events = BrokerEvents(services, application.bot)
+        await self.events.open()
         self._runner = web.AppRunner(self._web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port)

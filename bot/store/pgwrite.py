@@ -127,6 +127,10 @@ class PgDeliveries:
                     )
         return self._pool
 
+    async def open(self) -> None:
+        """Connect now (at start-up) rather than on the first delivery."""
+        await self._connection_pool()
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None

@@ -91,6 +91,7 @@ async def test_look_reads_the_user_and_the_alert(fast: PgDeliveries, postgres_ur
         await repo.save_user(session_factory(engine), user)
     finally:
         await engine.dispose()
+    await fast.open()  # as the bot does at start-up; the first statement connects otherwise
     assert await fast.first_time_and_claim("nonce:a", "pc:msg_1", 100, 30) is Claim.CLAIMED
     found = await fast.look("pc:msg_1", "pc:fa-1", "sub-7")
     assert not found.sent and not found.alert_shown
