@@ -156,12 +156,12 @@ def install_bot_trace(note: Note) -> Callable[[], None]:
 
     show = BrokerEvents._show
 
-    async def traced_show(self: BrokerEvents, message: dict[str, Any]) -> Any:
+    async def traced_show(self: BrokerEvents, message: dict[str, Any], *args: Any) -> Any:
         alert = (message.get("data") or {}).get("alert") or {}
         note("bot_show", key_of(alert.get("merchant")), time.time())
-        return await show(self, message)
+        return await show(self, message, *args)
 
-    BrokerEvents._show = traced_show  # type: ignore[method-assign]
+    BrokerEvents._show = traced_show  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
         BrokerEvents._show = show  # type: ignore[method-assign]

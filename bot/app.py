@@ -15,6 +15,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.context import SERVICES, ChatApp, ChatContext, Services, texts
 from bot.handlers import (
@@ -38,6 +39,7 @@ from bot.handlers.common import answer_button, say
 from bot.i18n import LANGUAGES, tr
 from bot.store import repo, shared_conversations
 from bot.store.persistence import SqlPersistence
+from bot.telegram_http import AiohttpRequest
 
 COMMANDS = (
     "link",
@@ -118,10 +120,16 @@ def build_application(services: Services) -> ChatApp:
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .persistence(SqlPersistence(services.sessions))
         .rate_limiter(AIORateLimiter(overall_max_rate=settings.max_messages_per_s, max_retries=3))
+        # Bot API calls over aiohttp: httpx cost several times the CPU a call (bot.telegram_http)
+        .request(AiohttpRequest())
         .post_init(_post_init)
         # on stop, PTB asks getUpdates once more while the cancelled long poll may still hold
-        # the pool's only connection: wait for it rather than fail the clean-up
-        .get_updates_pool_timeout(settings.poll_timeout_s + 5.0)
+        # the pool's only connection: wait for it rather than fail the clean-up (PTB's own
+        # transport and pool size for the long poll, as before; with .request() set, PTB refuses
+        # .get_updates_pool_timeout(), so the request is built here)
+        .get_updates_request(
+            HTTPXRequest(connection_pool_size=1, pool_timeout=settings.poll_timeout_s + 5.0)
+        )
     )
     if settings.mode == "webhook":
         builder = builder.updater(None)

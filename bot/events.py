@@ -36,6 +36,7 @@ from bot.metrics import ALERTS_SHOWN
 from bot.store import deliveries, repo
 from bot.store.deliveries import Claim
 from bot.store.fastwrite import SqliteDeliveries, sqlite_file
+from bot.store.pgwrite import Found, PgDeliveries, postgres_dsn
 from bot.store.tables import ChatUser
 from bot.store.writes import WriteGate
 
@@ -78,9 +79,16 @@ class BrokerEvents:
         self.bot = bot
         self.shown = 0  # messages sent to users, for the benchmark and the health page
         self.writes = WriteGate(services.settings.database_url)
-        # on SQLite the nonce, the claim and "sent" skip the async driver (bot.store.fastwrite)
-        path = sqlite_file(services.settings.database_url)
-        self.fast = SqliteDeliveries(path) if path is not None else None
+        # on SQLite the nonce, the claim and "sent" skip the async driver (bot.store.fastwrite);
+        # on PostgreSQL they, the user and the alert's check are three statements on a plain
+        # asyncpg pool (bot.store.pgwrite)
+        url = services.settings.database_url
+        path, dsn = sqlite_file(url), postgres_dsn(url)
+        self.fast: SqliteDeliveries | PgDeliveries | None = None
+        if path is not None:
+            self.fast = SqliteDeliveries(path)
+        elif dsn is not None:
+            self.fast = PgDeliveries(dsn)
         # deliveries this process is sending now: a retry that arrives meanwhile is "in progress"
         # however long the send takes, and the claim's lease is renewed while it runs, so only
         # a process that died (or stalled longer than the lease) ever loses its claim
@@ -174,6 +182,16 @@ class BrokerEvents:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def open(self) -> None:
+        if isinstance(self.fast, PgDeliveries):
+            await self.fast.open()
+
+    async def close(self) -> None:
+        if isinstance(self.fast, PgDeliveries):
+            await self.fast.close()
+        elif self.fast is not None:
+            self.fast.close()
+
     async def _deliver(
         self, scoped: str, message: dict[str, Any], claim: Claim | None = None
     ) -> web.Response:
@@ -187,9 +205,20 @@ class BrokerEvents:
             return web.json_response({"status": "duplicate"})
         if claim is Claim.BUSY:
             return _refuse(503, "in_progress")
+        found: Found | None = None
+        if isinstance(self.fast, PgDeliveries):
+            # "sent" committed by another process after the claim's statement began is seen
+            # here (bot.store.pgwrite), with the user and whether the alert was shown
+            found = await self.fast.look(
+                scoped,
+                _alert_id(settings.broker_client_id, message),
+                str(message.get("subject_id")),
+            )
+            if found.sent:
+                return web.json_response({"status": "duplicate"})
         try:
             async with self._holding(scoped):
-                outcome, alert_id = await self._show(message)
+                outcome, alert_id = await self._show(message, found)
         except (Forbidden, BadRequest) as e:
             async with self.writes():
                 await deliveries.release(sessions, scoped)
@@ -210,10 +239,18 @@ class BrokerEvents:
                 await deliveries.mark_sent(sessions, scoped, now, alert_id)
         return web.json_response({"status": outcome})
 
-    async def _show(self, message: dict[str, Any]) -> tuple[str, str | None]:
-        """Send the message; returns the outcome and the scoped id of the alert it showed."""
+    async def _show(
+        self, message: dict[str, Any], found: Found | None = None
+    ) -> tuple[str, str | None]:
+        """Send the message; returns the outcome and the scoped id of the alert it showed.
+        ``found``: the user and the alert's check, read already (on PostgreSQL)."""
         kind, data = str(message.get("kind")), message.get("data") or {}
-        user = await repo.user_by_subject(self.services.sessions, str(message.get("subject_id")))
+        if found is not None:
+            user = found.user
+        else:
+            user = await repo.user_by_subject(
+                self.services.sessions, str(message.get("subject_id"))
+            )
         if user is None or not isinstance(data, dict):
             return "no_such_user", None
         t = tr(user.language or "en", user.time_zone)
@@ -226,7 +263,11 @@ class BrokerEvents:
         if kind == "fraud_alert":
             alert = data.get("alert") or {}
             alert_id = f"{self.services.settings.broker_client_id}:{alert.get('alert_id')}"
-            if await deliveries.alert_shown(self.services.sessions, alert_id):
+            if found is not None:
+                shown = found.alert_shown
+            else:
+                shown = await deliveries.alert_shown(self.services.sessions, alert_id)
+            if shown:
                 return "duplicate_alert", None
             text, keyboard = views.alert(t, alert)
             await self.bot.send_message(
@@ -284,6 +325,16 @@ RECEIPTS = ("receipt", "receipt_summary")
 ENDS_A_LINK = frozenset(
     {"consent_authorized", "consent_rejected", "consent_revoked", "consent_expired"}
 )
+
+
+def _alert_id(source: str, message: dict[str, Any]) -> str | None:
+    """The scoped id of the fraud alert ``message`` carries (as :meth:`BrokerEvents._show`
+    names it), or None."""
+    data = message.get("data")
+    if message.get("kind") != "fraud_alert" or not isinstance(data, dict):
+        return None
+    alert = data.get("alert") or {}
+    return f"{source}:{alert.get('alert_id')}" if isinstance(alert, dict) else None
 
 
 def _refuse(status: int, code: str) -> web.Response:

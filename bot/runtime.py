@@ -66,6 +66,7 @@ class BotRuntime:
             await application.post_init(application)
         await application.start()
         self.events = BrokerEvents(services, application.bot)
+        await self.events.open()
         self._runner = web.AppRunner(self._web_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port)
@@ -154,7 +155,7 @@ class BotRuntime:
                 await services.broker.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.events is not None and self.events.fast is not None:
-            self.events.fast.close()
+        if self.events is not None:
+            await self.events.close()
         if self._engine is not None:
             await self._engine.dispose()

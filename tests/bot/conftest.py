@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.bot.system import System, start_system, stop_system
-from tests.consent.conftest import postgres_url, sqlite_url
+from tests.consent.conftest import database_url, postgres_url, sqlite_url
 
-__all__ = ["postgres_url", "sqlite_url"]
+__all__ = ["database_url", "postgres_url", "sqlite_url"]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,11 +90,13 @@ def alert_message(n: int = 1, alert_id: str = "fa-1") -> dict[str, Any]:
 
 @pytest.fixture
 async def hook(
-    tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+    database_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> AsyncIterator[Hook]:
+    """The webhook on SQLite and on PostgreSQL (each with its own fast path: bot.store.fastwrite,
+    bot.store.pgwrite; the PostgreSQL runs skip without CHATBANK_TEST_POSTGRES_URL)."""
     chat_server = await aiohttp_server(create_localchat(LocalchatSettings(bot_token=TOKEN)))
     base = str(chat_server.make_url("")).rstrip("/")
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    url = database_url
     await upgrade_async(url)
     engine = make_engine(url)
     settings = BotSettings(
@@ -122,6 +123,7 @@ async def hook(
     yield Hook(client, events, chat)
     await chat.close()
     await client.close()
+    await events.close()
     await bot.shutdown()
     await broker.close()
     await engine.dispose()
@@ -349,4 +351,5 @@ async def test_a_send_slower_than_the_lease_keeps_its_claim(hook: Hook) -> None:
     finally:
         slow.go.set()
         await other_client.close()
+        await other.close()
         await slow.shutdown()

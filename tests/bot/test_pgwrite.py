@@ -1,0 +1,129 @@
+"""The webhook's reads and writes on PostgreSQL (bot.store.pgwrite): the same rows and outcomes
+as the async store, a replay writes nothing, and "sent" committed by another process while a
+claim waited is seen before the message would be sent again. Skipped without
+CHATBANK_TEST_POSTGRES_URL (see tests/consent/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from bot.store import deliveries, repo
+from bot.store.db import make_engine, session_factory, upgrade_async
+from bot.store.deliveries import Claim
+from bot.store.pgwrite import PgDeliveries, postgres_dsn
+from bot.store.tables import ChatUser
+
+
+@pytest.fixture
+async def fast(postgres_url: str) -> AsyncIterator[PgDeliveries]:
+    await upgrade_async(postgres_url)
+    dsn = postgres_dsn(postgres_url)
+    assert dsn is not None
+    store = PgDeliveries(dsn)
+    yield store
+    await store.close()
+
+
+def test_only_postgresql_urls_get_a_dsn() -> None:
+    assert postgres_dsn("sqlite+aiosqlite:///data/bot.db") is None
+    assert postgres_dsn("sqlite:///:memory:") is None
+    assert postgres_dsn("postgresql+asyncpg://u:p@h:5432/db") == "postgresql://u:p@h:5432/db"
+    assert postgres_dsn("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+async def test_same_rows_and_outcomes_as_the_async_store(
+    fast: PgDeliveries, postgres_url: str
+) -> None:
+    assert await fast.first_time_and_claim("nonce:a", "pc:msg_1", 100, 30) is Claim.CLAIMED
+    # a replayed nonce claims nothing, whatever delivery it names
+    assert await fast.first_time_and_claim("nonce:a", "pc:msg_2", 100, 30) is None
+    engine = make_engine(postgres_url)
+    sessions = session_factory(engine)
+    try:
+        # the async store sees the same rows: msg_2 is free, msg_1 is held
+        assert await deliveries.claim(sessions, "pc:msg_2", 100, 30) is Claim.CLAIMED
+        assert await deliveries.claim(sessions, "pc:msg_1", 101, 30) is Claim.BUSY
+        assert await fast.first_time_and_claim("nonce:b", "pc:msg_1", 101, 30) is Claim.BUSY
+        await fast.mark_sent("pc:msg_1", 102, "pc:fa-1")
+        assert await deliveries.alert_shown(sessions, "pc:fa-1")
+        assert await deliveries.claim(sessions, "pc:msg_1", 103, 30) is Claim.SENT
+        assert await fast.first_time_and_claim("nonce:c", "pc:msg_1", 104, 30) is Claim.SENT
+        # a claim older than the lease (its process died) is taken over
+        assert await fast.first_time_and_claim("nonce:d", "pc:msg_2", 200, 30) is Claim.CLAIMED
+        assert await fast.first_time("nonce:d", 200) is False
+        assert await fast.first_time("nonce:e", 200) is True
+        assert not await repo.first_time(sessions, "nonce:e", 200)
+        # "sent" without an alert; the async store's mark_sent is read back here
+        await fast.mark_sent("pc:msg_2", 201)
+        assert await deliveries.claim(sessions, "pc:msg_2", 202, 30) is Claim.SENT
+        assert await deliveries.claim(sessions, "pc:msg_3", 202, 30) is Claim.CLAIMED
+        await deliveries.mark_sent(sessions, "pc:msg_3", 203, "pc:fa-3")
+        assert await fast.first_time_and_claim("nonce:f", "pc:msg_3", 204, 30) is Claim.SENT
+        found = await fast.look("pc:msg_4", "pc:fa-3", "subject-x")
+        assert (found.sent, found.alert_shown, found.user) == (False, True, None)
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(postgres_dsn(postgres_url))
+    try:
+        keys = {r["id"] for r in await conn.fetch("SELECT id FROM seen_deliveries")}
+    finally:
+        await conn.close()
+    assert keys == {
+        *(f"nonce:{n}" for n in "abcdef"),
+        "sent:pc:msg_1",
+        "sent:pc:msg_2",
+        "sent:pc:msg_3",
+        "alert:pc:fa-1",
+        "alert:pc:fa-3",
+    }
+
+
+async def test_look_reads_the_user_and_the_alert(fast: PgDeliveries, postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    try:
+        user = ChatUser(
+            telegram_user_id=7, chat_id=70, subject_id="sub-7", language="pl", time_zone="UTC"
+        )
+        await repo.save_user(session_factory(engine), user)
+    finally:
+        await engine.dispose()
+    await fast.open()  # as the bot does at start-up; the first statement connects otherwise
+    assert await fast.first_time_and_claim("nonce:a", "pc:msg_1", 100, 30) is Claim.CLAIMED
+    found = await fast.look("pc:msg_1", "pc:fa-1", "sub-7")
+    assert not found.sent and not found.alert_shown
+    assert found.user is not None
+    assert (found.user.telegram_user_id, found.user.chat_id, found.user.language) == (7, 70, "pl")
+    assert (found.user.subject_id, found.user.time_zone) == ("sub-7", "UTC")
+    assert (await fast.look("pc:msg_1", None, "sub-unknown")).user is None
+
+
+async def test_sent_committed_while_the_claim_waited_is_seen_before_sending(
+    fast: PgDeliveries, postgres_url: str
+) -> None:
+    """Another process marks the delivery sent (dropping its claim) while our claim's statement
+    waits on that claim's row: the statement began before "sent" was committed, so it claims;
+    the look that must follow sees "sent" and drops the claim again."""
+    assert await fast.first_time_and_claim("nonce:a", "pc:msg_1", 100, 30) is Claim.CLAIMED
+    other = await asyncpg.connect(postgres_dsn(postgres_url))
+    try:
+        marking = other.transaction()
+        await marking.start()
+        await other.execute("DELETE FROM seen_deliveries WHERE id = 'pending:pc:msg_1'")
+        await other.execute(
+            "INSERT INTO seen_deliveries (id, seen_at) VALUES ('sent:pc:msg_1', 101)"
+        )
+        claim = asyncio.create_task(fast.first_time_and_claim("nonce:b", "pc:msg_1", 101, 30))
+        await asyncio.sleep(0.3)
+        assert not claim.done()  # waiting on the row the other transaction deletes
+        await marking.commit()
+        assert await claim is Claim.CLAIMED  # its snapshot predates "sent"
+        found = await fast.look("pc:msg_1", None, "sub-7")
+        assert found.sent
+        rows = await other.fetch("SELECT id FROM seen_deliveries WHERE id LIKE '%msg_1'")
+        assert {r["id"] for r in rows} == {"sent:pc:msg_1"}  # the claim is dropped again
+    finally:
+        await other.close()
