@@ -98,20 +98,18 @@ class _Done:
 
 
 @dataclass
-class SqliteEventWriter:
-    """One writer task and one connection (see the module's docstring)."""
+class EventWriter:
+    """What the SQLite and the PostgreSQL writers share: the queue of waiting events, one
+    writer task taking up to :data:`MAX_BATCH` of them at a time, and events put off to the next
+    batch (made ready first) or handed back. A backend commits a batch in
+    :meth:`_commit_batch`."""
 
     broker: Broker
-    path: str
-    batches: int = 0  # transactions committed (for tests)
-    lock_retries: int = 0  # times the write lock was taken by another connection
-    handed_back: int = 0  # events the caller ingested itself (for tests)
-    _queue: list[_Item] = field(default_factory=list)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
-    _conn: sqlite3.Connection | None = None
-    # (bank id, the bank's consent id) -> subject id, as read (a consent's subject never changes)
-    _subjects: dict[tuple[str, str], str] = field(default_factory=dict)
+    batches: int = field(default=0, kw_only=True)  # transactions committed (for tests)
+    handed_back: int = field(default=0, kw_only=True)  # events the caller ingested itself
+    _queue: list[_Item] = field(default_factory=list, kw_only=True)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, kw_only=True)
+    _task: asyncio.Task[None] | None = field(default=None, kw_only=True)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -126,7 +124,14 @@ class SqliteEventWriter:
             if not item.done.done():
                 item.done.set_result(None)
         self._queue.clear()
-        self._dispose()
+        await self._dispose()
+
+    async def _dispose(self) -> None:
+        """Close the writer's connection."""
+
+    def takes(self, kind: str) -> bool:
+        """Whether events of ``kind`` are written here."""
+        return kind in KINDS
 
     async def ingest(self, bank_id: str, claims: dict[str, Any]) -> str | None:
         """The event's outcome once committed; None if the caller must ingest it itself."""
@@ -135,7 +140,7 @@ class SqliteEventWriter:
             self._task is None
             or not isinstance(events, dict)
             or not events
-            or not all(k in KINDS and isinstance(e, dict) for k, e in events.items())
+            or not all(self.takes(k) and isinstance(e, dict) for k, e in events.items())
         ):
             return None
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -161,15 +166,13 @@ class SqliteEventWriter:
                             item.done.set_result(None)
                     raise
 
+    async def _commit_batch(self, batch: list[_Item]) -> list[_Done]:
+        """Commit ``batch`` in one transaction: each event's outcome, in order."""
+        raise NotImplementedError
+
     async def _write(self, batch: list[_Item]) -> None:
         try:
-            async with self.broker.writes():  # first the gate, as every writer, then the locks
-                held = await self._lock_subjects(batch)
-                try:
-                    done = await self._commit_when_free(batch, frozenset(held))
-                finally:
-                    for lock in held.values():
-                        lock.release()
+            done = await self._commit_batch(batch)
             self.batches += 1
         except Exception:
             log.exception("a batch of %d bank events failed; ingesting them one by one", len(batch))
@@ -245,6 +248,31 @@ class SqliteEventWriter:
         )
         return ready
 
+
+@dataclass
+class SqliteEventWriter(EventWriter):
+    """One writer task and one connection (see the module's docstring)."""
+
+    path: str
+    lock_retries: int = field(default=0, kw_only=True)  # times another connection held the lock
+    _conn: sqlite3.Connection | None = field(default=None, kw_only=True)
+    # (bank id, the bank's consent id) -> subject id, as read (a consent's subject never changes)
+    _subjects: dict[tuple[str, str], str] = field(default_factory=dict, kw_only=True)
+
+    async def _dispose(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _commit_batch(self, batch: list[_Item]) -> list[_Done]:
+        async with self.broker.writes():  # first the gate, as every writer, then the locks
+            held = await self._lock_subjects(batch)
+            try:
+                return await self._commit_when_free(batch, frozenset(held))
+            finally:
+                for lock in held.values():
+                    lock.release()
+
     async def _lock_subjects(self, batch: list[_Item]) -> dict[str, asyncio.Lock]:
         """The audit locks of the batch's alerts' subjects that are free now (a held one is not
         waited for: that subject's alerts are handed back)."""
@@ -286,11 +314,6 @@ class SqliteEventWriter:
             conn.execute("PRAGMA synchronous=NORMAL")  # as consent.store.db's connections
             self._conn = conn
         return self._conn
-
-    def _dispose(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def _commit(self, batch: list[_Item], held: frozenset[str]) -> list[_Done]:
         conn = self._connection()
