@@ -44,8 +44,9 @@ from typing import Any
 from sqlalchemy import Table
 from sqlmodel import SQLModel
 
-from consent.events.batch import MAX_TRIES, EventWriter, _Done, _Item, _result
+from consent.events.batch import EventWriter, _Done, _Item, _result
 from consent.events.ingest import FRAUD_ALERT, alert_allowed, alert_audit, queue_alert
+from consent.outbox.write import NOTIFY_CHANNEL
 from consent.store.audit import row_of
 from consent.store.audit_writer import (
     _PG_INSERT_SQL,
@@ -59,10 +60,6 @@ from consent.store.pgpool import PgConnections
 from consent.store.tables import AlertRow, ConsentRow, OutboxRow
 
 log = logging.getLogger(__name__)
-
-__all__ = ["MAX_TRIES", "NOTIFY_CHANNEL", "PostgresEventWriter"]
-
-NOTIFY_CHANNEL = "chatbank_outbox"  # a row was committed to the outbox (consent.outbox.relay)
 
 
 def _table(model: type[SQLModel]) -> Table:
