@@ -166,7 +166,8 @@ WITH due AS (
       AND NOT EXISTS (
         SELECT FROM outbox AS e
         WHERE e.subject_id = o.subject_id AND e.delivered_at IS NULL
-          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.id < o.id))
+          AND e.created_at <= o.created_at
+          AND (e.created_at < o.created_at OR e.id < o.id)
       )
     ORDER BY o.created_at, o.id
     LIMIT $2
