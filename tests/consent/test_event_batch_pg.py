@@ -21,6 +21,7 @@ from bank_mock.keys import BANKS
 from consent.api.keys import BROKER
 from consent.events.ingest import ingest
 from consent.events.pgbatch import PostgresEventWriter
+from consent.outbox.write import NOTIFY_CHANNEL
 from consent.store import audit
 from consent.store.locks import SubjectLocks
 from consent.store.pgpool import postgres_dsn
@@ -81,10 +82,18 @@ async def test_a_burst_of_alerts_commits_in_batches_each_once_with_the_audit_cha
     writer = broker.event_writer
     assert isinstance(writer, PostgresEventWriter)
     subject, account, _ = await _linked(env)
-    await _pay(env, account, "Shop 0")  # the account's handle not in memory yet: put off
-    await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
-    await asyncio.gather(*(_pay(env, account, f"Shop {i}") for i in range(1, 13)))
-    await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
+    notified: list[str] = []  # what another broker process's relay hears
+    listener = await asyncpg.connect(writer.dsn)
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *a: notified.append(a[2]))
+    try:
+        await _pay(env, account, "Shop 0")  # the account's handle not in memory yet: put off
+        await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
+        await asyncio.gather(*(_pay(env, account, f"Shop {i}") for i in range(1, 13)))
+        await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
+        await asyncio.sleep(0.1)
+    finally:
+        await listener.close()
+    assert 1 <= len(notified) <= writer.batches
     assert writer.batches >= 2
     assert writer.handed_back == 0
     assert await _count(env, subject) == 13
