@@ -22,6 +22,7 @@ from consent.api.keys import BROKER
 from consent.events.ingest import ingest
 from consent.events.pgbatch import PostgresEventWriter
 from consent.outbox.write import NOTIFY_CHANNEL
+from consent.service.account_handles import known_handles
 from consent.store import audit
 from consent.store.locks import SubjectLocks
 from consent.store.pgpool import postgres_dsn
@@ -101,6 +102,16 @@ async def test_a_burst_of_alerts_commits_in_batches_each_once_with_the_audit_cha
         entries, report = await audit.verify(session, subject)
         alerts = (await session.exec(select(func.count()).select_from(AlertRow))).one()
     assert alerts == 13
+    # the handle maps the writer loads in bulk are those loaded one consent at a time
+    async with broker.sessions() as session:
+        row = (await session.exec(select(ConsentRow).where(ConsentRow.subject_id == subject))).one()
+        broker.handles.clear()
+        await writer._warm([row.consent_id, "no-such-consent"])
+        bulk = dict(broker.handles)
+        broker.handles.clear()
+        one = await known_handles(broker, session, row)
+    assert bulk == {row.consent_id: one}
+    assert account in one
     assert len([e for e in entries if e.action == "push.fraud_alert"]) == 13
     assert report.ok
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
