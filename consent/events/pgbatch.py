@@ -39,7 +39,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlmodel import SQLModel
@@ -47,9 +47,8 @@ from sqlmodel import SQLModel
 from consent.events.batch import EventWriter, _Done, _Item, _result
 from consent.events.ingest import FRAUD_ALERT, alert_allowed, alert_audit, queue_alert
 from consent.outbox.write import NOTIFY_CHANNEL
-from consent.store.audit import row_of
+from consent.store.audit import COLUMNS, row_of
 from consent.store.audit_writer import (
-    _PG_INSERT_SQL,
     PendingEntry,
     _rolled_back,
     chained,
@@ -60,6 +59,7 @@ from consent.store.pgpool import PgConnections
 from consent.store.tables import AlertRow, ConsentRow, OutboxRow
 
 log = logging.getLogger(__name__)
+_R = TypeVar("_R", bound=SQLModel)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -70,32 +70,56 @@ def _table(model: type[SQLModel]) -> Table:
 
 _CONSENT = _table(ConsentRow)
 _CONSENT_COLUMNS = list(_CONSENT.columns)
+# 1. the consents the events name, each with its subject's row lock if free (SKIP LOCKED never
+# waits, so the order in which subjects are locked cannot deadlock)
 _CONSENTS_SQL = f"""
-SELECT {", ".join(f"c.{c.name}" for c in _CONSENT_COLUMNS)}
+SELECT {", ".join(f"c.{c.name}" for c in _CONSENT_COLUMNS)}, l.subject_id IS NOT NULL
 FROM consent AS c
 JOIN unnest($1::text[], $2::text[]) AS k (bank_id, bank_consent_id)
   ON c.bank_id = k.bank_id AND c.bank_consent_id = k.bank_consent_id
+LEFT JOIN LATERAL (
+    SELECT s.subject_id FROM subject AS s WHERE s.subject_id = c.subject_id
+    FOR UPDATE SKIP LOCKED
+) AS l ON true
 """  # noqa: S608 - schema names
-_LOCK_SQL = """
-SELECT subject_id FROM subject WHERE subject_id = ANY($1::text[])
-ORDER BY subject_id FOR UPDATE SKIP LOCKED
+# 2. in one statement: the events' de-duplication rows (in (bank, jti) order), the alert rows of
+# the events stored now, the outbox rows of the alerts stored now; returns what was stored
+_WRITE_SQL = """
+WITH j AS (
+    INSERT INTO processed_event (bank_id, jti, received_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+    ON CONFLICT DO NOTHING RETURNING bank_id, jti
+), a AS (
+    INSERT INTO fraud_alert (consent_id, alert_id, handle)
+    SELECT u.consent_id, u.alert_id, u.handle
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+        AS u (consent_id, alert_id, handle, bank_id, jti)
+    WHERE EXISTS (SELECT FROM j WHERE j.bank_id = u.bank_id AND j.jti = u.jti)
+    ON CONFLICT DO NOTHING RETURNING consent_id, alert_id
+), o AS (
+    INSERT INTO outbox (id, client_id, subject_id, kind, payload, attempts, next_attempt_at,
+                        created_at)
+    SELECT u.id, u.client_id, u.subject_id, u.kind, u.payload, u.attempts, u.next_attempt_at,
+           u.created_at
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
+                $15::timestamptz[], $16::timestamptz[], $4::text[], $5::text[])
+        AS u (id, client_id, subject_id, kind, payload, attempts, next_attempt_at, created_at,
+              consent_id, alert_id)
+    WHERE EXISTS (SELECT FROM a WHERE a.consent_id = u.consent_id AND a.alert_id = u.alert_id)
+)
+SELECT true, bank_id, jti FROM j UNION ALL SELECT false, consent_id, alert_id FROM a
 """
-_JTI_SQL = """
-INSERT INTO processed_event (bank_id, jti, received_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-ON CONFLICT DO NOTHING RETURNING bank_id, jti
-"""
-_ALERT_SQL = """
-INSERT INTO fraud_alert (consent_id, alert_id, handle)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-ON CONFLICT DO NOTHING RETURNING consent_id, alert_id
-"""
-_OUTBOX_SQL = """
-INSERT INTO outbox (id, client_id, subject_id, kind, payload, attempts, next_attempt_at,
-                    created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                     $7::timestamptz[], $8::timestamptz[])
-"""
+# 3. the chain heads (consent.store.audit_writer.postgres_chain_heads), then 4. the entries
+# and the relays' wake-up (delivered at commit)
+_AUDIT_SQL = f"""
+WITH e AS (
+    INSERT INTO audit_entry ({", ".join(COLUMNS)})
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[],
+                         $12::text[])
+)
+SELECT pg_notify('{NOTIFY_CHANNEL}', '')
+"""  # noqa: S608 - constant names
 
 
 class _Collect:
@@ -176,14 +200,17 @@ class PostgresEventWriter(EventWriter):
         )
         await conn.execute("BEGIN")
         consents: dict[tuple[str, str], ConsentRow] = {}
+        locked: set[str] = set()  # subjects whose row lock this transaction holds
         if keys:
+            width = len(_CONSENT_COLUMNS)
             for r in await conn.fetch(_CONSENTS_SQL, [k[0] for k in keys], [k[1] for k in keys]):
                 read = ConsentRow(
-                    **{c.key: _result(c, v) for c, v in zip(_CONSENT_COLUMNS, r, strict=True)}
+                    **{c.key: _result(c, v) for c, v in zip(_CONSENT_COLUMNS, r, strict=False)}
                 )
                 consents[(read.bank_id, str(read.bank_consent_id))] = read
+                if r[width]:
+                    locked.add(read.subject_id)
         # what each event would write, read first (nothing is written for one put off)
-        alerts: list[_Alert] = []
         wanted: dict[int, list[_Alert]] = {}
         for n, item in enumerate(batch):
             mine: list[_Alert] = []
@@ -201,6 +228,10 @@ class PostgresEventWriter(EventWriter):
                     done[n] = _Done(None, again=True, handles_of=row, account=account)
                     break
                 subject = row.subject_id
+                if subject not in locked:  # another process's transaction holds it
+                    self.subject_skips += 1
+                    done[n] = _Done(None, again=True)
+                    break
                 if subject not in held:
                     lock = locks.lock(subject)
                     if lock.locked():  # another transaction of this process appends to it
@@ -211,81 +242,41 @@ class PostgresEventWriter(EventWriter):
                 mine.append(_Alert(n, ev, row, alert_id, handle))
             if done[n] is None:
                 wanted[n] = mine
-        subjects = sorted({a.row.subject_id for mine in wanted.values() for a in mine})
-        locked: set[str] = set()
-        if subjects:
-            locked = {r[0] for r in await conn.fetch(_LOCK_SQL, subjects)}
-        for n, mine in list(wanted.items()):
-            if any(a.row.subject_id not in locked for a in mine):
-                self.subject_skips += 1
-                done[n] = _Done(None, again=True)  # locked by another process: next batch
-                del wanted[n]
-        # the events' de-duplication rows, in key order (two writers never wait on each other
-        # in a cycle); a key not inserted was stored before (or by another broker meanwhile)
+        # the first event of each (bank, jti) is stored, if that jti is not yet; the others
+        # (a replay within the batch) are duplicates
         firsts: dict[tuple[str, str], int] = {}
         for n in wanted:
             firsts.setdefault((batch[n].bank_id, str(batch[n].claims["jti"])[:100]), n)
-        fresh: set[tuple[str, str]] = set()
-        if firsts:
-            ordered = sorted(firsts)
-            fresh = {
-                (r[0], r[1])
-                for r in await conn.fetch(
-                    _JTI_SQL,
-                    [k[0] for k in ordered],
-                    [k[1] for k in ordered],
-                    [now] * len(ordered),
-                )
-            }
-        for n in wanted:
-            key = (batch[n].bank_id, str(batch[n].claims["jti"])[:100])
-            if key in fresh and firsts[key] == n:
-                alerts.extend(wanted[n])
-                done[n] = _Done("ignored")
-            else:
-                done[n] = _Done("duplicate")
         # one alert row per (consent, bank alert): the first in the batch, if none is stored
-        unique: dict[tuple[str, str], _Alert] = {}
-        for a in alerts:
-            unique.setdefault((a.row.consent_id, a.alert_id), a)
+        unique: dict[tuple[str, str], tuple[_Alert, tuple[str, str]]] = {}
+        for key, n in firsts.items():
+            for a in wanted[n]:
+                unique.setdefault((a.row.consent_id, a.alert_id), (a, key))
+        views: dict[tuple[str, str], tuple[AlertRow, OutboxRow, dict[str, Any], datetime]] = {}
+        for key, (a, _) in unique.items():
+            into = _Collect()
+            # each its own time, as one by one: a subject's messages go out in this order
+            at = broker.clock()
+            view = queue_alert(
+                broker, into, batch[a.item].bank_id, a.event, a.row, a.alert_id, a.handle, at
+            )
+            views[key] = (_one(into.rows, AlertRow), _one(into.rows, OutboxRow), view, at)
+        fresh: set[tuple[str, str]] = set()
         stored: set[tuple[str, str]] = set()
-        collected: dict[tuple[str, str], tuple[list[SQLModel], dict[str, Any], datetime]] = {}
-        if unique:
-            for key, a in unique.items():
-                into = _Collect()
-                # each its own time, as one by one: a subject's messages go out in this order
-                at = broker.clock()
-                view = queue_alert(
-                    broker, into, batch[a.item].bank_id, a.event, a.row, a.alert_id, a.handle, at
-                )
-                collected[key] = (into.rows, view, at)
-            ordered_alerts = sorted(unique)
-            handles = [_alert_row(collected[k][0]).handle for k in ordered_alerts]
-            stored = {
-                (r[0], r[1])
-                for r in await conn.fetch(
-                    _ALERT_SQL,
-                    [k[0] for k in ordered_alerts],
-                    [k[1] for k in ordered_alerts],
-                    handles,
-                )
-            }
-        pushed = [(k, unique[k]) for k in unique if k in stored]  # in the batch's order
-        if pushed:
-            pendings: dict[str, list[PendingEntry]] = {}
-            outbox: list[OutboxRow] = []
-            for key, a in pushed:
-                rows, view, at = collected[key]
-                outbox.extend(r for r in rows if isinstance(r, OutboxRow))
-                entry = alert_audit(a.row, view, at)
-                pendings.setdefault(a.row.subject_id, []).append(
-                    PendingEntry(**{**entry, "fields": tuple(entry["fields"])})
-                )
-                done[a.item] = _Done("processed")
-            ids = sorted(pendings)
-            entries = chained(await postgres_chain_heads(conn, ids), pendings)
-            await conn.execute(
-                _OUTBOX_SQL,
+        if firsts:
+            jtis = sorted(firsts)  # in key order: two writers never wait on each other in a cycle
+            alerts = sorted(unique)
+            outbox = [views[k][1] for k in alerts]
+            for is_jti, x, y in await conn.fetch(
+                _WRITE_SQL,
+                [k[0] for k in jtis],
+                [k[1] for k in jtis],
+                [now] * len(jtis),
+                [k[0] for k in alerts],
+                [k[1] for k in alerts],
+                [views[k][0].handle for k in alerts],
+                [unique[k][1][0] for k in alerts],
+                [unique[k][1][1] for k in alerts],
                 [o.id for o in outbox],
                 [o.client_id for o in outbox],
                 [o.subject_id for o in outbox],
@@ -294,15 +285,30 @@ class PostgresEventWriter(EventWriter):
                 [o.attempts for o in outbox],
                 [o.next_attempt_at for o in outbox],
                 [o.created_at for o in outbox],
-            )
-            await conn.executemany(_PG_INSERT_SQL, [row_of(e) for sid in ids for e in entries[sid]])
-            await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+            ):
+                (fresh if is_jti else stored).add((x, y))
+        for n in wanted:
+            key = (batch[n].bank_id, str(batch[n].claims["jti"])[:100])
+            done[n] = _Done("ignored" if key in fresh and firsts[key] == n else "duplicate")
+        pushed = [(k, a) for k, (a, _) in unique.items() if k in stored]  # in the batch's order
+        if pushed:
+            pendings: dict[str, list[PendingEntry]] = {}
+            for key, a in pushed:
+                _, _, view, at = views[key]
+                entry = alert_audit(a.row, view, at)
+                pendings.setdefault(a.row.subject_id, []).append(
+                    PendingEntry(**{**entry, "fields": tuple(entry["fields"])})
+                )
+                done[a.item] = _Done("processed")
+            ids = sorted(pendings)
+            entries = chained(await postgres_chain_heads(conn, ids), pendings)
+            rows = [row_of(e) for sid in ids for e in entries[sid]]
+            await conn.execute(_AUDIT_SQL, *(list(c) for c in zip(*rows, strict=True)))
         await conn.execute("COMMIT")
-        result = [d if d is not None else _Done(None) for d in done]
-        return result
+        return [d if d is not None else _Done(None) for d in done]
 
 
-def _alert_row(rows: list[SQLModel]) -> AlertRow:
-    found = [r for r in rows if isinstance(r, AlertRow)]
+def _one(rows: list[SQLModel], model: type[_R]) -> _R:
+    found = [r for r in rows if isinstance(r, model)]
     assert len(found) == 1
     return found[0]
