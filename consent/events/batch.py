@@ -51,13 +51,13 @@ from consent.events.ingest import (
 )
 from consent.receipts.choices import chosen_since
 from consent.receipts.marks import account_of, bank_consent_of
-from consent.service.account_handles import handle_for, known_handles
+from consent.service.account_handles import handle_for
 from consent.service.broker import Broker
 from consent.service.errors import BrokerError
 from consent.service.linking import to_domain
 from consent.store.audit_writer import PendingEntry, sqlite_append, sqlite_time
 from consent.store.fastread import utc
-from consent.store.locks import SubjectLocks, registry
+from consent.store.locks import SubjectLocks, lock_across_processes, registry
 from consent.store.tables import (
     AccountHandle,
     AlertRow,
@@ -249,9 +249,11 @@ class EventWriter:
     async def _ready(self, later: list[tuple[_Item, _Done]]) -> set[int]:
         """Which of ``later`` can go in the next batch: those put off for their subject's lock,
         and those whose consent's handles are now in memory, their account's among them.
-        Accounts seen for the first time get their handles here, as a read gives them (under
-        each subject's read lock, :func:`handle_for`), all in one transaction behind the write
-        gate. An event of a consent that has ended is handed back."""
+        Handle maps not in memory are loaded in bulk (:meth:`_warm`). Accounts seen for the
+        first time get their handles here, as a read gives them (under each subject's read
+        lock, and on PostgreSQL the consent's advisory lock, as :func:`handles_for` takes it),
+        all in one transaction behind the write gate. An event of a consent that has ended is
+        handed back."""
         broker = self.broker
         ready = {n for n, (_, d) in enumerate(later) if d.handles_of is None}
         wanted = [(n, d.handles_of, d.account) for n, (_, d) in enumerate(later) if d.handles_of]
@@ -259,30 +261,39 @@ class EventWriter:
             return ready
         rows = {row.consent_id: row for _, row, _ in wanted if row is not None}
         await self._warm(list(rows))
-        async with contextlib.AsyncExitStack() as stack:
-            for subject in sorted({row.subject_id for row in rows.values()}):
-                await stack.enter_async_context(broker.read_lock(subject))
-            async with broker.writes(), broker.sessions() as session:
-                ended: set[str] = set()
-                for _, row, account in wanted:
-                    assert row is not None
-                    if row.consent_id in ended:
-                        continue
-                    try:
-                        await handle_for(broker, session, row, account)
-                    except BrokerError:
-                        ended.add(row.consent_id)
-                await session.commit()
-            async with broker.sessions() as session:
-                known = {
-                    cid: await known_handles(broker, session, row)
-                    for cid, row in rows.items()
-                    if cid not in ended
-                }
+        missing = [
+            (row, account)
+            for _, row, account in wanted
+            if row is not None and account not in broker.handles.get(row.consent_id, {})
+        ]
+        if missing:
+            async with contextlib.AsyncExitStack() as stack:
+                for subject in sorted({row.subject_id for row, _ in missing}):
+                    await stack.enter_async_context(broker.read_lock(subject))
+                async with broker.writes(), broker.sessions() as session:
+                    # on PostgreSQL another broker process may be making these handles right
+                    # now: wait for it (as handles_for does, consents in order) and read what it
+                    # made, so an account never gets two handles
+                    making = sorted({row.consent_id for row, _ in missing})
+                    for cid in making:
+                        if await lock_across_processes(session, f"handles:{cid}"):
+                            broker.handles.pop(cid, None)
+                    await self._warm(making)
+                    ended: set[str] = set()
+                    for row, account in missing:
+                        if row.consent_id in ended:
+                            continue
+                        try:
+                            await handle_for(broker, session, row, account)
+                        except BrokerError:
+                            ended.add(row.consent_id)
+                    await session.commit()
+                # the new handles' consents, reloaded (handle_for drops them from memory)
+                await self._warm([cid for cid in making if cid not in ended])
         ready.update(
             n
             for n, row, account in wanted
-            if row is not None and account in known.get(row.consent_id, {})
+            if row is not None and account in broker.handles.get(row.consent_id, {})
         )
         return ready
 

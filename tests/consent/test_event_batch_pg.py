@@ -7,18 +7,21 @@ subject locked by another transaction is put off, never forked."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlmodel import col, func, select
 
 from bank_mock.fraud.publisher import FRAUD_ALERT, PUBLISHER
 from bank_mock.fraud.signing import SIGNERS
 from bank_mock.keys import BANKS
 from consent.api.keys import BROKER
+from consent.app import create_app as create_broker
 from consent.events.ingest import ingest
 from consent.events.pgbatch import PostgresEventWriter
 from consent.outbox.write import NOTIFY_CHANNEL
@@ -26,7 +29,7 @@ from consent.service.account_handles import known_handles
 from consent.store import audit
 from consent.store.locks import SubjectLocks
 from consent.store.pgpool import postgres_dsn
-from consent.store.tables import AlertRow, ConsentRow, OutboxRow, ProcessedEvent
+from consent.store.tables import AccountHandle, AlertRow, ConsentRow, OutboxRow, ProcessedEvent
 from tests.consent.broker_env import Env, start, stop
 
 pytestmark = pytest.mark.postgres
@@ -55,13 +58,14 @@ async def _pay(env: Env, account: str, merchant: str) -> None:
 
 async def _count(env: Env, subject: str) -> int:
     async with env.broker.app[BROKER].sessions() as session:
-        return (
+        found: int = (
             await session.exec(
                 select(func.count())
                 .select_from(OutboxRow)
                 .where(col(OutboxRow.subject_id) == subject, col(OutboxRow.kind) == "fraud_alert")
             )
         ).one()
+    return found
 
 
 async def _linked(env: Env) -> tuple[str, str, dict[str, Any]]:
@@ -235,3 +239,45 @@ async def test_a_subject_locked_by_another_transaction_is_put_off_then_handed_ba
         assert (
             await session.get(ProcessedEvent, {"bank_id": "northwind", "jti": "j-locked"}) is None
         )
+
+
+async def test_two_broker_processes_give_a_first_seen_account_one_handle(env: Env) -> None:
+    """Two broker processes (two apps on one database) each get an alert for an account
+    neither has seen: the account gets one handle, and both alerts carry it."""
+    subject, account, consent = await _linked(env)
+    other = TestServer(create_broker(env.broker_settings, clock=env.clock))
+    await other.start_server()
+    try:
+        brokers = [env.broker.app[BROKER], other.app[BROKER]]
+        for broker in brokers:
+            broker.handles.clear()
+
+        def claims(n: int) -> dict[str, Any]:
+            ev = {**consent, "alert_id": f"fa-first-{n}", "account_id": account, "amount": "1"}
+            return {"jti": f"j-first-{n}", "events": {FRAUD_ALERT: ev}}
+
+        writers = [b.event_writer for b in brokers]
+        assert all(isinstance(w, PostgresEventWriter) for w in writers)
+        outcomes = await asyncio.gather(
+            *(writers[n % 2].ingest("northwind", claims(n)) for n in range(8))
+        )
+        for n, outcome in enumerate(outcomes):  # handed back: the usual path, as events.py
+            if outcome is None:
+                outcomes[n] = await ingest(brokers[n % 2], "northwind", claims(n))
+        assert outcomes == ["processed"] * 8
+    finally:
+        await other.close()
+    async with brokers[0].sessions() as session:
+        row = (await session.exec(select(ConsentRow).where(ConsentRow.subject_id == subject))).one()
+        handles = (
+            await session.exec(
+                select(AccountHandle).where(AccountHandle.consent_id == row.consent_id)
+            )
+        ).all()
+        pushed = (
+            await session.exec(select(OutboxRow).where(col(OutboxRow.subject_id) == subject))
+        ).all()
+    assert len(handles) == 1
+    alerts = [json.loads(o.payload)["alert"] for o in pushed if o.kind == "fraud_alert"]
+    assert len(alerts) == 8
+    assert {a["account_handle"] for a in alerts} == {handles[0].handle}
