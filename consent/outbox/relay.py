@@ -6,8 +6,11 @@ Pipelined: up to ``max_in_flight`` posts run at once, each row handed to the pla
 as a slot is free (a slot frees when its post returns; the row stays claimed until its outcome
 is written). A slow post holds its own slot and nothing else: the others go on, and a
 newly committed row is claimed the moment the writer wakes the relay (``wake``, set in this
-process by whoever wrote the row), or at the next poll (``relay_idle_s``) when another process
-wrote it. Outcomes are recorded by one writer task, several at a time in one transaction.
+process by whoever wrote the row; on PostgreSQL also by a ``NOTIFY`` from the group commit of
+bank events in any broker process, :mod:`consent.events.pgbatch`), or at the next poll
+(``relay_idle_s``). Outcomes are recorded by one writer task, several at a time in one
+transaction (on PostgreSQL the deliveries in one statement; claims too are one statement there,
+on the relay's own asyncpg connections).
 
 Order within a subject: only the oldest undelivered row of a subject is ever claimed (the
 "head"); its successor becomes claimable once the head is recorded delivered or dead. So one
