@@ -57,6 +57,7 @@ from consent.store.audit_writer import (
 from consent.store.locks import SubjectLocks, registry
 from consent.store.pgpool import PgConnections
 from consent.store.tables import AlertRow, ConsentRow, OutboxRow
+from consent.vault.envelope import open_sealed
 
 log = logging.getLogger(__name__)
 _R = TypeVar("_R", bound=SQLModel)
@@ -82,6 +83,13 @@ LEFT JOIN LATERAL (
     FOR UPDATE SKIP LOCKED
 ) AS l ON true
 """  # noqa: S608 - schema names
+# the data keys and handles of consents (EventWriter._warm); a consent without a key (shredded)
+# is not found
+_HANDLES_SQL = """
+SELECT k.consent_id, k.kek_version, k.wrapped, h.handle, h.account_ref
+FROM consent_key AS k LEFT JOIN account_handle AS h ON h.consent_id = k.consent_id
+WHERE k.consent_id = ANY($1::text[])
+"""
 # 2. in one statement: the events' de-duplication rows (in (bank, jti) order), the alert rows of
 # the events stored now, the outbox rows of the alerts stored now; returns what was stored
 _WRITE_SQL = """
@@ -161,6 +169,30 @@ class PostgresEventWriter(EventWriter):
     async def _dispose(self) -> None:
         if self._conns is not None:
             await self._conns.close()
+
+    async def _warm(self, consent_ids: list[str]) -> None:
+        """:meth:`EventWriter._warm` in one statement on the writer's own connection (idle
+        between batches, when this runs), without a pooled ORM session."""
+        broker = self.broker
+        cold = [cid for cid in consent_ids if cid not in broker.handles]
+        if not cold or broker.data_keys is None or self._conns is None:
+            return
+        conn = await self._conns.take()
+        try:
+            found = await conn.fetch(_HANDLES_SQL, cold)
+        except BaseException:
+            self._conns.discard(conn)
+            raise
+        self._conns.give(conn)
+        maps: dict[str, dict[str, str]] = {}
+        for cid, kek_version, wrapped, handle, ref in found:
+            key = broker.open_data_key(cid, kek_version, wrapped)
+            known = maps.setdefault(cid, {})
+            if handle is not None:
+                account = open_sealed(key, ref, consent_id=cid, field="account_id")
+                known[account.decode()] = handle
+        for cid, known in maps.items():
+            broker.handles.setdefault(cid, known)
 
     async def _commit_batch(self, batch: list[_Item]) -> list[_Done]:
         assert self._conns is not None
