@@ -5,31 +5,33 @@ Before, each fraud alert went through the ORM, one event per transaction: a pool
 subject's row lock, its chain head read, three inserts and the commit, each a round trip with a
 greenlet hop and statement compilation (broker CPU about 14 ms an alert, 2 brokers at 200/s).
 Here one writer task per process takes every fraud alert waiting (up to ``MAX_BATCH``) and
-writes them in one transaction on a raw asyncpg connection of its own, a fixed handful of
-statements per batch whatever its size:
+writes them in one transaction on a raw asyncpg connection of its own, five round trips per
+batch whatever its size (``BEGIN``, three statements, ``COMMIT``):
 
-1. the consents the events name (one ``SELECT`` over ``unnest``);
-2. the row locks of their subjects, ``ORDER BY subject_id FOR UPDATE SKIP LOCKED``: the same
-   locks as :func:`consent.store.locks.lock_subject` and the access log's writer, so a chain is
-   never extended by two transactions at once, across processes too. A subject locked
-   elsewhere is not waited for: its events are put off to the next batch (handed back to the
-   usual path, which waits, after ``MAX_TRIES``). The subject's in-process audit lock is taken
-   the same way (without waiting) before, so this process's own writers are not raced;
-3. the de-duplication rows, ``INSERT … ON CONFLICT DO NOTHING RETURNING`` in (bank, jti)
-   order: a jti already stored for that bank, committed by this or another process (waited for
-   if another transaction holds it uncommitted), is a duplicate and writes nothing else; a
-   replay within the batch likewise;
-4. the alert rows, ``ON CONFLICT DO NOTHING RETURNING``: one row per (consent, bank alert),
-   whichever process got there first;
-5. the chain heads of the subjects alerted (read after their locks are held);
-6. the outbox rows (the minimized views, as :func:`consent.events.ingest.queue_alert` builds
-   them) and the access-log entries, then ``NOTIFY`` (delivered at commit: the relays of the
-   other broker processes wake, :mod:`consent.outbox.relay`) and ``COMMIT``.
+1. the consents the events name (``unnest``), each with its subject's row lock taken
+   ``FOR UPDATE SKIP LOCKED``: the same lock as :func:`consent.store.locks.lock_subject` and the
+   access log's writer take, so a chain is never extended by two transactions at once, across
+   processes too. A subject locked elsewhere is not waited for (so the order in which subjects
+   are locked cannot deadlock): its events are put off to the next batch, and handed back to
+   the usual path, which waits, after ``MAX_TRIES``. The subject's in-process audit lock is
+   taken the same way (without waiting), so this process's own writers are not raced;
+2. one statement of data-modifying CTEs: the de-duplication rows, ``INSERT … ON CONFLICT DO
+   NOTHING RETURNING`` in (bank, jti) order (a jti already stored for that bank, by this or
+   another process, or held uncommitted by another transaction and then committed, is a
+   duplicate and writes nothing else; a replay within the batch likewise); the alert rows of
+   the events stored now, ``ON CONFLICT DO NOTHING`` (one row per (consent, bank alert),
+   whichever process got there first); the outbox rows (the minimized views, as
+   :func:`consent.events.ingest.queue_alert` builds them) of the alerts stored now;
+3. the chain heads of the subjects alerted (read after their locks are held), then the
+   access-log entries and ``NOTIFY`` (delivered at commit: every broker process's relay wakes,
+   :mod:`consent.outbox.relay`) in one statement.
 
 Each bank is answered only after that commit (same outcomes as
 :func:`consent.events.ingest.ingest`: "processed", "ignored", "duplicate"). Put off to the
 next batch and made ready first (:meth:`EventWriter._ready`): an alert whose consent's account
-handles are not in memory. Handed back to the caller (the usual ORM path): other event kinds,
+handles are not in memory (loaded in one statement, :meth:`PostgresEventWriter._warm`; an
+account seen for the first time gets its handle under the consent's advisory lock, so two
+brokers never give it two). Handed back to the caller (the usual ORM path): other event kinds,
 an event put off twice, every event of a batch whose transaction failed (rolled back: nothing
 of it stored)."""
 
