@@ -14,7 +14,8 @@ from sqlalchemy import text
 from consent.api import badhttp, callback, events, outbox, platform
 from consent.api.errors import InFlight, broker_middleware
 from consent.api.keys import BROKER, JWKS, RECEIPTS, RELAY
-from consent.events.batch import SqliteEventWriter
+from consent.events.batch import EventWriter, SqliteEventWriter
+from consent.events.pgbatch import PostgresEventWriter
 from consent.events.verify import JwksCache
 from consent.metrics import BankUrls, refresher, url_call_observer
 from consent.outbox.purge import purge_forever
@@ -100,8 +101,13 @@ def create_app(
                 broker.reader = PostgresReader(dsn)
             if broker.reader is not None:
                 await broker.reader.open()
+            event_writer: EventWriter | None = None
             if path is not None:
-                broker.event_writer = event_writer = SqliteEventWriter(broker, path)
+                event_writer = SqliteEventWriter(broker, path)
+            elif dsn is not None:
+                event_writer = PostgresEventWriter(broker, dsn)
+            if event_writer is not None:
+                broker.event_writer = event_writer
                 event_writer.start()
             app[BROKER] = broker
             app[JWKS] = JwksCache(http, observe=url_call_observer(bank_urls))
@@ -123,8 +129,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(broker.event_writer, SqliteEventWriter):
-                await broker.event_writer.close()
+            if event_writer is not None:
+                await event_writer.close()
             await broker.audit_writer.close()  # flushes what is queued
             if broker.reader is not None:
                 await broker.reader.close()

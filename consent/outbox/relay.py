@@ -6,8 +6,11 @@ Pipelined: up to ``max_in_flight`` posts run at once, each row handed to the pla
 as a slot is free (a slot frees when its post returns; the row stays claimed until its outcome
 is written). A slow post holds its own slot and nothing else: the others go on, and a
 newly committed row is claimed the moment the writer wakes the relay (``wake``, set in this
-process by whoever wrote the row), or at the next poll (``relay_idle_s``) when another process
-wrote it. Outcomes are recorded by one writer task, several at a time in one transaction.
+process by whoever wrote the row; on PostgreSQL also by a ``NOTIFY`` from the group commit of
+bank events in any broker process, :mod:`consent.events.pgbatch`), or at the next poll
+(``relay_idle_s``). Outcomes are recorded by one writer task, several at a time in one
+transaction (on PostgreSQL the deliveries in one statement; claims too are one statement there,
+on the relay's own asyncpg connections).
 
 Order within a subject: only the oldest undelivered row of a subject is ever claimed (the
 "head"); its successor becomes claimable once the head is recorded delivered or dead. So one
@@ -37,11 +40,13 @@ import logging
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
+import asyncpg
 from sqlalchemy import CursorResult, and_, bindparam, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -51,7 +56,10 @@ from sqlmodel.sql.expression import Select
 from consent.metrics import ALERTS_DELIVERED, DEAD_LETTERS, DELIVERY_RETRIES
 from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
+from consent.outbox.write import NOTIFY_CHANNEL
 from consent.service.broker import Broker
+from consent.store.audit_writer import _rolled_back
+from consent.store.pgpool import PgConnections, postgres_dsn
 from consent.store.tables import OutboxRow, PlatformClient, UTCDateTime
 from consent.vault.envelope import WrappedKey, open_sealed, unwrap_key
 
@@ -145,6 +153,54 @@ def _claim_query(for_update: bool) -> Select[OutboxRow, bool]:
     return query.with_for_update(skip_locked=True) if for_update else query
 
 
+# PostgreSQL: the claim in one statement on the relay's own asyncpg connection (no pooled
+# checkout with its ping, no ORM): due heads in (created_at, id) order along the partial index
+# ix_outbox_pending_order (migration 0012), so the walk stops after ``limit`` claimable rows
+# however long the backlog (ordering by the due index instead sorted every due row: the claim
+# grew with the backlog), locked SKIP LOCKED and moved to the lease in the same statement
+_PG_CLAIM_SQL = """
+WITH due AS (
+    SELECT o.id, EXISTS (
+        SELECT FROM outbox AS l
+        WHERE l.subject_id = o.subject_id AND l.delivered_at IS NULL AND l.id <> o.id
+    ) AS waiting
+    FROM outbox AS o
+    WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 AND o.id <> ALL($3::text[])
+      AND NOT EXISTS (
+        SELECT FROM outbox AS e
+        WHERE e.subject_id = o.subject_id AND e.delivered_at IS NULL
+          AND e.created_at <= o.created_at
+          AND (e.created_at < o.created_at OR e.id < o.id)
+      )
+    ORDER BY o.created_at, o.id
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox SET next_attempt_at = $4 FROM due WHERE outbox.id = due.id
+RETURNING outbox.id, outbox.client_id, outbox.subject_id, outbox.kind, outbox.payload,
+          outbox.attempts, outbox.next_attempt_at, outbox.delivered_at, outbox.created_at,
+          due.waiting
+"""
+# the deliveries of a batch of outcomes in one statement, each only if it still carries its lease
+_PG_DELIVERED_SQL = """
+UPDATE outbox SET delivered_at = $1
+FROM unnest($2::text[], $3::timestamptz[]) AS u (id, lease)
+WHERE outbox.id = u.id AND outbox.delivered_at IS NULL AND outbox.next_attempt_at = u.lease
+RETURNING outbox.id
+"""
+_PG_FIELDS = (
+    "id",
+    "client_id",
+    "subject_id",
+    "kind",
+    "payload",
+    "attempts",
+    "next_attempt_at",
+    "delivered_at",
+    "created_at",
+)
+
+
 class Relay:
     def __init__(
         self,
@@ -166,6 +222,11 @@ class Relay:
         self._outcomes: asyncio.Queue[tuple[_Claimed, str | None]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._leases = broker.engine.dialect.name == "postgresql"
+        # PostgreSQL: claims and deliveries on connections of the relay's own, open while it
+        # runs (run_forever, run_once)
+        self._dsn = postgres_dsn(broker.settings.database_url) if self._leases else None
+        self._pg: PgConnections | None = None
+        self._pg_users = 0
 
     @property
     def in_flight(self) -> int:
@@ -180,6 +241,8 @@ class Relay:
         """Claim up to ``limit`` due rows, each the oldest undelivered one of its subject."""
         if limit <= 0:
             return []
+        if self._pg is not None:
+            return await self._claim_pg(self._pg, now, limit)
         broker = self.broker
         query = _claim_query(self._leases)
         params = {"now": now, "limit": limit, "flight": sorted(self._flight)}
@@ -208,6 +271,50 @@ class Relay:
                 self._posting -= len(claimed)
                 raise
         return claimed
+
+    async def _claim_pg(self, pg: PgConnections, now: datetime, limit: int) -> list[_Claimed]:
+        """:meth:`_claim` on PostgreSQL: one statement (``_PG_CLAIM_SQL``), committed on its
+        own before anything is posted."""
+        lease = self.broker.clock() + CLAIM_LEASE
+        conn = await pg.take()
+        try:
+            found = await conn.fetch(_PG_CLAIM_SQL, now, limit, sorted(self._flight), lease)
+        except Exception:
+            if await _rolled_back(conn):
+                pg.give(conn)
+            else:
+                pg.discard(conn)
+            raise
+        except BaseException:
+            pg.discard(conn)
+            raise
+        pg.give(conn)
+        found = sorted(found, key=lambda r: (r["created_at"], r["id"]))
+        full = len(found) >= limit
+        claimed = [
+            _Claimed(OutboxRow(**{k: r[k] for k in _PG_FIELDS}), lease, None, full or r["waiting"])
+            for r in found
+            if r["id"] not in self._flight
+        ]
+        self._flight.update(c.row.id for c in claimed)
+        self._posting += len(claimed)
+        try:
+            for c in claimed:
+                c.target = self._cached_target(c.row.client_id)
+                if c.target is None:
+                    async with self.broker.sessions() as session:
+                        c.target = await self._target(session, c.row.client_id)
+        except BaseException:
+            self._flight.difference_update(c.row.id for c in claimed)
+            self._posting -= len(claimed)
+            raise
+        return claimed
+
+    def _cached_target(self, client_id: str) -> Target | None:
+        cached = self._targets.get(client_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
 
     async def _target(self, session: AsyncSession, client_id: str) -> Target | None:
         cached = self._targets.get(client_id)
@@ -269,6 +376,14 @@ class Relay:
         is left to that process."""
         broker = self.broker
         delivered = 0
+        if self._pg is not None:
+            leased = [(c, o) for c, o in done if o == DELIVERED and c.lease is not None]
+            if leased:
+                delivered += await self._delivered_pg(self._pg, leased)
+                done = [(c, o) for c, o in done if not (o == DELIVERED and c.lease is not None)]
+                if not done:
+                    self.delivered += delivered
+                    return delivered
         async with broker.sessions() as session:
             for claimed, outcome in done:
                 row = claimed.row
@@ -308,6 +423,32 @@ class Relay:
         self.delivered += delivered
         return delivered
 
+    async def _delivered_pg(
+        self, pg: PgConnections, leased: Sequence[tuple[_Claimed, str | None]]
+    ) -> int:
+        """Record the deliveries ``leased`` in one statement (``_PG_DELIVERED_SQL``); how many
+        still carried their lease."""
+        conn = await pg.take()
+        try:
+            changed = await conn.fetch(
+                _PG_DELIVERED_SQL,
+                self.broker.clock(),
+                [c.row.id for c, _ in leased],
+                [c.lease for c, _ in leased],
+            )
+        except Exception:
+            if await _rolled_back(conn):
+                pg.give(conn)
+            else:
+                pg.discard(conn)
+            raise
+        except BaseException:
+            pg.discard(conn)
+            raise
+        pg.give(conn)
+        ALERTS_DELIVERED.inc(len(changed))
+        return len(changed)
+
     async def _release(self, done: Sequence[tuple[_Claimed, str | None]]) -> int:
         """Record ``done`` and free their slots (even if recording failed: the rows stay
         undelivered and are claimed again)."""
@@ -319,10 +460,31 @@ class Relay:
                 self.wake.set()  # a subject's next row, or one left out for want of a slot
 
     # --- driving -------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _connections(self) -> AsyncIterator[None]:
+        """The relay's own PostgreSQL connections open meanwhile (nothing on SQLite)."""
+        if self._dsn is None:
+            yield
+            return
+        if self._pg is None:
+            self._pg = PgConnections(self._dsn, 2)
+        self._pg_users += 1
+        try:
+            yield
+        finally:
+            self._pg_users -= 1
+            if self._pg_users == 0 and self._pg is not None:
+                pg, self._pg = self._pg, None
+                await pg.close()
+
     async def run_once(self) -> int:
         """Deliver what is due now (in slots this process's own loop leaves free) and return
         how many were delivered: claim, post side by side, record, and again until nothing
         due is left to claim (a subject's next row is claimable once its head is recorded)."""
+        async with self._connections():
+            return await self._run_once()
+
+    async def _run_once(self) -> int:
         now = self.broker.clock()
         delivered = 0
         while claimed := await self._claim(now, self._free()):
@@ -365,7 +527,12 @@ class Relay:
     async def run_forever(self, idle_s: float = 1.0) -> None:
         """Claim into free slots whenever woken (a row was written, a post finished) or every
         ``idle_s`` (retries coming due, rows written by another process)."""
+        async with self._connections():
+            await self._run_forever(idle_s)
+
+    async def _run_forever(self, idle_s: float) -> None:
         writer = asyncio.create_task(self._write_outcomes())
+        listener = await self._listen()
         try:
             while True:
                 self.wake.clear()
@@ -386,3 +553,20 @@ class Relay:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(writer, *self._tasks, return_exceptions=True)
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close(timeout=5)
+
+    async def _listen(self) -> Any:
+        """PostgreSQL: a connection listening for rows committed to the outbox by any broker
+        process (``NOTIFY``, :mod:`consent.events.pgbatch`), each waking this relay at once
+        rather than at its next poll; None on SQLite, or if it cannot be opened (then polls)."""
+        if self._dsn is None:
+            return None
+        try:
+            conn = await asyncpg.connect(self._dsn)
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake.set())
+        except (OSError, asyncpg.PostgresError):
+            log.warning("outbox relay: cannot listen for new rows; polling", exc_info=True)
+            return None
+        return conn

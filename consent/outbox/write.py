@@ -9,6 +9,11 @@ from typing import Any, Protocol
 
 from consent.store.tables import OutboxRow
 
+# PostgreSQL: notified when outbox rows commit (by the group commit of bank events,
+# consent.events.pgbatch), so every broker process's relay claims them at once, not at its next
+# poll (consent.outbox.relay)
+NOTIFY_CHANNEL = "chatbank_outbox"
+
 
 class Adds(Protocol):
     """Where a row is added: a SQLAlchemy session, or a writer of plain rows

@@ -186,7 +186,7 @@ class OutboxRow(SQLModel, table=True):
     delivered by the relay until acknowledged."""
 
     __tablename__ = "outbox"
-    # the relay's claim reads the undelivered rows only (migration 0010)
+    # the relay's claim reads the undelivered rows only (migrations 0010, 0012)
     __table_args__ = (
         Index(
             "ix_outbox_pending_due",
@@ -198,6 +198,14 @@ class OutboxRow(SQLModel, table=True):
             "ix_outbox_pending_subject",
             "subject_id",
             "created_at",
+            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL"),
+        ),
+        # the claim's order: it stops after its batch, however long the backlog (0012)
+        Index(
+            "ix_outbox_pending_order",
+            "created_at",
+            "id",
             postgresql_where=text("delivered_at IS NULL"),
             sqlite_where=text("delivered_at IS NULL"),
         ),

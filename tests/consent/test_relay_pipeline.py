@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -25,8 +26,9 @@ from sqlmodel import select
 from consent.api.keys import BROKER
 from consent.app import create_app as create_broker
 from consent.outbox.relay import CLAIM_LEASE, Relay, _Claimed
-from consent.outbox.write import enqueue
+from consent.outbox.write import NOTIFY_CHANNEL, enqueue
 from consent.service.broker import Broker
+from consent.store.pgpool import postgres_dsn
 from consent.store.tables import OutboxRow
 from tests.consent.broker_env import ADMIN, Env, start, stop
 
@@ -308,3 +310,37 @@ async def test_a_relay_woken_as_it_is_stopped_still_stops(wired: tuple[Env, Hook
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=WAIT_S)
     assert task in done and task.cancelled()
+
+
+@pytest.mark.postgres
+async def test_a_row_another_process_commits_wakes_the_relay_at_once(
+    tmp_path: Path, postgres_url: str, aiohttp_server: ServerFactory
+) -> None:
+    """On PostgreSQL the relay listens for ``NOTIFY`` (sent by the group commit of bank events
+    in whichever broker process committed the rows): a row written elsewhere is posted now,
+    not at the next poll (60 s here)."""
+    env = await start(tmp_path, postgres_url, relay_idle_s=60)
+    hook = Hook()
+    app = web.Application()
+    app.router.add_post("/webhook", hook.handle)
+    server = await aiohttp_server(app)
+    try:
+        resp = await env.broker.post(
+            "/admin/v1/platform-clients",
+            json={"name": "bot", "webhook_url": str(server.make_url("/webhook"))},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        client_id = (await resp.json())["client_id"]
+        await asyncio.sleep(0.5)  # the broker's relay has made its first pass: it idles
+        [row] = await _write(env, client_id, [("s", 0)])  # no wake-up in this process
+        dsn = postgres_dsn(postgres_url)
+        assert dsn is not None
+        other = await asyncpg.connect(dsn)
+        try:
+            await other.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        finally:
+            await other.close()
+        await hook.until(lambda: hook.ids() == [row])
+        await _until_delivered(env.broker.app[BROKER], [row])
+    finally:
+        await stop(env)
