@@ -20,7 +20,6 @@ from consent.service.broker import Broker
 from consent.service.deadline import Deadline
 from consent.service.errors import BrokerError
 from consent.store import last_known
-from consent.vault.envelope import open_sealed
 from consent.vault.keyring import VaultError
 
 log = logging.getLogger(__name__)
@@ -137,13 +136,13 @@ async def _fresh(
     """The bank's answer inside ``deadline``, refreshing a refused access token once."""
     if key is None or row.sealed_token is None:
         raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
-    token = open_sealed(key, row.sealed_token, consent_id=row.consent_id, field="access_token")
+    token = broker.open_token(row.consent_id, key, row.sealed_token)
     bank = await broker.bank(row.bank_id)
     known = broker.handles.get(row.consent_id)
     if known is None:
         async with broker.sessions() as session:
             known = await account_handles.known_handles(broker, session, row)
-    fetched = await fetch_balances(bank, token.decode(), list(known), deadline)
+    fetched = await fetch_balances(bank, token, list(known), deadline)
     if not fetched.token_refused:
         return fetched
     async with broker.sessions() as session:
