@@ -200,6 +200,10 @@ class Broker:
             )
         return client
 
+    def has_bank(self, bank_id: str) -> bool:
+        """Whether :meth:`bank` answers at once (the bank's client exists: no directory read)."""
+        return bank_id in self._banks
+
     def bank_clients(self) -> list[BankClient]:
         """The bank clients discovered so far (read-only: metrics and readiness)."""
         return list(self._banks.values())
