@@ -248,11 +248,11 @@ def alternate(
     return b_runs, a_runs, threads
 
 
-def by_role(threads: dict[str, float]) -> dict[str, float]:
-    """Thread CPU grouped: the event loop (the process's first thread) and the others (the
-    access-log writer's and the database driver's threads)."""
-    first = min(threads, key=lambda t: int(t.split(":", 1)[0]))
-    loop = threads[first]
+def by_role(threads: dict[str, float], pid: int) -> dict[str, float]:
+    """Thread CPU grouped: the event loop (the process's main thread, whose id is the pid; not
+    the lowest id, which a thread started after the ids wrapped around may have) and the others
+    (the access-log writer's and the database driver's threads)."""
+    loop = sum(cpu for name, cpu in threads.items() if int(name.split(":", 1)[0]) == pid)
     return {"event loop": loop, "other threads": sum(threads.values()) - loop}
 
 
@@ -321,7 +321,7 @@ async def main(seconds: float, connections: int, slices: int, audit_sync: str = 
         b, a = total(b_runs), total(a_runs)
         print(b.line("broker balances view"), flush=True)
         print(a.line("bare aggregator"), flush=True)
-        roles = by_role(threads)
+        roles = by_role(threads, b_side.pid)
         print(
             "  broker CPU by thread: "
             + ", ".join(

@@ -54,6 +54,14 @@ class BankCircuitOpenError(BankUnavailableError):
     """The bank's circuit breaker is open: the call was not even tried."""
 
 
+class DeadlinePassedError(BankUnavailableError):
+    """The request's deadline passed before the bank answered (the bank is not to blame: its
+    circuit breaker is not charged)."""
+
+    def __init__(self, message: str = "the bank did not answer in time") -> None:
+        super().__init__(message, status=504, retry_after=5)
+
+
 class BankRefusedError(BankCallError):
     """The bank answered 4xx: the request or the consent is not acceptable to it."""
 
@@ -127,12 +135,10 @@ class BankClient:
             )
         started = time.perf_counter()
         status = 0
+        # a call given less than the bank's own timeout is bounded by the request's deadline
+        deadline_bound = timeout_s is not None and timeout_s < (self.timeout.total or timeout_s)
         try:
-            timeout = (
-                self.timeout
-                if timeout_s is None or timeout_s >= (self.timeout.total or timeout_s)
-                else aiohttp.ClientTimeout(total=timeout_s)
-            )
+            timeout = aiohttp.ClientTimeout(total=timeout_s) if deadline_bound else self.timeout
             async with self.session.request(method, url, timeout=timeout, **kwargs) as resp:
                 raw = await resp.read() if resp.status != 204 else b""
                 status = resp.status
@@ -140,6 +146,8 @@ class BankClient:
             body: Any = orjson.loads(raw) if raw.strip() else None  # ValueError when not JSON
         except TimeoutError as e:
             self._observed("timeout", started)
+            if deadline_bound:  # the request's time ran out, not the bank's: no breaker failure
+                raise DeadlinePassedError() from e
             self.breaker.record_failure(self.clock())
             raise BankUnavailableError(
                 f"{self.info.name} timed out", status=504, retry_after=5

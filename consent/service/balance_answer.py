@@ -20,7 +20,6 @@ from consent.service.broker import Broker
 from consent.service.deadline import Deadline
 from consent.service.errors import BrokerError
 from consent.store import last_known
-from consent.vault.envelope import open_sealed
 from consent.vault.keyring import VaultError
 
 log = logging.getLogger(__name__)
@@ -84,13 +83,13 @@ async def _consent_balances(
     key = _data_key(broker, row)
     handles: dict[str, str] = {}
     try:
-        async with asyncio.timeout(max(0.0, deadline.remaining())):
-            fetched = await _fresh(broker, row, key, deadline)
-            ids = [str(a["AccountId"]) for a in fetched.accounts or []]
-            if ids:
-                handles = dict(
-                    zip(ids, await account_handles.handles_for(broker, row, ids), strict=True)
-                )
+        if broker.has_bank(row.bank_id) and row.consent_id in broker.handles:
+            # the usual read: the bank calls end with the deadline on their own, and the rarer
+            # steps that might wait (a token refresh, new accounts' handles) are bounded each
+            fetched, handles = await _fresh_with_handles(broker, row, key, deadline)
+        else:  # the first read (the bank directory, the handles from the database)
+            async with _bounded(deadline):
+                fetched, handles = await _fresh_with_handles(broker, row, key, deadline)
     except (BrokerError, TimeoutError) as e:
         fetched = Fetched(None, {}, e)
     now = broker.clock()
@@ -131,22 +130,45 @@ def _data_key(broker: Broker, row: SealedConsent) -> bytes | None:
     return broker.open_data_key(row.consent_id, row.kek_version, row.wrapped_key)
 
 
+def _bounded(deadline: Deadline) -> asyncio.Timeout:
+    """A timer for a step that must end with ``deadline`` (one that does not on its own)."""
+    return asyncio.timeout(max(0.0, deadline.remaining()))
+
+
+async def _fresh_with_handles(
+    broker: Broker, row: SealedConsent, key: bytes | None, deadline: Deadline
+) -> tuple[Fetched, dict[str, str]]:
+    """The bank's answer and the handles of the accounts it lists (bank account id -> handle)."""
+    fetched = await _fresh(broker, row, key, deadline)
+    ids = [str(a["AccountId"]) for a in fetched.accounts or []]
+    if not ids:
+        return fetched, {}
+    known = broker.handles.get(row.consent_id)
+    if known is not None and all(a in known for a in ids):
+        return fetched, {a: known[a] for a in ids}
+    async with _bounded(deadline):  # new accounts: their handles are created and committed
+        return fetched, dict(
+            zip(ids, await account_handles.handles_for(broker, row, ids), strict=True)
+        )
+
+
 async def _fresh(
     broker: Broker, row: SealedConsent, key: bytes | None, deadline: Deadline
 ) -> Fetched:
     """The bank's answer inside ``deadline``, refreshing a refused access token once."""
     if key is None or row.sealed_token is None:
         raise BrokerError(409, "consent_not_authorized", "this consent holds no usable bank token")
-    token = open_sealed(key, row.sealed_token, consent_id=row.consent_id, field="access_token")
+    token = broker.open_token(row.consent_id, key, row.sealed_token)
     bank = await broker.bank(row.bank_id)
     known = broker.handles.get(row.consent_id)
     if known is None:
         async with broker.sessions() as session:
             known = await account_handles.known_handles(broker, session, row)
-    fetched = await fetch_balances(bank, token.decode(), list(known), deadline)
+    fetched = await fetch_balances(bank, token, list(known), deadline)
     if not fetched.token_refused:
         return fetched
-    async with broker.sessions() as session:
+    # (the token endpoint's call has the bank's own timeout, not the deadline)
+    async with _bounded(deadline), broker.sessions() as session:
         fresh_token = await account_handles.refreshed_token(broker, session, bank, row, key)
         await session.commit()
     return await fetch_balances(bank, fresh_token, list(known), deadline)

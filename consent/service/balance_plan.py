@@ -82,7 +82,9 @@ async def fetch_balances(
     """The account list and each account's balances, concurrently, inside ``deadline``."""
 
     async def get(path: str) -> Page:
-        return await within(deadline, lambda left: bank.read(token, path, timeout_s=left), plan)
+        return await within(
+            deadline, lambda left: bank.read(token, path, timeout_s=left), plan, bounded=True
+        )
 
     known = list(dict.fromkeys(known_ids))
     if known:

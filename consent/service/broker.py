@@ -70,6 +70,9 @@ class Broker:
     clients: TTLCache[PlatformClient] | None = None
     subjects: TTLCache[Subject] | None = None
     data_keys: TTLCache[bytes] | None = None  # consent id -> unwrapped data key
+    # consent id -> (its sealed access token and data key as last read, the token opened): used
+    # only while the row reads back the same sealed token and key (see open_token)
+    opened_tokens: TTLCache[tuple[bytes, bytes, str]] | None = None
     # consent id -> (a row of the balances read's query, exactly as read, and its parsed form):
     # the parsing is skipped while the row reads back the same (consent.service.reads)
     parsed_rows: dict[str, tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
@@ -99,6 +102,7 @@ class Broker:
         self.clients = TTLCache(ttl, self.clock)
         self.subjects = TTLCache(ttl, self.clock)
         self.data_keys = TTLCache(ttl, self.clock)
+        self.opened_tokens = TTLCache(ttl, self.clock)
         self.writes = WriteGate(self.engine.dialect.name)
         if self.limits is None:
             self.limits = Limits(
@@ -113,6 +117,8 @@ class Broker:
         self.parsed_rows.pop(consent_id, None)
         if self.data_keys is not None:
             self.data_keys.drop(consent_id)
+        if self.opened_tokens is not None:
+            self.opened_tokens.drop(consent_id)
 
     async def data_key(self, session: AsyncSession, consent_id: str) -> bytes | None:
         """The consent's unwrapped data key (briefly cached), or None once shredded."""
@@ -133,6 +139,20 @@ class Broker:
             key = unwrap_key(self.ring, WrappedKey(kek_version, wrapped), consent_id)
             self.data_keys.put(consent_id, key)
         return key
+
+    def open_token(self, consent_id: str, key: bytes, sealed: bytes) -> str:
+        """The consent's access token from its sealed value and data key as just read from the
+        database (so the consent is authorized and not shredded): opened once, then reused
+        briefly while the same sealed value and key read back (a refreshed token, a moved or
+        tampered value, another key: opened anew, and a value that does not open raises
+        :class:`VaultError` as before)."""
+        assert self.opened_tokens is not None
+        hit = self.opened_tokens.get(consent_id)
+        if hit is not None and hit[0] == sealed and hit[1] == key:
+            return hit[2]
+        token = open_sealed(key, sealed, consent_id=consent_id, field="access_token").decode()
+        self.opened_tokens.put(consent_id, (sealed, key, token))
+        return token
 
     def read_lock(self, subject_id: str) -> asyncio.Lock:
         return self._read_locks.lock(subject_id)
@@ -179,6 +199,10 @@ class Broker:
                 404, "unknown_bank", f"the bank {bank_id[:40]!r} is not in the directory"
             )
         return client
+
+    def has_bank(self, bank_id: str) -> bool:
+        """Whether :meth:`bank` answers at once (the bank's client exists: no directory read)."""
+        return bank_id in self._banks
 
     def bank_clients(self) -> list[BankClient]:
         """The bank clients discovered so far (read-only: metrics and readiness)."""

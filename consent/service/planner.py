@@ -14,17 +14,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from consent.banks.client import BankCircuitOpenError, BankUnavailableError
+from consent.banks.client import DeadlinePassedError as DeadlinePassedError
 from consent.service.deadline import Deadline
 
 T = TypeVar("T")
 MIN_CALL_S = 0.05  # a call with less time than this left is not started
-
-
-class DeadlinePassedError(BankUnavailableError):
-    """The deadline passed before the bank answered."""
-
-    def __init__(self, message: str = "the bank did not answer in time") -> None:
-        super().__init__(message, status=504, retry_after=5)
 
 
 @dataclass
@@ -45,11 +39,20 @@ DEFAULT_PLAN = RetryPlan()  # one random source for every read (seeding one cost
 
 
 async def within(
-    deadline: Deadline, call: Callable[[float], Awaitable[T]], plan: RetryPlan | None = None
+    deadline: Deadline,
+    call: Callable[[float], Awaitable[T]],
+    plan: RetryPlan | None = None,
+    *,
+    bounded: bool = False,
 ) -> T:
     """``call(seconds_left)`` until it succeeds; a :class:`BankUnavailableError` is retried
     while time remains (never one from an open breaker), anything else is raised at once.
-    Raises :class:`DeadlinePassedError` (or the last bank error) when the budget runs out."""
+    Raises :class:`DeadlinePassedError` (or the last bank error) when the budget runs out.
+
+    ``bounded``: ``call`` itself ends within the seconds it is given, raising
+    :class:`DeadlinePassedError` when they run out (a bank client's call with
+    ``timeout_s=left``: its HTTP timeout is that deadline), so no timer of ours is set around
+    it: one timer per bank call instead of two."""
     plan = plan or DEFAULT_PLAN
     last: BankUnavailableError | None = None
     for attempt in range(plan.max_attempts):
@@ -57,11 +60,13 @@ async def within(
         if left < MIN_CALL_S:
             break
         try:
+            if bounded:
+                return await call(left)
             async with asyncio.timeout(left):
                 return await call(left)
         except TimeoutError as e:
             raise DeadlinePassedError() from e
-        except BankCircuitOpenError:
+        except (BankCircuitOpenError, DeadlinePassedError):
             raise
         except BankUnavailableError as e:
             last = e

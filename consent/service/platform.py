@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 
 from consent.domain.ids import is_id
 from consent.service.broker import Broker
+from consent.store.fastread import utc
 from consent.store.tables import PlatformClient, Subject
 from consent.vault.envelope import new_data_key, seal, wrap_key
 
@@ -78,8 +80,26 @@ async def find_subject(broker: Broker, subject_id: str) -> Subject | None:
     assert broker.subjects is not None
     subject = broker.subjects.get(subject_id)
     if subject is None:
-        async with broker.sessions() as session:
-            subject = await session.get(Subject, subject_id)
+        if broker.reader is not None:  # straight to the driver (consent.store.fastread)
+            row = await broker.reader.subject(subject_id)
+            subject = (
+                Subject(
+                    subject_id=row["subject_id"],
+                    client_id=row["client_id"],
+                    created_at=_utc(row["created_at"]),
+                )
+                if row is not None
+                else None
+            )
+        else:
+            async with broker.sessions() as session:
+                subject = await session.get(Subject, subject_id)
         if subject is not None:
             broker.subjects.put(subject_id, subject)
     return subject
+
+
+def _utc(value: object) -> datetime:
+    parsed = utc(value)
+    assert parsed is not None  # created_at is NOT NULL
+    return parsed

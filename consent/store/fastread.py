@@ -44,6 +44,10 @@ ORDER BY c.created_at, c.consent_id
 # subject index); the unary + keeps the status column out of the index choice
 AUTHORIZED_SQL = _AUTHORIZED.format(subject="?", status="+c.status")
 AUTHORIZED_PG_SQL = _AUTHORIZED.format(subject="$1", status="c.status")
+# the subject of a request (authorization's first look-up; briefly cached by the caller)
+_SUBJECT = "SELECT subject_id, client_id, created_at FROM subject WHERE subject_id = {subject}"
+SUBJECT_SQL = _SUBJECT.format(subject="?")
+SUBJECT_PG_SQL = _SUBJECT.format(subject="$1")
 
 
 class Reader(Protocol):
@@ -55,6 +59,10 @@ class Reader(Protocol):
 
     async def authorized(self, subject_id: str) -> Sequence[Any]:
         """Rows of the statement above, each indexable by column name."""
+        ...
+
+    async def subject(self, subject_id: str) -> Any | None:
+        """The subject's row (``subject_id``, ``client_id``, ``created_at``), or None."""
         ...
 
 
@@ -102,19 +110,27 @@ class SqliteReader:
 
     async def authorized(self, subject_id: str) -> list[sqlite3.Row]:
         """The subject's authorized consents with wrapped keys and sealed access tokens."""
+        return await self._rows(AUTHORIZED_SQL, subject_id)
+
+    async def subject(self, subject_id: str) -> sqlite3.Row | None:
+        """The subject's row, or None (the same read on the loop's thread)."""
+        rows = await self._rows(SUBJECT_SQL, subject_id)
+        return rows[0] if rows else None
+
+    async def _rows(self, sql: str, subject_id: str) -> list[sqlite3.Row]:
         assert self._conn is not None, "SqliteReader.open() first"
         try:
-            return self._conn.execute(AUTHORIZED_SQL, (subject_id,)).fetchall()
+            return self._conn.execute(sql, (subject_id,)).fetchall()
         except sqlite3.OperationalError as e:
             if "locked" not in str(e) and "busy" not in str(e):
                 raise
         self.deferred += 1
-        return await asyncio.to_thread(self._blocking, subject_id)
+        return await asyncio.to_thread(self._blocking, sql, subject_id)
 
-    def _blocking(self, subject_id: str) -> list[sqlite3.Row]:
+    def _blocking(self, sql: str, subject_id: str) -> list[sqlite3.Row]:
         conn = self._connect(30)
         try:
-            return conn.execute(AUTHORIZED_SQL, (subject_id,)).fetchall()
+            return conn.execute(sql, (subject_id,)).fetchall()
         finally:
             conn.close()
 
@@ -135,10 +151,18 @@ class PostgresReader:
 
     async def authorized(self, subject_id: str) -> list[asyncpg.Record]:
         """The subject's authorized consents with wrapped keys and sealed access tokens."""
+        return await self._rows(AUTHORIZED_PG_SQL, subject_id)
+
+    async def subject(self, subject_id: str) -> asyncpg.Record | None:
+        """The subject's row, or None."""
+        rows = await self._rows(SUBJECT_PG_SQL, subject_id)
+        return rows[0] if rows else None
+
+    async def _rows(self, sql: str, subject_id: str) -> list[asyncpg.Record]:
         conns = self.connections
         conn = await conns.take()
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(AUTHORIZED_PG_SQL, subject_id)
+            rows: list[asyncpg.Record] = await conn.fetch(sql, subject_id)
         except BaseException:
             conns.discard(conn)
             raise

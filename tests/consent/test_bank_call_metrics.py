@@ -4,6 +4,7 @@ session carries no aiohttp TraceConfig any more: it cost a tenth of the balances
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,8 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc.jwk import ECKey
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from consent.api.keys import BROKER
 from consent.banks.client import (
@@ -25,7 +28,7 @@ from consent.banks.client import (
     outcome_of,
 )
 from consent.events.verify import JwksCache
-from consent.metrics import bank_call_observer, url_call_observer
+from consent.metrics import BANK_LATENCY_BUCKETS, bank_call_observer, url_call_observer
 from consent.service.errors import BrokerError
 from tests.consent.broker_env import start, stop
 
@@ -196,3 +199,52 @@ async def test_the_brokers_session_carries_no_trace_config(tmp_path: Path) -> No
         assert _count("northwind", "ok") > before  # the read's bank calls, counted by the client
     finally:
         await stop(env)
+
+
+_bank_numbers = itertools.count()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ok", "refused", "error", "timeout", "unreachable"]),
+            st.one_of(
+                st.sampled_from([0.0, 0.005, 0.01, 1.0, 10.0]),
+                st.floats(min_value=0, max_value=30, allow_nan=False),
+            ),
+        ),
+        max_size=40,
+    )
+)
+def test_the_plain_counts_scrape_as_prometheus_own_counter_and_histogram_would(
+    calls: list[tuple[str, float]],
+) -> None:
+    """The bank-call numbers kept as plain counts give Prometheus exactly what its ``Counter``
+    and ``Histogram`` (same buckets) give for the same calls."""
+    bank = f"scrapebank{next(_bank_numbers)}"
+    observe = bank_call_observer(bank)
+    registry = CollectorRegistry()
+    counter = Counter("ref_calls", "reference", ["outcome"], registry=registry)
+    histogram = Histogram(
+        "ref_seconds", "reference", buckets=BANK_LATENCY_BUCKETS, registry=registry
+    )
+    for outcome, seconds in calls:
+        observe(outcome, seconds)
+        counter.labels(outcome).inc()
+        if outcome in ("ok", "refused", "error"):
+            histogram.observe(seconds)
+    for outcome in ("ok", "refused", "error", "timeout", "unreachable"):
+        assert REGISTRY.get_sample_value(
+            "chatbank_bank_calls_total", {"bank": bank, "outcome": outcome}
+        ) == registry.get_sample_value("ref_calls_total", {"outcome": outcome})
+    for le in (*(str(b) for b in BANK_LATENCY_BUCKETS), "+Inf"):
+        assert REGISTRY.get_sample_value(
+            "chatbank_bank_call_duration_seconds_bucket", {"bank": bank, "le": le}
+        ) == registry.get_sample_value("ref_seconds_bucket", {"le": le})
+    for suffix in ("count", "sum"):
+        mine = REGISTRY.get_sample_value(
+            f"chatbank_bank_call_duration_seconds_{suffix}", {"bank": bank}
+        )
+        theirs = registry.get_sample_value(f"ref_seconds_{suffix}")
+        assert mine == pytest.approx(theirs)

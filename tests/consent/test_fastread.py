@@ -14,6 +14,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel, col, delete
 
 from consent.api.keys import BROKER
+from consent.service.platform import find_subject
 from consent.service.reads import authorized_consents
 from consent.store.fastread import PostgresReader, SqliteReader, sqlite_path, utc
 from consent.store.tables import ConsentKey
@@ -74,6 +75,31 @@ async def test_the_fast_read_matches_the_sqlalchemy_query(
         assert by_id[kept].wrapped_key is not None and by_id[kept].sealed_token is not None
         assert by_id[shredded].wrapped_key is None
         assert by_id[kept].consent.created_at.tzinfo is not None
+    finally:
+        await stop(env)
+
+
+async def test_the_fast_subject_read_matches_the_sqlalchemy_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    env = await start(tmp_path, database_url)
+    try:
+        broker = env.broker.app[BROKER]
+        assert broker.reader is not None and broker.subjects is not None
+        subject_id = await env.subject()
+        broker.subjects.drop(subject_id)
+        fast = await find_subject(broker, subject_id)
+        reader, broker.reader = broker.reader, None
+        try:
+            broker.subjects.drop(subject_id)
+            slow = await find_subject(broker, subject_id)
+            assert await find_subject(broker, "sub_nobody") is None
+        finally:
+            broker.reader = reader
+        assert fast is not None and slow is not None
+        assert fast.model_dump() == slow.model_dump()
+        assert fast.created_at.tzinfo is not None
+        assert await find_subject(broker, "sub_nobody") is None
     finally:
         await stop(env)
 

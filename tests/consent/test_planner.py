@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,6 +142,56 @@ async def test_an_open_breaker_short_cuts_the_bank_without_a_call() -> None:
             assert not isinstance(failed.value, BankCircuitOpenError)
         with pytest.raises(BankCircuitOpenError):
             await bank.read("t", "/accounts")
+
+
+async def test_a_bank_call_bounded_by_the_deadline_ends_with_it_and_spares_the_breaker() -> None:
+    """``within(bounded=True)`` sets no timer of its own: the bank client's HTTP timeout is what
+    is left of the deadline; when it runs out that is the deadline's doing (not retried, and
+    the bank's breaker is not charged), as when a timer around the call fired."""
+    calls = 0
+
+    async def hang(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/aisp/accounts", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    base = f"http://127.0.0.1:{port}"
+    info = BankInfo(
+        bank_id="b",
+        name="B",
+        issuer=base,
+        registration_endpoint=f"{base}/r",
+        token_endpoint=f"{base}/t",
+        authorization_endpoint=f"{base}/a",
+        jwks_uri=f"{base}/j",
+        aisp_base=f"{base}/aisp",
+        card_controls_base=f"{base}/cc",
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            bank = BankClient(session, info, timeout_s=5, clock=Clock())
+            loop = asyncio.get_running_loop()
+            for _ in range(bank.breaker.threshold + 1):
+                started = loop.time()
+                with pytest.raises(DeadlinePassedError):
+                    await within(
+                        Deadline.within(0.2),
+                        lambda left: bank.read("t", "/accounts", timeout_s=left),
+                        bounded=True,
+                    )
+                assert loop.time() - started < 1  # the deadline's 0.2 s, not the bank's 5 s
+            assert calls == bank.breaker.threshold + 1  # each one call, none retried
+            assert bank.breaker.allow(Clock()())  # a slow answer past a deadline: still closed
+    finally:
+        await runner.cleanup()
 
 
 class FakeBank:
