@@ -229,3 +229,68 @@ async def test_only_consents_that_read_transactions_hear_that_they_changed(
         assert (FRAUD_ALERT, alerts_only.consent_id) in told
     finally:
         await client.close()
+
+
+class SlowReceiver(Receiver):
+    """Holds each delivery until released; counts how many are on the wire at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_wire = 0
+        self.most_on_wire = 0
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.on_wire += 1
+        self.most_on_wire = max(self.most_on_wire, self.on_wire)
+        try:
+            await self.release.wait()
+            return await super().handle(request)
+        finally:
+            self.on_wire -= 1
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_at_most_event_in_flight_deliveries_are_on_the_wire_to_one_receiver(
+    aiohttp_server: ServerFactory, clock: FrozenClock, in_flight: int
+) -> None:
+    """A burst of fraud alerts to a receiver that holds every request: ``event_in_flight`` of
+    them reach it, the rest wait their turn (not timed out, not retried), and all arrive."""
+    receiver = SlowReceiver()
+    client, url, _ = await _setup(aiohttp_server, receiver, clock, event_in_flight=in_flight)
+    try:
+        receiver.release.set()  # the consent's own events pass straight through
+        reg = await flow.register(client, "northwind", events_url=url)
+        await flow.link(client, reg)
+        await asyncio.wait_for(client.app[PUBLISHER].drain(), 5)
+        receiver.release.clear()
+        receiver.most_on_wire = 0
+        burst = 8
+        payments = [
+            {
+                "account_id": "noc000001a0",
+                "amount": "2450.00",
+                "currency": "EUR",
+                "merchant_name": f"Luxe Watches {i}",
+                "country": "FR",
+            }
+            for i in range(burst)
+        ]
+        resp = await client.post(
+            "/sandbox/banks/northwind/transactions/batch", json={"transactions": payments}
+        )
+        assert resp.status == 201
+        before = len(receiver.bodies)
+        for _ in range(100):
+            if receiver.on_wire == in_flight:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # a publisher that ignored the bound would send more by now
+        assert receiver.on_wire == in_flight
+        receiver.release.set()
+        await asyncio.wait_for(client.app[PUBLISHER].drain(), 5)
+        assert receiver.most_on_wire == in_flight
+        assert len(receiver.bodies) - before >= burst  # every alert arrived, none given up
+        assert client.app[PUBLISHER].stats.failed == 0
+    finally:
+        await client.close()
