@@ -127,3 +127,38 @@ async def test_sent_committed_while_the_claim_waited_is_seen_before_sending(
         assert {r["id"] for r in rows} == {"sent:pc:msg_1"}  # the claim is dropped again
     finally:
         await other.close()
+
+
+async def test_a_database_restart_costs_at_most_one_failed_call_per_pooled_connection(
+    fast: PgDeliveries, postgres_url: str
+) -> None:
+    """Every backend terminated (a PostgreSQL restart): a call on a dead pooled connection fails
+    (the webhook answers 500 and the broker's relay retries), the pool replaces it, and within
+    pool-size calls the store works again with nothing half-written."""
+    assert await fast.first_time_and_claim("nonce:r1", "pc:msg_r1", 100, 30) is Claim.CLAIMED
+    dsn = postgres_dsn(postgres_url)
+    assert dsn is not None
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    failures = 0
+    for attempt in range(fast.pool_size + 2):
+        try:
+            claimed = await fast.first_time_and_claim(f"nonce:r2-{attempt}", "pc:msg_r2", 101, 30)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError):
+            failures += 1
+            continue
+        assert claimed is Claim.CLAIMED
+        break
+    else:
+        pytest.fail("the store never recovered from the restart")
+    assert failures <= fast.pool_size
+    await fast.mark_sent("pc:msg_r2", 102)
+    assert await fast.first_time_and_claim("nonce:r3", "pc:msg_r2", 103, 30) is Claim.SENT
+    # the delivery claimed before the restart is still held, not lost or marked sent
+    assert await fast.first_time_and_claim("nonce:r4", "pc:msg_r1", 104, 30) is Claim.BUSY

@@ -281,3 +281,36 @@ async def test_two_broker_processes_give_a_first_seen_account_one_handle(env: En
     alerts = [json.loads(o.payload)["alert"] for o in pushed if o.kind == "fraud_alert"]
     assert len(alerts) == 8
     assert {a["account_handle"] for a in alerts} == {handles[0].handle}
+
+
+async def test_alerts_still_go_in_once_after_the_database_drops_every_connection(
+    env: Env,
+) -> None:
+    """A PostgreSQL restart (here: every backend of the broker's database terminated) between
+    alerts: the writer's connection, the relay's and the ORM pool's are dead; the next alert is
+    still stored once (the bank retries whatever failed), and the chain still verifies."""
+    broker = env.broker.app[BROKER]
+    writer = broker.event_writer
+    assert isinstance(writer, PostgresEventWriter)
+    subject, account, _ = await _linked(env)
+    await _pay(env, account, "Before 1")
+    await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
+    assert await _count(env, subject) == 1
+    admin = await asyncpg.connect(writer.dsn)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1  # the writer's own connection at least
+    for i in range(3):
+        await _pay(env, account, f"After {i}")
+    await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 30)
+    assert env.bank_app[PUBLISHER].stats.failed == 0
+    assert await _count(env, subject) == 4
+    async with broker.sessions() as session:
+        entries, report = await audit.verify(session, subject)
+    assert report.ok
+    assert len([e for e in entries if e.action == "push.fraud_alert"]) == 4
