@@ -52,7 +52,6 @@ from consent.outbox.write import NOTIFY_CHANNEL
 from consent.store.audit import COLUMNS, row_of
 from consent.store.audit_writer import (
     PendingEntry,
-    _rolled_back,
     chained,
     postgres_chain_heads,
 )
@@ -179,13 +178,8 @@ class PostgresEventWriter(EventWriter):
         cold = [cid for cid in consent_ids if cid not in broker.handles]
         if not cold or broker.data_keys is None or self._conns is None:
             return
-        conn = await self._conns.take()
-        try:
+        async with self._conns.using() as conn:
             found = await conn.fetch(_HANDLES_SQL, cold)
-        except BaseException:
-            self._conns.discard(conn)
-            raise
-        self._conns.give(conn)
         maps: dict[str, dict[str, str]] = {}
         for cid, kek_version, wrapped, handle, ref in found:
             key = broker.open_data_key(cid, kek_version, wrapped)
@@ -200,23 +194,12 @@ class PostgresEventWriter(EventWriter):
         assert self._conns is not None
         locks = self.locks or registry(self.broker.sessions) or SubjectLocks()
         held: dict[str, asyncio.Lock] = {}
-        conn = await self._conns.take()
         try:
-            done = await self._commit(conn, batch, locks, held)
-        except Exception:
-            if await _rolled_back(conn):
-                self._conns.give(conn)
-            else:
-                self._conns.discard(conn)
-            raise
-        except BaseException:  # cancelled mid-transaction: the server rolls back on close
-            self._conns.discard(conn)
-            raise
+            async with self._conns.using() as conn:
+                return await self._commit(conn, batch, locks, held)
         finally:
             for lock in held.values():
                 lock.release()
-        self._conns.give(conn)
-        return done
 
     async def _commit(
         self, conn: Any, batch: list[_Item], locks: SubjectLocks, held: dict[str, asyncio.Lock]

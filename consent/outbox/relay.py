@@ -58,7 +58,6 @@ from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
 from consent.outbox.write import NOTIFY_CHANNEL
 from consent.service.broker import Broker
-from consent.store.audit_writer import _rolled_back
 from consent.store.pgpool import PgConnections, postgres_dsn
 from consent.store.tables import OutboxRow, PlatformClient, UTCDateTime
 from consent.vault.envelope import WrappedKey, open_sealed, unwrap_key
@@ -276,19 +275,8 @@ class Relay:
         """:meth:`_claim` on PostgreSQL: one statement (``_PG_CLAIM_SQL``), committed on its
         own before anything is posted."""
         lease = self.broker.clock() + CLAIM_LEASE
-        conn = await pg.take()
-        try:
+        async with pg.using() as conn:
             found = await conn.fetch(_PG_CLAIM_SQL, now, limit, sorted(self._flight), lease)
-        except Exception:
-            if await _rolled_back(conn):
-                pg.give(conn)
-            else:
-                pg.discard(conn)
-            raise
-        except BaseException:
-            pg.discard(conn)
-            raise
-        pg.give(conn)
         found = sorted(found, key=lambda r: (r["created_at"], r["id"]))
         full = len(found) >= limit
         claimed = [
@@ -428,24 +416,13 @@ class Relay:
     ) -> int:
         """Record the deliveries ``leased`` in one statement (``_PG_DELIVERED_SQL``); how many
         still carried their lease."""
-        conn = await pg.take()
-        try:
+        async with pg.using() as conn:
             changed = await conn.fetch(
                 _PG_DELIVERED_SQL,
                 self.broker.clock(),
                 [c.row.id for c, _ in leased],
                 [c.lease for c, _ in leased],
             )
-        except Exception:
-            if await _rolled_back(conn):
-                pg.give(conn)
-            else:
-                pg.discard(conn)
-            raise
-        except BaseException:
-            pg.discard(conn)
-            raise
-        pg.give(conn)
         ALERTS_DELIVERED.inc(len(changed))
         return len(changed)
 

@@ -387,23 +387,12 @@ class PostgresAppender:
         return None
 
     async def append(self, pendings: dict[str, list[PendingEntry]]) -> dict[str, list[AuditEntry]]:
-        conns = self.connections
-        conn = await conns.take()
         try:
-            entries = await self._append(conn, sorted(pendings), pendings)
-        except Exception:
+            async with self.connections.using() as conn:
+                return await self._append(conn, sorted(pendings), pendings)
+        except BaseException:  # what was not committed is not the chain's head
             self._forget(pendings)
-            if await _rolled_back(conn):
-                conns.give(conn)
-            else:
-                conns.discard(conn)
             raise
-        except BaseException:  # cancelled mid-transaction: the server rolls back on disconnect
-            self._forget(pendings)
-            conns.discard(conn)
-            raise
-        conns.give(conn)
-        return entries
 
     async def _append(
         self, conn: Any, ids: list[str], pendings: dict[str, list[PendingEntry]]
@@ -448,18 +437,6 @@ class PostgresAppender:
     def _forget(self, subject_ids: Iterable[str]) -> None:
         for sid in subject_ids:
             self._heads.pop(sid, None)
-
-
-async def _rolled_back(conn: Any) -> bool:
-    """Whether ``conn`` is usable again, out of any transaction (rolled back if need be)."""
-    if conn.is_closed():
-        return False
-    try:
-        if conn.is_in_transaction():
-            await conn.execute("ROLLBACK")
-    except Exception:
-        return False
-    return True
 
 
 class AuditWriter:

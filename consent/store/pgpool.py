@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -109,6 +111,26 @@ class PgConnections:
                 return
         self._idle.append(conn)
 
+    @contextlib.asynccontextmanager
+    async def using(self) -> AsyncIterator[Any]:
+        """A connection for the body: given back when the body ends normally, or when it failed
+        but the connection is still usable and out of any transaction (:func:`rolled_back`);
+        discarded otherwise, and always when the body was cancelled mid-statement (the server
+        rolls back what it had begun when the connection closes)."""
+        conn = await self.take()
+        try:
+            yield conn
+        except Exception:
+            if await rolled_back(conn):
+                self.give(conn)
+            else:
+                self.discard(conn)
+            raise
+        except BaseException:
+            self.discard(conn)
+            raise
+        self.give(conn)
+
     def discard(self, conn: Any) -> None:
         """Drop a connection whose state is unknown; it is never handed out again.
 
@@ -136,6 +158,18 @@ class PgConnections:
         await asyncio.gather(
             *(_close(conn) for conn in idle), *self._closing, return_exceptions=True
         )
+
+
+async def rolled_back(conn: Any) -> bool:
+    """Whether ``conn`` is usable again, out of any transaction (rolled back if need be)."""
+    if conn.is_closed():
+        return False
+    try:
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+    except Exception:
+        return False
+    return True
 
 
 async def _close(conn: Any) -> None:
