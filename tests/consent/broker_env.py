@@ -63,6 +63,20 @@ class Env:
         assert resp.status == 201, await resp.text()
         return str((await resp.json())["subject_id"])
 
+    async def pay_flagged(self, account: str, merchant: str) -> None:
+        """Book a payment at Northwind that its fraud engine flags (2750 EUR in France)."""
+        resp = await self.bank.post(
+            "/sandbox/banks/northwind/transactions",
+            json={
+                "account_id": account,
+                "amount": "2750.00",
+                "currency": "EUR",
+                "merchant_name": merchant,
+                "country": "FR",
+            },
+        )
+        assert (await resp.json())["alerts"]
+
     async def link(
         self,
         subject: str,

@@ -28,20 +28,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await stop(env)
 
 
-async def _pay(env: Env, account: str, merchant: str) -> None:
-    resp = await env.bank.post(
-        "/sandbox/banks/northwind/transactions",
-        json={
-            "account_id": account,
-            "amount": "2750.00",
-            "currency": "EUR",
-            "merchant_name": merchant,
-            "country": "FR",
-        },
-    )
-    assert (await resp.json())["alerts"]
-
-
 async def test_a_burst_of_alerts_commits_in_batches_each_once_with_the_audit_chain_intact(
     env: Env,
 ) -> None:
@@ -52,9 +38,9 @@ async def test_a_burst_of_alerts_commits_in_batches_each_once_with_the_audit_cha
     await env.link(subject, scopes=["fraud_alerts", "card_controls"])
     account = env.bank_app[BANKS]["northwind"].customers_by_username["demo1"].account_ids[0]
     # the first: put off (subject and handle not known yet) to the next batch, not handed back
-    await _pay(env, account, "Shop 0")
+    await env.pay_flagged(account, "Shop 0")
     await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
-    await asyncio.gather(*(_pay(env, account, f"Shop {i}") for i in range(1, 13)))
+    await asyncio.gather(*(env.pay_flagged(account, f"Shop {i}") for i in range(1, 13)))
     await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
     assert writer.batches >= 2
     assert writer.handed_back == 0

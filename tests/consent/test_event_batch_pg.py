@@ -42,20 +42,6 @@ async def env(tmp_path: Path, postgres_url: str) -> AsyncIterator[Env]:
     await stop(e)
 
 
-async def _pay(env: Env, account: str, merchant: str) -> None:
-    resp = await env.bank.post(
-        "/sandbox/banks/northwind/transactions",
-        json={
-            "account_id": account,
-            "amount": "2750.00",
-            "currency": "EUR",
-            "merchant_name": merchant,
-            "country": "FR",
-        },
-    )
-    assert (await resp.json())["alerts"]
-
-
 async def _count(env: Env, subject: str) -> int:
     async with env.broker.app[BROKER].sessions() as session:
         found: int = (
@@ -91,9 +77,9 @@ async def test_a_burst_of_alerts_commits_in_batches_each_once_with_the_audit_cha
     listener = await asyncpg.connect(writer.dsn)
     await listener.add_listener(NOTIFY_CHANNEL, lambda *a: notified.append(a[2]))
     try:
-        await _pay(env, account, "Shop 0")  # the account's handle not in memory yet: put off
+        await env.pay_flagged(account, "Shop 0")  # the account's handle not in memory yet: put off
         await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
-        await asyncio.gather(*(_pay(env, account, f"Shop {i}") for i in range(1, 13)))
+        await asyncio.gather(*(env.pay_flagged(account, f"Shop {i}") for i in range(1, 13)))
         await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
         await asyncio.sleep(0.1)
     finally:
@@ -139,7 +125,7 @@ async def _post(env: Env, token: str) -> str:
 async def test_a_replay_in_the_same_batch_and_a_later_one_are_duplicates(env: Env) -> None:
     broker = env.broker.app[BROKER]
     subject, account, consent = await _linked(env)
-    await _pay(env, account, "warm")  # the account's handle in memory
+    await env.pay_flagged(account, "warm")  # the account's handle in memory
     await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
     cred = await broker.credentials("northwind")
     event = {**consent, "alert_id": "fa-replay", "account_id": account, "amount": "1.00"}
@@ -167,7 +153,7 @@ async def test_two_writers_on_one_subject_keep_one_linear_chain(env: Env) -> Non
     second.start()
     try:
         subject, account, consent = await _linked(env)
-        await _pay(env, account, "warm")
+        await env.pay_flagged(account, "warm")
         await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
 
         def claims(n: int) -> dict[str, Any]:
@@ -217,7 +203,7 @@ async def test_a_subject_locked_by_another_transaction_is_put_off_then_handed_ba
     writer = broker.event_writer
     assert isinstance(writer, PostgresEventWriter)
     subject, account, consent = await _linked(env)
-    await _pay(env, account, "warm")
+    await env.pay_flagged(account, "warm")
     await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
     before = await _count(env, subject)
     dsn = postgres_dsn(str(env.broker.app[BROKER].settings.database_url))
@@ -293,7 +279,7 @@ async def test_alerts_still_go_in_once_after_the_database_drops_every_connection
     writer = broker.event_writer
     assert isinstance(writer, PostgresEventWriter)
     subject, account, _ = await _linked(env)
-    await _pay(env, account, "Before 1")
+    await env.pay_flagged(account, "Before 1")
     await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 10)
     assert await _count(env, subject) == 1
     admin = await asyncpg.connect(writer.dsn)
@@ -306,7 +292,7 @@ async def test_alerts_still_go_in_once_after_the_database_drops_every_connection
         await admin.close()
     assert killed >= 1  # the writer's own connection at least
     for i in range(3):
-        await _pay(env, account, f"After {i}")
+        await env.pay_flagged(account, f"After {i}")
     await asyncio.wait_for(env.bank_app[PUBLISHER].drain(), 30)
     assert env.bank_app[PUBLISHER].stats.failed == 0
     assert await _count(env, subject) == 4
