@@ -265,13 +265,11 @@ async def main_cluster(
     Telegram's limits as in the module's docstring: the bot token's paid-broadcast 1000/s is
     split between the bot processes (``BOT_MAX_MESSAGES_PER_S``); the alerts go round-robin over
     ``users`` chats. The mock bank keeps every flooded account's history cached."""
-    import secrets
-
-    import asyncpg
 
     from bench.cluster_alerts import book_alerts, chat_ids, link_users
     from bench.traced import SERVICE, TRACE_DIR
     from chatbank.cluster import Cluster, ClusterConfig, free_port
+    from chatbank.scratch_db import create_databases, drop_databases
     from localchat.app import create_app as create_localchat
     from localchat.settings import DemoUser
     from localchat.settings import Settings as LocalchatSettings
@@ -280,19 +278,15 @@ async def main_cluster(
     undo = hops.install_chat_trace(hops.memory_note(notes))
     proxy_log = _Counting()
     logging.getLogger("chatbank.proxy").addHandler(proxy_log)
-    names = [f"chatbank_bench_{secrets.token_hex(4)}" for _ in range(2)]
-    admin = await asyncpg.connect(postgres)
-    for name in names:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    root = postgres.rsplit("/", 1)[0]
+    urls = await create_databases(postgres, 2, "chatbank_bench")
     chat_port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="chatbank-cluster-"))
     traces = folder / "traces"
     traces.mkdir()
     trace_env = {TRACE_DIR: str(traces)}
     config = ClusterConfig(
-        broker_database_url=f"{root}/{names[0]}",
-        bot_database_url=f"{root}/{names[1]}",
+        broker_database_url=urls[0],
+        bot_database_url=urls[1],
         folder=folder,
         brokers=brokers,
         bots=bots,
@@ -379,9 +373,7 @@ async def main_cluster(
         await cluster.stop()
         await runner.cleanup()
         undo()
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_databases(postgres, urls)
     hops.read_trace(traces, notes)
     latencies = [
         (notes[k]["sent"] - notes[k]["booked"]) * 1000 for k in booked if "sent" in notes.get(k, {})

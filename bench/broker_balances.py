@@ -36,6 +36,8 @@ from bench.bank_memory import rss_mb
 from bench.bank_transactions import _free_port, _wait_up
 from bench.load import run_load
 from bench.services import ADMIN, dump_stacks_on_sigusr1, link, serve_bank, serve_broker
+from chatbank.scratch_db import scratch_databases
+from consent.store.pgpool import postgres_dsn
 
 # the rate limits are for humans and for a whole platform, not for this load
 FAST = {"reads_per_minute": 10_000_000, "client_requests_per_minute": 10_000_000}
@@ -178,39 +180,11 @@ def _stop(proc: Any) -> None:
         proc.join()
 
 
-async def _throwaway_pg(url: str) -> tuple[str, str]:
-    """A new empty database on the server of ``url``: (its URL, its name)."""
-    import asyncpg
-
-    name = f"chatbank_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{url.rsplit('/', 1)[0]}/{name}", name
-
-
-async def _drop_pg(url: str, name: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def main(seconds: float, concurrency: int, consents: int, database_url: str | None) -> int:
-    pg_name: str | None = None
-    db: str | None = database_url
-    if database_url and database_url.startswith(("postgresql", "postgres:")):
-        db, pg_name = await _throwaway_pg(database_url)
-    try:
-        return await _run(seconds, concurrency, consents, db)
-    finally:
-        if pg_name and database_url:
-            await _drop_pg(database_url, pg_name)
+    if database_url and postgres_dsn(database_url) is not None:
+        async with scratch_databases(database_url, 1, "chatbank_bench") as (db,):
+            return await _run(seconds, concurrency, consents, db)
+    return await _run(seconds, concurrency, consents, database_url)
 
 
 async def _run(seconds: float, concurrency: int, consents: int, database_url: str | None) -> int:

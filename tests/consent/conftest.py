@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
+
+from chatbank.scratch_db import scratch_databases
 
 PG_ENV = "CHATBANK_TEST_POSTGRES_URL"
 
@@ -24,19 +24,8 @@ async def postgres_url() -> AsyncIterator[str]:
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set (CI sets it); PostgreSQL tests skipped")
-    name = f"chatbank_test_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    root = base.rsplit("/", 1)[0]
-    yield f"{root}/{name}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_databases(base, 1) as (url,):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

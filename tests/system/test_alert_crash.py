@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from datetime import date
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -41,6 +39,7 @@ from bot.store.db import make_engine as bot_engine
 from bot.store.db import session_factory as bot_sessions
 from bot.store.db import upgrade as upgrade_bot
 from bot.store.tables import ChatUser
+from chatbank.scratch_db import scratch_databases
 from consent.vault.keyring import generate_kek
 from localchat.app import create_app as create_localchat
 from localchat.keys import STORE
@@ -103,16 +102,6 @@ async def _until_up(http: aiohttp.ClientSession, url: str, service: Service) -> 
             await asyncio.sleep(0.1)
 
 
-async def _pg_database(base: str) -> str:
-    name = f"chatbank_crash_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{base.rsplit('/', 1)[0]}/{name}"
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[str]]:
     """The broker's and the bot's database URLs (throwaway PostgreSQL databases if asked)."""
@@ -125,15 +114,8 @@ async def databases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set (CI sets it); the PostgreSQL crash test is skipped")
-    urls = [await _pg_database(base), await _pg_database(base)]
-    yield urls
-    admin = await asyncpg.connect(base)
-    try:
-        for url in urls:
-            name = url.rsplit("/", 1)[1]
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_databases(base, 2, "chatbank_crash") as urls:
+        yield urls
 
 
 async def _link(

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
 from bench.cluster_alerts import book_alerts, link_users, localchat_users, shown
 from chatbank.cluster import Cluster, ClusterConfig, free_port, run_cluster
+from chatbank.scratch_db import create_databases, drop_databases
 from tests.system.quiesce import Quiesced, kill_bot_quiesced
 
 PG_ENV = "CHATBANK_TEST_POSTGRES_URL"
@@ -40,34 +39,12 @@ pytestmark = [
 ]
 
 
-async def _databases(base: str, count: int) -> list[str]:
-    names = [f"chatbank_test_{secrets.token_hex(4)}" for _ in range(count)]
-    admin = await asyncpg.connect(base)
-    try:
-        for name in names:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    root = base.rsplit("/", 1)[0]
-    return [f"{root}/{name}" for name in names]
-
-
-async def _drop(base: str, urls: list[str]) -> None:
-    admin = await asyncpg.connect(base)
-    try:
-        for url in urls:
-            name = url.rsplit("/", 1)[1]
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     """``chatbank cluster`` (``run_cluster``) on two throwaway databases; afterwards every
     process it started has stopped."""
     base = os.environ[PG_ENV]
-    broker_db, bot_db = await _databases(base, 2)
+    broker_db, bot_db = await create_databases(base, 2)
     config = ClusterConfig(
         broker_database_url=broker_db,
         bot_database_url=bot_db,
@@ -102,7 +79,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-        await _drop(base, [broker_db, bot_db])
+        await drop_databases(base, [broker_db, bot_db])
     for p in processes:
         assert p is not None and p.popen is not None and p.popen.poll() is not None
 
