@@ -35,13 +35,25 @@ HistoryFactory = Callable[[Account], list[Transaction]]
 class Ledger:
     """One account's transactions, sorted by booking time, with running balances."""
 
-    __slots__ = ("_keys", "fragments", "transactions")
+    __slots__ = ("_keys", "_sums", "fragments", "transactions")
 
     def __init__(self, transactions: list[Transaction]) -> None:
         self.transactions = sorted(transactions, key=lambda t: (t.booked_at, t.transaction_id))
         self._keys = [t.booked_at for t in self.transactions]
         # serialized OBIE JSON per (transaction id, shape); dropped with the ledger
         self.fragments: dict[tuple[str, int], bytes] = {}
+        # (booked total, pending debits) in minor units: summed on first use, then kept up to
+        # date by insert; forgotten when a transaction leaves or changes (remove, changed)
+        self._sums: tuple[int, int] | None = None
+
+    def sums(self) -> tuple[int, int]:
+        """(signed total of the booked transactions, total of the pending debits)."""
+        if self._sums is None:
+            booked = pending_debits = 0
+            for tx in self.transactions:
+                booked, pending_debits = _add(booked, pending_debits, tx)
+            self._sums = booked, pending_debits
+        return self._sums
 
     def bounds(self, start: datetime | None, end: datetime | None) -> tuple[int, int]:
         """Index range of transactions with ``start <= booked_at <= end`` (bounds optional)."""
@@ -58,14 +70,30 @@ class Ledger:
         i = bisect.bisect_right(self._keys, tx.booked_at)
         self._keys.insert(i, tx.booked_at)
         self.transactions.insert(i, tx)
+        if self._sums is not None:
+            self._sums = _add(*self._sums, tx)
 
     def remove(self, tx: Transaction) -> None:
         if tx in self.transactions:
             i = self.transactions.index(tx)
             del self.transactions[i]
             del self._keys[i]
+        self.changed(tx)
+
+    def changed(self, tx: Transaction) -> None:
+        """``tx`` changed (or left): what was derived from it is made again on next use."""
+        self._sums = None
         for shape in range(4):
             self.fragments.pop((tx.transaction_id, shape), None)
+
+
+def _add(booked: int, pending_debits: int, tx: Transaction) -> tuple[int, int]:
+    signed = tx.amount_minor if tx.direction == "Credit" else -tx.amount_minor
+    if tx.status == TxStatus.BOOKED:
+        return booked + signed, pending_debits
+    if signed < 0:
+        return booked, pending_debits - signed
+    return booked, pending_debits
 
 
 class BankState:
@@ -164,8 +192,7 @@ class BankState:
         self.keep("transaction", tx.transaction_id, tx)
         cached = self._pinned.get(tx.account_id) or self._ledgers.get(tx.account_id)
         if cached is not None:
-            for shape in range(4):
-                cached.fragments.pop((tx.transaction_id, shape), None)
+            cached.changed(tx)
         self.version += 1
 
     def reverse_pending(self, tx: Transaction) -> None:
@@ -188,12 +215,6 @@ class BankState:
         debits off and, for credit cards, adds the unused credit limit.
         """
         account = self.accounts[account_id]
-        booked = account.opening_balance_minor
-        pending_debits = 0
-        for tx in self.ledger(account_id).transactions:
-            signed = tx.amount_minor if tx.direction == "Credit" else -tx.amount_minor
-            if tx.status == TxStatus.BOOKED:
-                booked += signed
-            elif signed < 0:
-                pending_debits += -signed
+        total, pending_debits = self.ledger(account_id).sums()
+        booked = account.opening_balance_minor + total
         return booked, booked - pending_debits + account.credit_limit_minor

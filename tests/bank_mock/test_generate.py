@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import given, settings
@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from bank_mock import identifiers as ids
 from bank_mock.generate import build_banks
-from bank_mock.models import AccountKind, Direction, TxStatus
+from bank_mock.models import AccountKind, Direction, Transaction, TxStatus
 from bank_mock.settings import BankSettings
+from bank_mock.state import BankState
 
 TODAY = date(2026, 11, 20)
 
@@ -162,3 +163,69 @@ def test_generated_routing_numbers_pass_the_aba_checksum(seed: int) -> None:
 
 def test_masked_pans_show_only_the_last_four_digits() -> None:
     assert ids.mask_pan("4111111111111111") == "************1111"
+
+
+def _summed(bank: BankState, account_id: str) -> tuple[int, int]:
+    """The balances counted from scratch over the account's whole ledger."""
+    account = bank.accounts[account_id]
+    booked, pending_debits = account.opening_balance_minor, 0
+    for tx in bank.ledger(account_id).transactions:
+        signed = tx.amount_minor if tx.direction == Direction.CREDIT else -tx.amount_minor
+        if tx.status == TxStatus.BOOKED:
+            booked += signed
+        elif signed < 0:
+            pending_debits -= signed
+    return booked, booked - pending_debits + account.credit_limit_minor
+
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "book", "reverse", "evict", "read"]),
+        st.integers(min_value=0, max_value=3),  # which account
+        st.integers(min_value=1, max_value=500_000),  # amount in minor units
+        st.sampled_from([Direction.DEBIT, Direction.CREDIT]),
+        st.sampled_from([TxStatus.BOOKED, TxStatus.PENDING]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_STEPS)
+def test_kept_balances_match_a_sum_over_the_ledger_after_any_changes(
+    steps: list[tuple[str, int, int, Direction, TxStatus]],
+) -> None:
+    """Balances are kept up to date as transactions are booked, settle, are reversed or the
+    ledger is evicted and made again; they always equal the sum over the ledger."""
+    bank = build_banks(
+        BankSettings(customers_per_bank=2, anchor_date=TODAY, ledger_cache_accounts=2)
+    )["northwind"]
+    accounts = list(bank.accounts)[:4]
+    template = bank.ledger(accounts[0]).transactions[-1]
+    added: list[Transaction] = []
+    for n, (step, which, amount, direction, status) in enumerate(steps):
+        account_id = accounts[which % len(accounts)]
+        if step == "add":
+            tx = replace(
+                template,
+                transaction_id=f"t{n}",
+                account_id=account_id,
+                booked_at=template.booked_at + timedelta(minutes=n),
+                amount_minor=amount,
+                direction=direction,
+                status=status,
+            )
+            bank.add_transaction(tx)
+            added.append(tx)
+        elif step == "book" and added:
+            pending = [t for t in added if t.status == TxStatus.PENDING]
+            if pending:
+                bank.book_pending(pending[amount % len(pending)])
+        elif step == "reverse" and added:
+            gone = added.pop(amount % len(added))
+            bank.reverse_pending(gone)
+        elif step == "evict":
+            bank._ledgers.clear()
+        assert bank.balances_minor(account_id) == _summed(bank, account_id)
+    for account_id in accounts:
+        assert bank.balances_minor(account_id) == _summed(bank, account_id)
