@@ -65,7 +65,7 @@ def notified_apps(bank: BankState, account_id: str, now: datetime) -> list[str]:
     """The apps told about an alert on ``account_id``: those with a live consent covering it
     and an event address (the demo says whether anyone will see the alert)."""
     names = set()
-    for consent in bank.consents.values():
+    for consent in bank.consents_on(account_id):
         live = consent.status == ConsentStatus.AUTHORISED and (
             consent.expires_at is None or consent.expires_at > now
         )

@@ -114,6 +114,10 @@ class BankState:
         self._added: dict[str, list[Transaction]] = {}  # run-time transactions per account
         self._pinned: dict[str, Ledger] = {}  # histories set with replace_history
         self.version = 0  # bumped on every mutation of transactions; for caches keyed on it
+        # account id -> ids of the consents that name it (any status), in the order indexed;
+        # made again whenever consents were added behind its back (restore, tests)
+        self._by_account: dict[str, dict[str, None]] = {}
+        self._indexed = 0
         self.disk: Disk | None = None  # where run-time changes are kept (bank_mock.disk)
 
     def keep(self, kind: str, key: str, value: object) -> None:
@@ -142,6 +146,22 @@ class BankState:
             if key.startswith(mine) and tx.account_id in self.accounts:
                 self.add_transaction(tx)
         self.disk = disk
+
+    def consents_on(self, account_id: str) -> list[Consent]:
+        """The consents that name ``account_id`` (any status: callers check it), without a
+        scan of every consent the bank holds (three per booked payment otherwise)."""
+        if self._indexed != len(self.consents):
+            self._by_account = {}
+            for consent in self.consents.values():
+                self.index_consent(consent)
+            self._indexed = len(self.consents)
+        named = (self.consents[c] for c in self._by_account.get(account_id, ()))
+        return [c for c in named if account_id in c.account_ids]  # an entry may be stale
+
+    def index_consent(self, consent: Consent) -> None:
+        """``consent`` now names its accounts (set when the customer approves it)."""
+        for account_id in consent.account_ids:
+            self._by_account.setdefault(account_id, {})[consent.consent_id] = None
 
     def add_customer(self, customer: Customer) -> None:
         self.customers[customer.customer_id] = customer

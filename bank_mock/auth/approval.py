@@ -40,6 +40,7 @@ def authorise(
     consent.status_updated_at = now
     consent.customer_id = customer.customer_id
     consent.account_ids = chosen
+    bank.index_consent(consent)
     consent.scopes = sorted(scopes & ALLOWED_SCOPES - {"openid"})
     bank.keep("consent", consent.consent_id, consent)
     events.consent_updated(bank, consent)

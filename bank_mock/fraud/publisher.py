@@ -85,7 +85,7 @@ class Publisher:
     def fraud_alert(self, bank: BankState, alert: FraudAlert, tx: Transaction) -> None:
         now = self._app[CLOCK]()
         card = bank.cards.get(alert.card_id) if alert.card_id else None
-        for consent in bank.consents.values():
+        for consent in bank.consents_on(alert.account_id):
             live = consent.status == ConsentStatus.AUTHORISED and (
                 consent.expires_at is None or consent.expires_at > now
             )
@@ -126,7 +126,7 @@ class Publisher:
         the link, and that a payment happened on the account is already transaction data."""
         now = self._app[CLOCK]()
         kind = TRANSACTION_CHANGED if status_only else RESOURCE_UPDATE
-        for consent in bank.consents.values():
+        for consent in bank.consents_on(account_id):
             live = consent.status == ConsentStatus.AUTHORISED and (
                 consent.expires_at is None or consent.expires_at > now
             )

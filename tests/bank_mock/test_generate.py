@@ -11,8 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bank_mock import identifiers as ids
+from bank_mock.auth import approval
 from bank_mock.generate import build_banks
-from bank_mock.models import AccountKind, Direction, Transaction, TxStatus
+from bank_mock.models import (
+    AccountKind,
+    Consent,
+    ConsentStatus,
+    Direction,
+    Transaction,
+    TxStatus,
+)
+from bank_mock.notify import NullSink
 from bank_mock.settings import BankSettings
 from bank_mock.state import BankState
 
@@ -229,3 +238,71 @@ def test_kept_balances_match_a_sum_over_the_ledger_after_any_changes(
         assert bank.balances_minor(account_id) == _summed(bank, account_id)
     for account_id in accounts:
         assert bank.balances_minor(account_id) == _summed(bank, account_id)
+
+
+_CONSENT_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "authorise", "direct"]),
+        st.integers(min_value=0, max_value=50),  # which customer / consent
+        st.sets(st.integers(min_value=0, max_value=3), min_size=1),  # which of their accounts
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_CONSENT_STEPS)
+def test_the_consents_on_an_account_are_those_that_name_it(
+    steps: list[tuple[str, int, set[int]]],
+) -> None:
+    """The bank finds the consents on an account (who to tell of an alert) from an index; it
+    always names the same consents as a scan of all of them, however they came to be (created,
+    approved by the customer, or added behind the index's back as a restore does)."""
+    bank = build_banks(BankSettings(customers_per_bank=3, anchor_date=TODAY))["northwind"]
+    customers = list(bank.customers.values())
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+    def consent(n: int) -> Consent:
+        return Consent(
+            consent_id=f"aac-{n}",
+            bank_id="northwind",
+            client_id="c",
+            permissions=["ReadBalances"],
+            status=ConsentStatus.AWAITING_AUTHORISATION,
+            created_at=now,
+            status_updated_at=now,
+            expires_at=None,
+            transaction_from=None,
+            transaction_to=None,
+        )
+
+    for n, (step, which, picks) in enumerate(steps):
+        customer = customers[which % len(customers)]
+        chosen = [customer.account_ids[i % len(customer.account_ids)] for i in sorted(picks)]
+        if step == "create":
+            bank.consents[f"aac-{n}"] = consent(n)
+        elif step == "authorise":
+            waiting = [
+                c
+                for c in bank.consents.values()
+                if c.status == ConsentStatus.AWAITING_AUTHORISATION
+            ]
+            if waiting:
+                approval.authorise(
+                    bank,
+                    waiting[which % len(waiting)],
+                    customer,
+                    chosen,
+                    frozenset({"accounts"}),
+                    now,
+                    NullSink(),
+                )
+        else:
+            direct = consent(n)
+            direct.account_ids = list(dict.fromkeys(chosen))
+            bank.consents[direct.consent_id] = direct
+        for account_id in bank.accounts:
+            found = [c.consent_id for c in bank.consents_on(account_id)]
+            scanned = [c.consent_id for c in bank.consents.values() if account_id in c.account_ids]
+            assert sorted(found) == sorted(scanned)
+            assert len(set(found)) == len(found)
