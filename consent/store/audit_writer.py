@@ -21,9 +21,10 @@ cost more than the commit: at one connection, 0.25 ms of the broker's CPU per re
 same way, on a connection that never waits for a lock and never checkpoints.
 
 Chains stay linear: per subject, entries are appended in the order they were submitted, after the
-subject's current last entry, read in the same transaction (on PostgreSQL, usually remembered
-from the writer's previous batch and checked in the same statement that inserts, see
-:class:`PostgresAppender`). The writer takes the same subject locks as
+subject's current last entry, read in the same transaction or remembered from the writer's
+previous batch: on PostgreSQL checked in the same statement that inserts (see
+:class:`PostgresAppender`), on SQLite used only while no other connection has committed since
+(``PRAGMA data_version``, see :class:`SqliteAppender`). The writer takes the same subject locks as
 :func:`consent.store.audit.record` (an in-process lock, and on PostgreSQL a row lock on the
 subject, which also orders writers in other processes). A subject whose in-process lock another
 transaction holds right now is not waited for: its entries stay queued for the next batch, so one
