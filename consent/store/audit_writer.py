@@ -21,9 +21,10 @@ cost more than the commit: at one connection, 0.25 ms of the broker's CPU per re
 same way, on a connection that never waits for a lock and never checkpoints.
 
 Chains stay linear: per subject, entries are appended in the order they were submitted, after the
-subject's current last entry, read in the same transaction (on PostgreSQL, usually remembered
-from the writer's previous batch and checked in the same statement that inserts, see
-:class:`PostgresAppender`). The writer takes the same subject locks as
+subject's current last entry, read in the same transaction or remembered from the writer's
+previous batch: on PostgreSQL checked in the same statement that inserts (see
+:class:`PostgresAppender`), on SQLite used only while no other connection has committed since
+(``PRAGMA data_version``, see :class:`SqliteAppender`). The writer takes the same subject locks as
 :func:`consent.store.audit.record` (an in-process lock, and on PostgreSQL a row lock on the
 subject, which also orders writers in other processes). A subject whose in-process lock another
 transaction holds right now is not waited for: its entries stay queued for the next batch, so one
@@ -168,11 +169,17 @@ def sqlite_chain_heads(
 
 
 def sqlite_append(
-    conn: sqlite3.Connection, pendings: dict[str, list[PendingEntry]]
+    conn: sqlite3.Connection,
+    pendings: dict[str, list[PendingEntry]],
+    heads: dict[str, AuditEntry] | None = None,
 ) -> dict[str, list[AuditEntry]]:
     """Chain and insert ``pendings`` on a plain ``sqlite3`` connection whose transaction holds
-    the write lock (``BEGIN IMMEDIATE``) and whose caller holds the subjects' locks."""
-    entries = chained(sqlite_chain_heads(conn, list(pendings)), pendings)
+    the write lock (``BEGIN IMMEDIATE``) and whose caller holds the subjects' locks. ``heads``:
+    chain heads known to be current in this transaction (the others are read)."""
+    known = heads or {}
+    unknown = [sid for sid in pendings if sid not in known]
+    current = {**known, **sqlite_chain_heads(conn, unknown)} if unknown else known
+    entries = chained({sid: current[sid] for sid in pendings if sid in current}, pendings)
     rows = []
     for chain in entries.values():
         for e in chain:
@@ -195,7 +202,7 @@ class SqliteAppender:
     # commits on the loop's thread between two checkpoints run on the writer's thread
     CHECKPOINT_EVERY = 200
 
-    def __init__(self, path: str, sync: str = "full") -> None:
+    def __init__(self, path: str, sync: str = "full", *, remembered: int = 10_000) -> None:
         if sync not in ("full", "normal"):
             raise ValueError(f"synchronous must be full or normal, not {sync!r}")
         self.path = path
@@ -205,6 +212,15 @@ class SqliteAppender:
         self._inline: sqlite3.Connection | None = None  # append_now's, on the loop's thread
         self._inline_commits = 0
         self._closed = False
+        # Chain heads as this appender last committed them, valid while no other connection
+        # (another process, the ORM, or this appender's other connection) has committed since:
+        # ``PRAGMA data_version`` on the connection about to write, read once its transaction
+        # holds the write lock, is then still the value seen in the previous transaction on the
+        # same connection. Saves each entry's head query (thread CPU, bench.broker_wrk).
+        self.remembered = remembered
+        self.heads_reused = 0  # subjects whose head came from memory (for tests)
+        self._heads: dict[str, AuditEntry] = {}
+        self._heads_version: tuple[int, int] | None = None  # (id(conn), its data_version)
 
     async def open(self) -> None:
         """Nothing to do: the connection opens on the writer's thread with the first batch."""
@@ -299,13 +315,30 @@ class SqliteAppender:
     ) -> dict[str, list[AuditEntry]]:
         """Chain and insert the batch in the transaction just begun, and commit it."""
         try:
-            entries = sqlite_append(conn, pendings)
+            version = (id(conn), conn.execute("PRAGMA data_version").fetchone()[0])
+            if version != self._heads_version:
+                self._heads.clear()  # another connection committed: every chain may have moved
+            self._heads_version = None  # until this transaction has committed
+            heads = {sid: self._heads[sid] for sid in pendings if sid in self._heads}
+            entries = sqlite_append(conn, pendings, heads)
             conn.execute("COMMIT")
         except BaseException:
+            self._heads.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self.heads_reused += len(heads)
+        self._remember(entries)
+        self._heads_version = version  # our own commit leaves data_version as it was
         return entries
+
+    def _remember(self, entries: dict[str, list[AuditEntry]]) -> None:
+        known = self._heads
+        for sid, chain in entries.items():
+            known.pop(sid, None)
+            known[sid] = chain[-1]  # most recently used last
+        while len(known) > self.remembered:
+            del known[next(iter(known))]
 
 
 _PG_LOCK_SQL = """

@@ -82,17 +82,39 @@ def utc(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+# the change counter the triggers of migration 0013 keep (every insert, update or delete of a
+# consent, its key or its sealed values adds one, in the writer's own transaction)
+CHANGE_COUNTER_SQL = "SELECT n FROM consent_change WHERE id = 1"
+COUNTED_TABLES = ("consent", "consent_key", "sealed_secret")
+COUNTING_TRIGGERS = frozenset(
+    f"tr_{table}_{event}_counts"
+    for table in COUNTED_TABLES
+    for event in ("insert", "update", "delete")
+)
+
+
 class SqliteReader:
-    """The query on the event loop's thread (see the module docstring)."""
+    """The query on the event loop's thread (see the module docstring).
+
+    The subject's rows as last read are kept with the change counter read just before them
+    (``consent_change.n``, migration 0013): while the counter reads back the same, nothing those
+    rows come from has been committed since (by any connection or process), so the next read
+    answers with them. Every access-log commit drops the connection's page cache, so the query
+    read its pages again each time; the counter is one row of one small table. A database
+    without the counter (built without the migrations) always runs the query."""
 
     # how long the loop may wait for a lock before the read moves to a thread (WAL readers wait
     # only in rare moments: recovery after a crash, a checkpoint that resets the WAL)
     LOOP_BUSY_TIMEOUT_S = 0.005
+    REMEMBERED = 10_000  # subjects whose rows are kept (the oldest dropped first)
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self.deferred = 0  # reads that found the database busy and went to a thread
+        self.reused = 0  # reads answered with the rows read at the same counter (for tests)
+        self._counted = False  # whether the database keeps the counter (see open)
+        self._rows_at: dict[str, tuple[int, list[sqlite3.Row]]] = {}
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
@@ -102,6 +124,22 @@ class SqliteReader:
 
     async def open(self) -> None:
         self._conn = self._connect(self.LOOP_BUSY_TIMEOUT_S)
+        self._counted = self._keeps_count(self._conn)
+
+    @staticmethod
+    def _keeps_count(conn: sqlite3.Connection) -> bool:
+        """Whether the counter and every one of its triggers are there (a table rebuilt by a
+        later migration would lose its triggers: then the rows are read every time)."""
+        try:
+            names = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')"
+                )
+            }
+        except sqlite3.OperationalError:
+            return False  # busy at start: read every time, as without the counter
+        return "consent_change" in names and names >= COUNTING_TRIGGERS
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -109,8 +147,34 @@ class SqliteReader:
             self._conn = None
 
     async def authorized(self, subject_id: str) -> list[sqlite3.Row]:
-        """The subject's authorized consents with wrapped keys and sealed access tokens."""
-        return await self._rows(AUTHORIZED_SQL, subject_id)
+        """The subject's authorized consents with wrapped keys and sealed access tokens (the
+        same rows as last time while the change counter has not moved: see the class)."""
+        version = self._change_count()
+        if version is not None:
+            seen = self._rows_at.get(subject_id)
+            if seen is not None and seen[0] == version:
+                self.reused += 1
+                return seen[1]
+        rows = await self._rows(AUTHORIZED_SQL, subject_id)
+        if version is not None:
+            remembered = self._rows_at
+            remembered.pop(subject_id, None)
+            remembered[subject_id] = (version, rows)
+            if len(remembered) > self.REMEMBERED:
+                del remembered[next(iter(remembered))]
+        return rows
+
+    def _change_count(self) -> int | None:
+        """The change counter now, or None (no counter in this database, or the database is
+        busy: then the query runs as before)."""
+        if not self._counted:
+            return None
+        assert self._conn is not None, "SqliteReader.open() first"
+        try:
+            row = self._conn.execute(CHANGE_COUNTER_SQL).fetchone()
+        except sqlite3.OperationalError:
+            return None  # busy: the query (and its move to a thread) as before
+        return int(row[0]) if row is not None else None
 
     async def subject(self, subject_id: str) -> sqlite3.Row | None:
         """The subject's row, or None (the same read on the loop's thread)."""

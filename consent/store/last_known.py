@@ -9,7 +9,6 @@ to another account or consent does not open; shredding the consent's data key (a
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -76,27 +75,41 @@ async def save(
 
 @dataclass
 class Saved:
-    """What this process last wrote per account: a digest of the view and when."""
+    """What this process last wrote per account: the view's content (without its as-of time)
+    and when. Kept as it is and compared as a dict, not as a digest of its JSON: the digest cost
+    every read a serialization and a hash per account (bench.broker_wrk)."""
 
     refresh: timedelta = timedelta(seconds=60)
-    _by_handle: dict[str, tuple[bytes, datetime]] = field(default_factory=dict)
+    _by_handle: dict[str, tuple[View, datetime]] = field(default_factory=dict)
 
     def due(self, handle: str, view: View, now: datetime) -> bool:
         """Whether this view should be written now (new, changed, or last written long ago)."""
         seen = self._by_handle.get(handle)
-        return seen is None or seen[0] != _digest(view) or now - seen[1] >= self.refresh
+        return seen is None or now - seen[1] >= self.refresh or not _same(seen[0], view)
 
     def mark(self, handle: str, view: View, now: datetime) -> None:
-        self._by_handle[handle] = (_digest(view), now)
+        self._by_handle[handle] = (_content(view), now)
 
     def forget(self, handles: list[str]) -> None:
         for h in handles:
             self._by_handle.pop(h, None)
 
 
-def _digest(view: View) -> bytes:
+def _content(view: View) -> View:
     """The view's content without its as-of time (the bank stamps every answer anew)."""
-    content = {k: v for k, v in view.items() if k != "as_of"}
-    return hashlib.blake2b(
-        orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=16
-    ).digest()
+    return {k: v for k, v in view.items() if k != "as_of"}
+
+
+def _same(content: View, view: View) -> bool:
+    """Whether ``view`` has exactly ``content`` besides its as-of time (same keys, equal values
+    of the same types: 1 and 1.0 or "1" differ, as they would in the stored JSON)."""
+    if len(view) - ("as_of" in view) != len(content):
+        return False
+    for k, v in content.items():
+        w = view.get(k, _MISSING)
+        if type(w) is not type(v) or w != v:
+            return False
+    return True
+
+
+_MISSING = object()
