@@ -2,15 +2,15 @@
 2xx comes back; exponential backoff with full jitter; nothing is lost across a restart because
 the rows stay until delivered.
 
-Pipelined: up to ``max_in_flight`` posts run at once, each row handed to the platform as soon
-as a slot is free (a slot frees when its post returns; the row stays claimed until its outcome
-is written). A slow post holds its own slot and nothing else: the others go on, and a
-newly committed row is claimed the moment the writer wakes the relay (``wake``, set in this
-process by whoever wrote the row; on PostgreSQL also by a ``NOTIFY`` from the group commit of
-bank events in any broker process, :mod:`consent.events.pgbatch`), or at the next poll
-(``relay_idle_s``). Outcomes are recorded by one writer task, several at a time in one
-transaction (on PostgreSQL the deliveries in one statement; claims too are one statement there,
-on the relay's own asyncpg connections).
+Pipelined: up to ``max_in_flight`` posts run at once (``max_rows`` rows when they go in batches,
+below), each row handed to the platform as soon as a slot is free (a slot frees when its post
+returns; the row stays claimed until its outcome is written). A slow post holds its own slot and
+nothing else: the others go on, and a newly committed row is claimed the moment the writer wakes
+the relay (``wake``, set in this process by whoever wrote the row; on PostgreSQL also by a
+``NOTIFY`` from the group commit of bank events in any broker process,
+:mod:`consent.events.pgbatch`), or at the next poll (``relay_idle_s``). Outcomes are recorded by
+one writer task, several at a time in one transaction (on PostgreSQL the deliveries in one
+statement; claims too are one statement there, on the relay's own asyncpg connections).
 
 Order within a subject: only the oldest undelivered row of a subject is ever claimed (the
 "head"); its successor becomes claimable once the head is recorded delivered or dead. So one
@@ -28,7 +28,10 @@ is one broker process; its claims are the in-process ones and cost no write.
 
 Batched (opt-in per platform client, ``webhook_batch_max`` > 1): the rows claimed together for
 one such client are posted in chunks of up to that many (and at most ``BATCH_BYTES`` of body),
-one task and one signed request per chunk, ``{"events": [<message>, ...]}`` with each message as
+one task and one signed request per chunk (a chunk holds its rows' slots until its slowest
+message is shown, so rows for batching targets may be up to ``max_rows``, by default
+``BATCH_ROWS_FACTOR`` × ``max_in_flight``, in flight while the posts stay within
+``max_in_flight``), ``{"events": [<message>, ...]}`` with each message as
 the single body would be. Each row still holds its own slot and gets its own outcome from the
 answer, ``{"results": {"<id>": {"status": ...} | {"error": "<code>", "retry": true|false}}}``: a
 status is delivered, ``retry: false`` is the 410 of a single post (a dead letter), anything else
@@ -81,6 +84,7 @@ CLAIM_LEASE = timedelta(seconds=15)  # > POST_TIMEOUT_S plus the outcome's write
 NOWHERE_TO_SEND = timedelta(minutes=5)  # the client has no webhook (yet)
 TARGET_TTL_S = 30.0  # a platform client's webhook address and secret, held this long
 BATCH_MAX = 100  # the most messages a platform client may ask for in one POST
+BATCH_ROWS_FACTOR = 4  # rows in flight in batches: this many times max_in_flight
 BATCH_BYTES = 512 * 1024  # a batched body is cut before it grows past this (bot: 1 MiB at most)
 
 DELIVERED, RETRY = "delivered", "retry"
@@ -249,12 +253,17 @@ class Relay:
         rng: random.Random | None = None,
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_rows: int | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.broker = broker
         self.rng = rng or random.Random()
         self.max_in_flight = max_in_flight
+        # rows in flight at once when they go in batches: a batch holds its rows' slots until
+        # its slowest message is shown, so batches get more rows than single posts do
+        self.max_rows = max_rows if max_rows is not None else BATCH_ROWS_FACTOR * max_in_flight
+        self._posts = 0  # requests in progress (a single message, or a batch)
         self.wake = asyncio.Event()  # set when a row was written or a slot came free
         self.delivered = 0
         self._flight: set[str] = set()  # row ids claimed by this process and not yet recorded
@@ -271,11 +280,21 @@ class Relay:
 
     @property
     def in_flight(self) -> int:
-        """Posts in progress in this process (at most ``max_in_flight``)."""
+        """Rows being posted in this process: at most ``max_in_flight`` single posts, or
+        ``max_rows`` rows in batches."""
         return self._posting
 
     def _free(self) -> int:
-        return self.max_in_flight - self._posting
+        """How many rows to claim now: as many as free posts can carry (one a post, or up to
+        the widest batch of a target known here), within ``max_rows`` rows in flight. With no
+        batching target known this is ``max_in_flight`` minus the posts in progress, as it
+        always was."""
+        cached = self._targets.values()
+        widest = max((t.batch_max for t, _ in cached), default=1)
+        if widest <= 1:
+            return self.max_in_flight - self._posting
+        posts = (self.max_in_flight - self._posts) * widest
+        return max(0, min(self.max_rows - self._posting, posts))
 
     # --- claiming ------------------------------------------------------------------------
     async def _claim(self, now: datetime, limit: int) -> list[_Claimed]:
@@ -578,9 +597,11 @@ class Relay:
         delivered = 0
         while claimed := await self._claim(now, self._free()):
             chunks = self._chunks(claimed)
+            self._posts += len(chunks)
             try:
                 outcomes = await asyncio.gather(*(self._attempt_chunk(c) for c in chunks))
             finally:
+                self._posts -= len(chunks)
                 self._posted(claimed)
             done = [
                 (c, o)
@@ -605,6 +626,7 @@ class Relay:
             log.exception("posting outbox message(s) %s failed", [c.row.id for c in chunk])
             outcomes = [RETRY] * len(chunk)
         finally:
+            self._posts -= 1
             self._posted(chunk)
         for claimed, outcome in zip(chunk, outcomes, strict=True):
             self._outcomes.put_nowait((claimed, outcome))
@@ -637,6 +659,7 @@ class Relay:
                 try:
                     claimed = await self._claim(self.broker.clock(), self._free())
                     for chunk in self._chunks(claimed):
+                        self._posts += 1
                         task = asyncio.create_task(self._deliver(chunk))
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)

@@ -240,6 +240,39 @@ async def test_one_subjects_messages_keep_their_order_and_never_share_a_batch(
     assert [i for i in platform.ids() if i in mine] == [mine[0], mine[1], *mine[1:]]
 
 
+async def test_batches_stay_within_the_posts_and_rows_in_flight(
+    wired: tuple[Env, Platform, str],
+) -> None:
+    """Two posts at once at most, six rows in flight at most: the first claim (the target not
+    known yet) takes two rows, the next as many as the free post can carry (four) up to six."""
+    env, platform, client_id = wired
+    broker = env.broker.app[BROKER]
+    platform.hold = asyncio.Event()
+    ids = await _write(env, client_id, [(f"s{i}", 0) for i in range(20)])
+    relay = Relay(broker, max_in_flight=2, max_rows=6)
+    task = asyncio.create_task(relay.run_forever(idle_s=60))
+    try:
+        async with asyncio.timeout(20):
+            while len(platform.bodies) < 2:  # the relay is woken until its posts arrive
+                relay.wake.set()
+                await asyncio.sleep(0.01)
+        for _ in range(3):  # woken with every post taken, it claims nothing more
+            relay.wake.set()
+            await asyncio.sleep(0.1)
+        assert [len(b) for b in platform.batches()] == [2, 4]
+        assert relay.in_flight == 6
+        platform.hold.set()
+        async with asyncio.timeout(20):
+            while any(r.delivered_at is None for r in (await _outbox(broker)).values()):
+                relay.wake.set()
+                await asyncio.sleep(0.05)
+        assert sorted(platform.ids()) == sorted(ids)
+        assert max(len(b) for b in platform.batches()) <= 4
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_a_client_registered_without_batching_gets_todays_single_body_byte_for_byte(
     tmp_path: Path, database_url: str, aiohttp_server: ServerFactory
 ) -> None:
