@@ -531,3 +531,33 @@ async def test_a_body_larger_than_a_batch_may_be_is_refused_before_anything_else
         m["data"]["padding"] = "x" * (MAX_BODY // 2)
     status, body, _ = await hook.post_batch(messages)
     assert status == 200 and len(body["results"]) == 3
+
+
+class BrokenBot(FlakyBot):
+    """``sendMessage`` raises something that is no Telegram error for the chats in ``down``."""
+
+    async def send_message(self, chat_id: Any, *args: Any, **kwargs: Any) -> Any:
+        if chat_id in self.down:
+            raise RuntimeError("a bug")
+        return await Bot.send_message(self, chat_id, *args, **kwargs)
+
+
+async def test_a_bug_showing_one_message_of_a_batch_is_a_retry_for_it_alone(hook: Hook) -> None:
+    """As a single message's 500: that one is retried (its claim left to run out), the rest of
+    the batch is shown and answered."""
+    messages = await _three_users(hook)
+    broken = BrokenBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
+    await broken.initialize()
+    try:
+        broken.down.add(ALICE)
+        hook.events.bot = broken
+        status, body, _ = await hook.post_batch(messages)
+        assert status == 200
+        assert [body["results"][m["id"]] for m in messages] == [
+            {"error": "internal", "retry": True},
+            {"status": "shown"},
+            {"status": "shown"},
+        ]
+        assert await _shown(hook) == {ALICE: 0, BOB: 1, CAROL: 1}
+    finally:
+        await broken.shutdown()
