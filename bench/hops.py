@@ -12,7 +12,8 @@ its notes to a file; the bot and localchat run in the bench process and note in 
     broker_in   the broker starts verifying the bank's SET
     verified    the SET is verified
     committed   the alert, its outbox row and the de-duplication record are committed
-    relay_post  the relay starts POSTing the outbox row to the bot's webhook
+    relay_post  the relay starts POSTing the outbox row to the bot's webhook (alone, or in a
+                batch: then every row of the batch is noted at the batch's start)
     bot_show    the bot has verified and claimed the delivery and starts showing it
     sent        localchat's sendMessage stores the message (Telegram accepted it)
 """
@@ -111,9 +112,19 @@ def install_broker_trace(note: Note) -> None:
             )
         return await post(self, target, row)
 
+    post_batch = Relay._post_batch
+
+    async def traced_post_batch(self: Relay, target: Any, part: Any) -> dict[str, str]:
+        at = time.time()
+        for row, _ in part:
+            if row.kind == "fraud_alert":
+                note("relay_post", key_of(json.loads(row.payload)["alert"].get("merchant")), at)
+        return await post_batch(self, target, part)
+
     setattr(events_api, "verify_set", traced_verify)  # noqa: B010 - patched for the trace
     setattr(events_api, "ingest", traced_ingest)  # noqa: B010
     Relay._post = traced_post  # type: ignore[method-assign]
+    Relay._post_batch = traced_post_batch  # type: ignore[method-assign]
 
 
 def install_bank_trace(note: Note) -> None:

@@ -14,6 +14,7 @@ from yarl import URL
 
 from bot.runtime import BotRuntime
 from bot.settings import BotSettings
+from chatbank.wiring import BOT_WEBHOOK_BATCH
 
 ADMIN = "bench-admin"
 
@@ -108,7 +109,11 @@ async def platform_bot(
     against localchat at ``chat_port``; returns the client's request headers and the bot."""
     async with http.post(
         f"{broker}/admin/v1/platform-clients",
-        json={"name": "bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
+        json={
+            "name": "bot",
+            "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events",
+            "webhook_batch_max": BOT_WEBHOOK_BATCH,
+        },
         headers={"Authorization": f"Bearer {ADMIN}"},
     ) as resp:
         client = await resp.json()

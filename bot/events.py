@@ -8,6 +8,17 @@ once the Bot API accepted the message (:mod:`bot.store.deliveries`), with ids sc
 source, so the broker's retry after a crash shows a pending message and acknowledges a sent one.
 A chat that refuses for good (the user blocked the bot: 403) is answered 410, so the broker
 stops retrying and records a dead letter; other failures are 503 and the broker retries.
+
+A broker whose platform client was registered with ``webhook_batch_max`` > 1 posts several
+messages in one signed request, ``{"events": [<message>, ...]}`` (at most ``BATCH_MAX``, at most
+``MAX_BATCH_BODY`` bytes; a larger body is refused 413 ``too_large`` as a whole, before its
+signature is checked, and the broker retries it). The request is verified once and its nonce
+recorded once (a replay is 409 for the whole request); then each message goes the single
+message's way (claim, look, send, "sent" only once the Bot API accepted it), side by side, and
+the answer is 200 with one result per id: ``{"results": {"<id>": {"status": "shown"}}}`` (any
+status a single message is answered 200 with), ``{"error": "blocked_by_user", "retry": false}``
+(what a single message is answered 410), ``{"error": "chat_unavailable", "retry": true}``
+(503: the broker retries that message alone).
 """
 
 from __future__ import annotations
@@ -42,7 +53,9 @@ from bot.store.writes import WriteGate
 
 log = logging.getLogger(__name__)
 TAG = "chatbank-webhook"
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # one message
+MAX_BATCH_BODY = 1024 * 1024  # a batch of messages (the broker cuts its batches at 512 KiB)
+BATCH_MAX = 100  # messages in one batch (the broker's bound on webhook_batch_max)
 # Telegram's free broadcast rate for a bot; above it each message must carry
 # allow_paid_broadcast (paid in Stars, up to 1000 messages a second)
 FREE_MESSAGES_PER_S = 30.0
@@ -124,8 +137,8 @@ class BrokerEvents:
         return nonce
 
     async def handle(self, request: web.Request) -> web.Response:
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
+        body = await _read(request, MAX_BATCH_BODY)
+        if body is None:
             return _refuse(413, "too_large")
         try:
             nonce = self._verify(request, body)
@@ -135,8 +148,15 @@ class BrokerEvents:
         now = int(self.services.clock().timestamp())
         try:
             message = json.loads(body)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and "events" in message and "id" not in message:
+            return await self._batch(nonce, message["events"], now)
+        if len(body) > MAX_BODY:
+            return _refuse(413, "too_large")
+        try:
             scoped: str | None = f"{self.services.settings.broker_client_id}:{message['id']}"
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             message, scoped = None, None
         # the nonce is recorded first, then (on SQLite in the same transaction) the claim
         claim: Claim | None = None
@@ -158,9 +178,54 @@ class BrokerEvents:
             return _refuse(503, "in_progress")
         self._sending.add(scoped)
         try:
-            return await self._deliver(scoped, message, claim)
+            status, answer = await self._deliver(scoped, message, claim)
         finally:
             self._sending.discard(scoped)
+        return web.json_response(answer, status=status)
+
+    async def _batch(self, nonce: str, events: object, now: int) -> web.Response:
+        """A batch ``{"events": [...]}``: the nonce once for the request, then each message as
+        a single one, side by side; 200 with a result per id."""
+        if self.fast is None:
+            async with self.writes():
+                fresh = await repo.first_time(self.services.sessions, f"nonce:{nonce}", now)
+        else:
+            fresh = await self.fast.first_time(f"nonce:{nonce}", now)
+        if not fresh:
+            log.warning("refused a broker delivery: replayed")
+            return _refuse(409, "replayed")
+        messages = _batch_messages(events)
+        if messages is None:
+            return _refuse(400, "bad_body")
+        source = self.services.settings.broker_client_id
+        results = await asyncio.gather(
+            *(self._one(f"{source}:{m['id']}", m, now) for m in messages)
+        )
+        return web.json_response(
+            {"results": {m["id"]: r for m, r in zip(messages, results, strict=True)}}
+        )
+
+    async def _one(self, scoped: str, message: dict[str, Any], now: int) -> dict[str, Any]:
+        """One message of a batch, as :meth:`handle` delivers a single one; its result."""
+        if scoped in self._sending:
+            return {"error": "in_progress", "retry": True}
+        self._sending.add(scoped)
+        try:
+            claim: Claim | None = None
+            if self.fast is not None:
+                lease = self.services.settings.delivery_lease_s
+                claim = await self.fast.claim(scoped, now, lease)
+            status, answer = await self._deliver(scoped, message, claim)
+        except Exception:
+            # as a single message's 500: the broker retries it (a claim left pending is taken
+            # over once its lease runs out)
+            log.exception("a batched broker delivery failed")
+            return {"error": "internal", "retry": True}
+        finally:
+            self._sending.discard(scoped)
+        if status == 200:
+            return answer
+        return {"error": answer["error"], "retry": status != 410}
 
     @contextlib.asynccontextmanager
     async def _holding(self, scoped: str) -> AsyncIterator[None]:
@@ -194,17 +259,18 @@ class BrokerEvents:
 
     async def _deliver(
         self, scoped: str, message: dict[str, Any], claim: Claim | None = None
-    ) -> web.Response:
-        """Claim (unless ``claim`` was taken with the nonce), send, record "sent"."""
+    ) -> tuple[int, dict[str, Any]]:
+        """Claim (unless ``claim`` was taken already), send, record "sent"; the HTTP status
+        and body a single message is answered with."""
         sessions, settings = self.services.sessions, self.services.settings
         now = int(self.services.clock().timestamp())
         if claim is None:
             async with self.writes():
                 claim = await deliveries.claim(sessions, scoped, now, settings.delivery_lease_s)
         if claim is Claim.SENT:
-            return web.json_response({"status": "duplicate"})
+            return 200, {"status": "duplicate"}
         if claim is Claim.BUSY:
-            return _refuse(503, "in_progress")
+            return _refused(503, "in_progress")
         found: Found | None = None
         if isinstance(self.fast, PgDeliveries):
             # "sent" committed by another process after the claim's statement began is seen
@@ -215,7 +281,7 @@ class BrokerEvents:
                 str(message.get("subject_id")),
             )
             if found.sent:
-                return web.json_response({"status": "duplicate"})
+                return 200, {"status": "duplicate"}
         try:
             async with self._holding(scoped):
                 outcome, alert_id = await self._show(message, found)
@@ -224,20 +290,20 @@ class BrokerEvents:
                 await deliveries.release(sessions, scoped)
             code = "blocked_by_user" if isinstance(e, Forbidden) else "undeliverable"
             log.warning("the chat refused delivery for good (%s); telling the broker", code)
-            return _refuse(410, code)
+            return _refused(410, code)
         except TelegramError as e:
             async with self.writes():
                 await deliveries.release(sessions, scoped)
             log.warning(
                 "could not show delivery to the user (%s); the broker will retry", type(e).__name__
             )
-            return _refuse(503, "chat_unavailable")
+            return _refused(503, "chat_unavailable")
         if self.fast is not None:
             await self.fast.mark_sent(scoped, now, alert_id)
         else:
             async with self.writes():
                 await deliveries.mark_sent(sessions, scoped, now, alert_id)
-        return web.json_response({"status": outcome})
+        return 200, {"status": outcome}
 
     async def _show(
         self, message: dict[str, Any], found: Found | None = None
@@ -337,5 +403,37 @@ def _alert_id(source: str, message: dict[str, Any]) -> str | None:
     return f"{source}:{alert.get('alert_id')}" if isinstance(alert, dict) else None
 
 
+def _refused(status: int, code: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": code, "detail": "delivery refused"}
+
+
 def _refuse(status: int, code: str) -> web.Response:
-    return web.json_response({"error": code, "detail": "delivery refused"}, status=status)
+    body = _refused(status, code)[1]
+    return web.json_response(body, status=status)
+
+
+async def _read(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None if it is longer than ``limit`` bytes (read no further)."""
+    if (request.content_length or 0) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(parts)
+
+
+def _batch_messages(events: object) -> list[dict[str, Any]] | None:
+    """The messages of a batch's ``events``: 1 to ``BATCH_MAX`` objects, each with its own
+    non-empty string id; None if it is not such a list."""
+    if not isinstance(events, list) or not 1 <= len(events) <= BATCH_MAX:
+        return None
+    ids = set()
+    for m in events:
+        if not isinstance(m, dict) or not isinstance(m.get("id"), str) or not m["id"]:
+            return None
+        ids.add(m["id"])
+    return events if len(ids) == len(events) else None

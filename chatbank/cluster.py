@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bot.settings import LOCAL_TOKEN
 from chatbank.proxy import create_proxy
+from chatbank.wiring import BOT_WEBHOOK_BATCH
 
 ADMIN_HEADER = "Authorization"
 READY_TIMEOUT_S = 60.0
@@ -246,7 +247,11 @@ class Cluster:
             aiohttp.ClientSession() as http,
             http.post(
                 f"{self.broker_url}/admin/v1/platform-clients",
-                json={"name": "chatbank-bot", "webhook_url": f"{self.bot_url}/broker/events"},
+                json={
+                    "name": "chatbank-bot",
+                    "webhook_url": f"{self.bot_url}/broker/events",
+                    "webhook_batch_max": BOT_WEBHOOK_BATCH,
+                },
                 headers={ADMIN_HEADER: f"Bearer {self.admin_token()}"},
             ) as resp,
         ):

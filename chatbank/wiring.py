@@ -12,6 +12,10 @@ from typing import Any
 
 import aiohttp
 
+# the bot takes the broker's messages up to this many per signed webhook POST (one signature,
+# one nonce, one HTTP exchange for all of them; consent.outbox.relay, bot.events)
+BOT_WEBHOOK_BATCH = 32
+
 
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +50,11 @@ async def bot_client(folder: Path, broker_url: str, admin: str, webhook_url: str
         aiohttp.ClientSession() as session,
         session.post(
             f"{broker_url}/admin/v1/platform-clients",
-            json={"name": "chatbank-bot", "webhook_url": webhook_url},
+            json={
+                "name": "chatbank-bot",
+                "webhook_url": webhook_url,
+                "webhook_batch_max": BOT_WEBHOOK_BATCH,
+            },
             headers={"Authorization": f"Bearer {admin}"},
         ) as resp,
     ):

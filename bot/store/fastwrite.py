@@ -101,6 +101,11 @@ class SqliteDeliveries:
 
         return await self._write(work)
 
+    async def claim(self, scoped_id: str, now: int, lease_s: int) -> Claim:
+        """:func:`bot.store.deliveries.claim` (a message of a batch, whose nonce was recorded
+        for the whole request)."""
+        return await self._write(lambda conn: _claim(conn, scoped_id, now, lease_s))
+
     async def mark_sent(self, scoped_id: str, now: int, alert_id: str | None = None) -> None:
         """:func:`bot.store.deliveries.mark_sent`."""
 

@@ -71,6 +71,21 @@ WITH nonce AS (
 SELECT EXISTS (SELECT 1 FROM nonce), EXISTS (SELECT 1 FROM sent), EXISTS (SELECT 1 FROM claim)
 """
 
+# FIRST_TIME_AND_CLAIM without the nonce (a message of a batch: the request's nonce was
+# recorded once for all of them). $1 pending key, $2 sent key, $3 now, $4 now - lease
+CLAIM = """
+WITH sent AS (
+    SELECT 1 FROM seen_deliveries WHERE id = $2
+), claim AS (
+    INSERT INTO seen_deliveries (id, seen_at)
+    SELECT $1, $3::bigint WHERE NOT EXISTS (SELECT 1 FROM sent)
+    ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+    WHERE seen_deliveries.seen_at <= $4::bigint
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM sent), EXISTS (SELECT 1 FROM claim)
+"""
+
 # $1 sent key, $2 alert key (or NULL), $3 subject: one row whatever is found
 LOOK = """
 SELECT EXISTS (SELECT 1 FROM seen_deliveries WHERE id = $1) AS sent,
@@ -160,6 +175,20 @@ class PgDeliveries:
         fresh, sent, claimed = row
         if not fresh:
             return None
+        if sent:
+            return Claim.SENT
+        return Claim.CLAIMED if claimed else Claim.BUSY
+
+    async def claim(self, scoped_id: str, now: int, lease_s: int) -> Claim:
+        """Claim the delivery ``scoped_id`` (a message of a batch, whose nonce was recorded for
+        the whole request) in one statement. CLAIMED must be followed by :meth:`look` before
+        sending."""
+        pool = await self._connection_pool()
+        row = await pool.fetchrow(
+            CLAIM, _key("pending", scoped_id), _key("sent", scoped_id), now, now - lease_s
+        )
+        assert row is not None
+        sent, claimed = row
         if sent:
             return Claim.SENT
         return Claim.CLAIMED if claimed else Claim.BUSY

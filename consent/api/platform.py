@@ -17,6 +17,7 @@ from consent.domain.access import Action
 from consent.domain.insights import previous_period
 from consent.domain.merchants import CATEGORIES
 from consent.domain.scopes import Scope, parse_scopes
+from consent.outbox.relay import BATCH_MAX
 from consent.service import (
     accounts,
     alerts,
@@ -126,6 +127,9 @@ class NewClient(BaseModel):
     webhook_url: str | None = Field(
         default=None, max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$"
     )
+    # opt-in: up to this many outbox messages per signed POST ({"events": [...]}, answered per
+    # id); 1 (the default) keeps one message per POST
+    webhook_batch_max: int = Field(default=1, ge=1, le=BATCH_MAX, strict=True)
 
 
 def _require_admin(request: web.Request) -> None:
@@ -143,7 +147,7 @@ async def admin_new_client(request: web.Request) -> web.Response:
     broker = request.app[BROKER]
     body: NewClient = await _body(request, NewClient)
     row, credential, webhook_secret = await platform.register_client(
-        broker, body.name, body.webhook_url
+        broker, body.name, body.webhook_url, webhook_batch_max=body.webhook_batch_max
     )
     return web.json_response(
         {"client_id": row.client_id, "credential": credential, "webhook_secret": webhook_secret},

@@ -2,15 +2,15 @@
 2xx comes back; exponential backoff with full jitter; nothing is lost across a restart because
 the rows stay until delivered.
 
-Pipelined: up to ``max_in_flight`` posts run at once, each row handed to the platform as soon
-as a slot is free (a slot frees when its post returns; the row stays claimed until its outcome
-is written). A slow post holds its own slot and nothing else: the others go on, and a
-newly committed row is claimed the moment the writer wakes the relay (``wake``, set in this
-process by whoever wrote the row; on PostgreSQL also by a ``NOTIFY`` from the group commit of
-bank events in any broker process, :mod:`consent.events.pgbatch`), or at the next poll
-(``relay_idle_s``). Outcomes are recorded by one writer task, several at a time in one
-transaction (on PostgreSQL the deliveries in one statement; claims too are one statement there,
-on the relay's own asyncpg connections).
+Pipelined: up to ``max_in_flight`` posts run at once (``max_rows`` rows when they go in batches,
+below), each row handed to the platform as soon as a slot is free (a slot frees when its post
+returns; the row stays claimed until its outcome is written). A slow post holds its own slot and
+nothing else: the others go on, and a newly committed row is claimed the moment the writer wakes
+the relay (``wake``, set in this process by whoever wrote the row; on PostgreSQL also by a
+``NOTIFY`` from the group commit of bank events in any broker process,
+:mod:`consent.events.pgbatch`), or at the next poll (``relay_idle_s``). Outcomes are recorded by
+one writer task, several at a time in one transaction (on PostgreSQL the deliveries in one
+statement; claims too are one statement there, on the relay's own asyncpg connections).
 
 Order within a subject: only the oldest undelivered row of a subject is ever claimed (the
 "head"); its successor becomes claimable once the head is recorded delivered or dead. So one
@@ -25,6 +25,20 @@ transaction or connection is held while posting. The outcome is written only if 
 carries that lease; a broker killed mid-post leaves the row to be claimed again when the lease
 runs out (the platform de-duplicates by message id: exactly once as the user sees it). SQLite
 is one broker process; its claims are the in-process ones and cost no write.
+
+Batched (opt-in per platform client, ``webhook_batch_max`` > 1): the rows claimed together for
+one such client are posted in chunks of up to that many (and at most ``BATCH_BYTES`` of body),
+one task and one signed request per chunk (a chunk holds its rows' slots until its slowest
+message is shown, so rows for batching targets may be up to ``max_rows``, by default
+``BATCH_ROWS_FACTOR`` × ``max_in_flight``, in flight while the posts stay within
+``max_in_flight``), ``{"events": [<message>, ...]}`` with each message as
+the single body would be. Each row still holds its own slot and gets its own outcome from the
+answer, ``{"results": {"<id>": {"status": ...} | {"error": "<code>", "retry": true|false}}}``: a
+status is delivered, ``retry: false`` is the 410 of a single post (a dead letter), anything else
+is a retry. A request that fails as a whole (not 2xx, a timeout, a dropped connection, a body that
+is not such an answer) and any id the answer leaves out are retries: a row is never recorded
+delivered unless the platform said so for that row. A chunk never holds two rows of one subject
+(only a subject's head is ever claimed), so the order within a subject is as above.
 
 Retries are bounded: a 410 from the platform (the user blocked the bot, or the chat refuses the
 message for good) or ``outbox_max_attempts`` failed attempts end a message as a dead letter
@@ -69,6 +83,9 @@ POST_TIMEOUT_S = 5.0
 CLAIM_LEASE = timedelta(seconds=15)  # > POST_TIMEOUT_S plus the outcome's write
 NOWHERE_TO_SEND = timedelta(minutes=5)  # the client has no webhook (yet)
 TARGET_TTL_S = 30.0  # a platform client's webhook address and secret, held this long
+BATCH_MAX = 100  # the most messages a platform client may ask for in one POST
+BATCH_ROWS_FACTOR = 4  # rows in flight in batches: this many times max_in_flight
+BATCH_BYTES = 512 * 1024  # a batched body is cut before it grows past this (bot: 1 MiB at most)
 
 DELIVERED, RETRY = "delivered", "retry"
 _REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -81,6 +98,34 @@ async def _reason(resp: aiohttp.ClientResponse) -> str:
     except (ValueError, AttributeError, aiohttp.ClientError):
         code = None
     return f"platform:{code}" if isinstance(code, str) and _REASON.match(code) else "gone"
+
+
+def _message(row: OutboxRow) -> bytes:
+    """The row as the platform receives it: the single-message body, and each element of a
+    batch's ``events``."""
+    return json.dumps(
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "subject_id": row.subject_id,
+            "data": json.loads(row.payload),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def batch_outcome(result: object) -> str:
+    """One id's entry of a batch's ``results`` as :meth:`Relay._post` would have recorded its
+    single post: a ``status`` (2xx) is DELIVERED; ``"retry": false`` (410) the platform's reason
+    for refusing it for good; anything else (a retry, a missing or malformed entry) RETRY."""
+    if not isinstance(result, dict):
+        return RETRY
+    status, error = result.get("status"), result.get("error")
+    if isinstance(status, str) and error is None:
+        return DELIVERED
+    if error is not None and result.get("retry") is False:
+        return f"platform:{error}" if isinstance(error, str) and _REASON.match(error) else "gone"
+    return RETRY
 
 
 def backoff(attempts: int, rng: random.Random) -> timedelta:
@@ -101,6 +146,7 @@ class Target:
     client_id: str
     url: str
     secret: bytes
+    batch_max: int = 1  # messages per POST; 1: the single-message body
 
 
 @dataclass
@@ -207,12 +253,17 @@ class Relay:
         rng: random.Random | None = None,
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
+        max_rows: int | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.broker = broker
         self.rng = rng or random.Random()
         self.max_in_flight = max_in_flight
+        # rows in flight at once when they go in batches: a batch holds its rows' slots until
+        # its slowest message is shown, so batches get more rows than single posts do
+        self.max_rows = max_rows if max_rows is not None else BATCH_ROWS_FACTOR * max_in_flight
+        self._posts = 0  # requests in progress (a single message, or a batch)
         self.wake = asyncio.Event()  # set when a row was written or a slot came free
         self.delivered = 0
         self._flight: set[str] = set()  # row ids claimed by this process and not yet recorded
@@ -229,11 +280,21 @@ class Relay:
 
     @property
     def in_flight(self) -> int:
-        """Posts in progress in this process (at most ``max_in_flight``)."""
+        """Rows being posted in this process: at most ``max_in_flight`` single posts, or
+        ``max_rows`` rows in batches."""
         return self._posting
 
     def _free(self) -> int:
-        return self.max_in_flight - self._posting
+        """How many rows to claim now: as many as free posts can carry (one a post, or up to
+        the widest batch of a target known here), within ``max_rows`` rows in flight. With no
+        batching target known this is ``max_in_flight`` minus the posts in progress, as it
+        always was."""
+        cached = self._targets.values()
+        widest = max((t.batch_max for t, _ in cached), default=1)
+        if widest <= 1:
+            return self.max_in_flight - self._posting
+        posts = (self.max_in_flight - self._posts) * widest
+        return max(0, min(self.max_rows - self._posting, posts))
 
     # --- claiming ------------------------------------------------------------------------
     async def _claim(self, now: datetime, limit: int) -> list[_Claimed]:
@@ -311,7 +372,12 @@ class Relay:
         client = await session.get(PlatformClient, client_id)
         if client is None or not client.webhook_url:
             return None
-        target = Target(client_id, client.webhook_url, webhook_secret(self.broker, client))
+        target = Target(
+            client_id,
+            client.webhook_url,
+            webhook_secret(self.broker, client),
+            max(1, min(BATCH_MAX, client.webhook_batch_max or 1)),
+        )
         self._targets[client_id] = (target, time.monotonic() + TARGET_TTL_S)
         return target
 
@@ -324,15 +390,7 @@ class Relay:
 
     async def _post(self, target: Target, row: OutboxRow) -> str:
         """DELIVERED, RETRY, or the platform's reason for refusing the message for good."""
-        body = json.dumps(
-            {
-                "id": row.id,
-                "kind": row.kind,
-                "subject_id": row.subject_id,
-                "data": json.loads(row.payload),
-            },
-            separators=(",", ":"),
-        ).encode()
+        body = _message(row)
         headers = sign_webhook(
             target.url,
             body,
@@ -356,6 +414,79 @@ class Relay:
         except (aiohttp.ClientError, TimeoutError) as e:
             log.info("webhook delivery of %s failed: %s", row.id, type(e).__name__)
             return RETRY
+
+    def _chunks(self, claimed: Sequence[_Claimed]) -> list[list[_Claimed]]:
+        """``claimed`` in the groups posted together: a row alone unless its target batches,
+        then up to the target's ``batch_max`` rows (and ``BATCH_BYTES``) of that target."""
+        chunks: list[list[_Claimed]] = []
+        open_: dict[str, list[_Claimed]] = {}
+        for c in claimed:
+            target = c.target
+            if target is None or target.batch_max <= 1:
+                chunks.append([c])
+                continue
+            chunk = open_.get(target.client_id)
+            if chunk is None or len(chunk) >= target.batch_max:
+                chunk = open_[target.client_id] = []
+                chunks.append(chunk)
+            chunk.append(c)
+        return chunks
+
+    async def _attempt_chunk(self, chunk: Sequence[_Claimed]) -> list[str | None]:
+        """The outcome of each row of ``chunk`` (one of :meth:`_chunks`), in its order."""
+        target = chunk[0].target
+        if target is None or target.batch_max <= 1:
+            return [await self._attempt(c) for c in chunk]
+        outcomes: dict[str, str] = {}
+        bodies = [(c.row, _message(c.row)) for c in chunk]
+        part: list[tuple[OutboxRow, bytes]] = []
+        size = 0
+        for row, body in bodies:
+            if part and size + len(body) + 1 > BATCH_BYTES:
+                outcomes.update(await self._post_batch(target, part))
+                part, size = [], 0
+            part.append((row, body))
+            size += len(body) + 1
+        if part:
+            outcomes.update(await self._post_batch(target, part))
+        return [outcomes.get(c.row.id, RETRY) for c in chunk]
+
+    async def _post_batch(
+        self, target: Target, part: Sequence[tuple[OutboxRow, bytes]]
+    ) -> dict[str, str]:
+        """Post the messages ``part`` (row, its single-message body) in one signed request;
+        each row's outcome as :meth:`_post` gives it, RETRY for all if the request failed."""
+        body = b'{"events":[' + b",".join(m for _, m in part) + b"]}"
+        headers = sign_webhook(
+            target.url,
+            body,
+            key_id=target.client_id,
+            secret=target.secret,
+            now=self.broker.clock(),
+        )
+        ids = [row.id for row, _ in part]
+        try:
+            async with self.broker.http.post(
+                target.url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
+            ) as resp:
+                if not 200 <= resp.status < 300:
+                    log.info("webhook refused a batch of %d with %s", len(ids), resp.status)
+                    return dict.fromkeys(ids, RETRY)
+                try:
+                    answer = await resp.json(content_type=None)
+                except ValueError:
+                    answer = None
+        except (aiohttp.ClientError, TimeoutError) as e:
+            log.info("webhook delivery of a batch of %d failed: %s", len(ids), type(e).__name__)
+            return dict.fromkeys(ids, RETRY)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, dict):
+            log.info("webhook answered a batch of %d without results", len(ids))
+            return dict.fromkeys(ids, RETRY)
+        return {i: batch_outcome(results.get(i)) for i in ids}
 
     # --- recording -----------------------------------------------------------------------
     async def _record(self, done: Sequence[tuple[_Claimed, str | None]]) -> int:
@@ -465,11 +596,19 @@ class Relay:
         now = self.broker.clock()
         delivered = 0
         while claimed := await self._claim(now, self._free()):
+            chunks = self._chunks(claimed)
+            self._posts += len(chunks)
             try:
-                outcomes = await asyncio.gather(*(self._attempt(c) for c in claimed))
+                outcomes = await asyncio.gather(*(self._attempt_chunk(c) for c in chunks))
             finally:
+                self._posts -= len(chunks)
                 self._posted(claimed)
-            delivered += await self._release(list(zip(claimed, outcomes, strict=True)))
+            done = [
+                (c, o)
+                for chunk, chunk_outcomes in zip(chunks, outcomes, strict=True)
+                for c, o in zip(chunk, chunk_outcomes, strict=True)
+            ]
+            delivered += await self._release(done)
         return delivered
 
     def _posted(self, claimed: Sequence[_Claimed]) -> None:
@@ -478,15 +617,19 @@ class Relay:
         if any(c.more for c in claimed):
             self.wake.set()
 
-    async def _deliver(self, claimed: _Claimed) -> None:
+    async def _deliver(self, chunk: list[_Claimed]) -> None:
+        """Post ``chunk`` (one row, or a batch for one target) and queue each row's outcome."""
+        outcomes: Sequence[str | None]
         try:
-            outcome = await self._attempt(claimed)
+            outcomes = await self._attempt_chunk(chunk)
         except Exception:
-            log.exception("posting outbox message %s failed", claimed.row.id)
-            outcome = RETRY
+            log.exception("posting outbox message(s) %s failed", [c.row.id for c in chunk])
+            outcomes = [RETRY] * len(chunk)
         finally:
-            self._posted([claimed])
-        self._outcomes.put_nowait((claimed, outcome))
+            self._posts -= 1
+            self._posted(chunk)
+        for claimed, outcome in zip(chunk, outcomes, strict=True):
+            self._outcomes.put_nowait((claimed, outcome))
 
     async def _write_outcomes(self) -> None:
         """Record finished posts, as many as are waiting in one transaction."""
@@ -514,8 +657,10 @@ class Relay:
             while True:
                 self.wake.clear()
                 try:
-                    for claimed in await self._claim(self.broker.clock(), self._free()):
-                        task = asyncio.create_task(self._deliver(claimed))
+                    claimed = await self._claim(self.broker.clock(), self._free())
+                    for chunk in self._chunks(claimed):
+                        self._posts += 1
+                        task = asyncio.create_task(self._deliver(chunk))
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
                 except Exception:

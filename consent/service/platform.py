@@ -19,7 +19,7 @@ def _hash(secret: str) -> str:
 
 
 async def register_client(
-    broker: Broker, name: str, webhook_url: str | None
+    broker: Broker, name: str, webhook_url: str | None, *, webhook_batch_max: int = 1
 ) -> tuple[PlatformClient, str, str]:
     """A new platform client; returns it with its credential and webhook secret (shown once)."""
     client_id = f"pc_{secrets.token_hex(8)}"
@@ -32,6 +32,7 @@ async def register_client(
         name=name,
         secret_hash=_hash(secret),
         webhook_url=webhook_url,
+        webhook_batch_max=webhook_batch_max,
         webhook_secret=seal(
             key, webhook_secret.encode(), consent_id=f"platform:{client_id}", field="webhook_secret"
         ),

@@ -61,6 +61,9 @@ class PlatformClient(SQLModel, table=True):
     name: str = Field(max_length=100)
     secret_hash: str = Field(max_length=64)
     webhook_url: str | None = Field(default=None, max_length=2000)
+    # up to this many outbox messages in one signed POST ({"events": [...]}); 1: one message per
+    # POST, today's body (consent.outbox.relay)
+    webhook_batch_max: int = Field(default=1, sa_column_kwargs={"server_default": text("1")})
     webhook_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed
     kek_version: int
     wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # seals the secret

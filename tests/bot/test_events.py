@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -12,10 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from telegram import Bot
+from telegram.error import NetworkError
 
 from bot.broker import BrokerClient
 from bot.context import Services
-from bot.events import BrokerEvents
+from bot.events import MAX_BATCH_BODY, MAX_BODY, BrokerEvents
 from bot.settings import BotSettings
 from bot.store import deliveries, repo
 from bot.store.db import make_engine, session_factory, upgrade_async
@@ -63,8 +65,19 @@ class Hook:
         )
         if tamper:
             body = body.replace(b"Luxe", b"Lux3")
-        resp = await self.client.post("/broker/events", data=body, headers=signed)
+        data = io.BytesIO(body) if len(body) > MAX_BODY else body  # aiohttp warns on big bytes
+        resp = await self.client.post("/broker/events", data=data, headers=signed)
         return resp.status, await resp.json(), signed
+
+    async def post_batch(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        signed_at: datetime = NOW,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A batched delivery (``webhook_batch_max`` > 1), as the relay builds it."""
+        return await self.post({"events": messages}, signed_at=signed_at, headers=headers)
 
 
 def alert_message(n: int = 1, alert_id: str = "fa-1") -> dict[str, Any]:
@@ -353,3 +366,198 @@ async def test_a_send_slower_than_the_lease_keeps_its_claim(hook: Hook) -> None:
         await other_client.close()
         await other.close()
         await slow.shutdown()
+
+
+# --- batched deliveries ({"events": [...]}, answered per id) ---------------------------------
+
+BOB, CAROL = 1002, 1003
+
+
+async def _three_users(hook: Hook) -> list[dict[str, Any]]:
+    """Alice, Bob and Carol linked; one alert for each (as a batch carries them: one message
+    per subject)."""
+    sessions = hook.events.services.sessions
+    for chat, name in ((BOB, "bob"), (CAROL, "carol")):
+        user = ChatUser(
+            telegram_user_id=chat, chat_id=chat, subject_id=f"sub_{name}", language="en"
+        )
+        await repo.save_user(sessions, user)
+    messages = []
+    for n, subject in enumerate(("sub_alice", "sub_bob", "sub_carol"), start=1):
+        message = alert_message(n, alert_id=f"fa-{n}")
+        message["subject_id"] = subject
+        messages.append(message)
+    return messages
+
+
+async def _shown(hook: Hook) -> dict[int, int]:
+    return {chat: len(await hook.chat.messages(chat)) for chat in (ALICE, BOB, CAROL)}
+
+
+async def test_a_batch_is_shown_once_each_and_its_retry_acknowledged(hook: Hook) -> None:
+    messages = await _three_users(hook)
+    status, body, _ = await hook.post_batch(messages)
+    assert status == 200
+    assert body == {"results": {m["id"]: {"status": "shown"} for m in messages}}
+    assert await _shown(hook) == {ALICE: 1, BOB: 1, CAROL: 1}
+    # the broker's retry (a new signature): acknowledged, not shown again
+    status, body, _ = await hook.post_batch(messages, signed_at=NOW + timedelta(seconds=1))
+    assert status == 200
+    assert body == {"results": {m["id"]: {"status": "duplicate"} for m in messages}}
+    assert await _shown(hook) == {ALICE: 1, BOB: 1, CAROL: 1}
+    # and a single retry of one of them too
+    status, body, _ = await hook.post(messages[1])
+    assert (status, body["status"]) == (200, "duplicate")
+
+
+async def test_a_chat_that_blocked_the_bot_fails_for_good_in_a_batch_the_others_are_shown(
+    hook: Hook,
+) -> None:
+    messages = await _three_users(hook)
+    await hook.chat.block(BOB)
+    status, body, _ = await hook.post_batch(messages)
+    assert status == 200
+    results = body["results"]
+    assert results[messages[1]["id"]] == {"error": "blocked_by_user", "retry": False}
+    assert results[messages[0]["id"]] == results[messages[2]["id"]] == {"status": "shown"}
+    assert await _shown(hook) == {ALICE: 1, BOB: 0, CAROL: 1}
+    await hook.chat.block(BOB, blocked=False)
+    _, body, _ = await hook.post(messages[1])  # nothing was recorded as sent for Bob
+    assert body["status"] == "shown"
+
+
+class FlakyBot(Bot):
+    """A Bot API whose ``sendMessage`` fails (a network error) for the chats in ``down``."""
+
+    def __init__(self, token: str, base_url: str) -> None:
+        super().__init__(token, base_url=base_url)
+        with self._unfrozen():
+            self.down: set[int] = set()
+
+    async def send_message(self, chat_id: Any, *args: Any, **kwargs: Any) -> Any:
+        if chat_id in self.down:
+            raise NetworkError("connection reset")
+        return await super().send_message(chat_id, *args, **kwargs)
+
+
+async def test_a_send_failing_mid_batch_is_retried_and_then_each_shown_exactly_once(
+    hook: Hook,
+) -> None:
+    messages = await _three_users(hook)
+    flaky = FlakyBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
+    await flaky.initialize()
+    try:
+        flaky.down.add(CAROL)
+        hook.events.bot = flaky
+        status, body, _ = await hook.post_batch(messages)
+        assert status == 200
+        results = body["results"]
+        assert results[messages[2]["id"]] == {"error": "chat_unavailable", "retry": True}
+        assert await _shown(hook) == {ALICE: 1, BOB: 1, CAROL: 0}
+        # the broker retries the whole batch (as after a timeout) or only Carol's message
+        flaky.down.clear()
+        status, body, _ = await hook.post_batch(messages, signed_at=NOW + timedelta(seconds=1))
+        assert [body["results"][m["id"]] for m in messages] == [
+            {"status": "duplicate"},
+            {"status": "duplicate"},
+            {"status": "shown"},
+        ]
+        assert await _shown(hook) == {ALICE: 1, BOB: 1, CAROL: 1}
+    finally:
+        await flaky.shutdown()
+
+
+async def test_a_message_being_sent_is_told_to_come_back_the_rest_of_its_batch_is_shown(
+    hook: Hook,
+) -> None:
+    messages = await _three_users(hook)
+    services = hook.events.services
+    now, lease = int(NOW.timestamp()), services.settings.delivery_lease_s
+    scoped = f"{CLIENT}:{messages[0]['id']}"
+    assert await deliveries.claim(services.sessions, scoped, now, lease) is Claim.CLAIMED
+    status, body, _ = await hook.post_batch(messages)
+    assert status == 200
+    assert body["results"][messages[0]["id"]] == {"error": "in_progress", "retry": True}
+    assert await _shown(hook) == {ALICE: 0, BOB: 1, CAROL: 1}
+
+
+async def test_a_replayed_batch_is_refused_as_a_whole(hook: Hook) -> None:
+    messages = await _three_users(hook)
+    _, _, headers = await hook.post_batch(messages[:1])
+    status, body, _ = await hook.post_batch(messages[:1], headers=headers)
+    assert (status, body["error"]) == (409, "replayed")
+    # the same signature over another body does not verify at all
+    status, body, _ = await hook.post_batch(messages, headers=headers)
+    assert (status, body["error"]) == (401, "bad_signature")
+    assert await _shown(hook) == {ALICE: 1, BOB: 0, CAROL: 0}
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [],
+        "msg_1",
+        [{"kind": "fraud_alert"}],
+        [{"id": 7}],
+        [{"id": ""}],
+        [alert_message(1), alert_message(1)],  # one id twice
+        [alert_message(n) for n in range(101)],  # more than BATCH_MAX
+    ],
+)
+async def test_a_malformed_batch_is_refused_and_nothing_shown(hook: Hook, events: Any) -> None:
+    status, body, headers = await hook.post({"events": events})
+    assert (status, body["error"]) == (400, "bad_body")
+    assert await hook.chat.messages(ALICE) == []
+    status, _, _ = await hook.post({"events": events}, headers=headers)
+    assert status == 409  # its nonce was recorded all the same, as a single body's is
+
+
+async def test_a_body_larger_than_a_batch_may_be_is_refused_before_anything_else(
+    hook: Hook,
+) -> None:
+    message = alert_message()
+    message["data"]["padding"] = "x" * MAX_BATCH_BODY
+    status, body, _ = await hook.post_batch([message])
+    assert (status, body["error"]) == (413, "too_large")
+    # a single message keeps its own bound
+    single = alert_message()
+    single["data"]["padding"] = "x" * MAX_BODY
+    status, body, _ = await hook.post(single)
+    assert (status, body["error"]) == (413, "too_large")
+    assert await hook.chat.messages(ALICE) == []
+    # a batch between the two bounds is taken
+    messages = await _three_users(hook)
+    for m in messages:
+        m["data"]["padding"] = "x" * (MAX_BODY // 2)
+    status, body, _ = await hook.post_batch(messages)
+    assert status == 200 and len(body["results"]) == 3
+
+
+class BrokenBot(FlakyBot):
+    """``sendMessage`` raises something that is no Telegram error for the chats in ``down``."""
+
+    async def send_message(self, chat_id: Any, *args: Any, **kwargs: Any) -> Any:
+        if chat_id in self.down:
+            raise RuntimeError("a bug")
+        return await Bot.send_message(self, chat_id, *args, **kwargs)
+
+
+async def test_a_bug_showing_one_message_of_a_batch_is_a_retry_for_it_alone(hook: Hook) -> None:
+    """As a single message's 500: that one is retried (its claim left to run out), the rest of
+    the batch is shown and answered."""
+    messages = await _three_users(hook)
+    broken = BrokenBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
+    await broken.initialize()
+    try:
+        broken.down.add(ALICE)
+        hook.events.bot = broken
+        status, body, _ = await hook.post_batch(messages)
+        assert status == 200
+        assert [body["results"][m["id"]] for m in messages] == [
+            {"error": "internal", "retry": True},
+            {"status": "shown"},
+            {"status": "shown"},
+        ]
+        assert await _shown(hook) == {ALICE: 0, BOB: 1, CAROL: 1}
+    finally:
+        await broken.shutdown()

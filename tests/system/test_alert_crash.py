@@ -145,9 +145,12 @@ async def _link(
     return subject
 
 
+@pytest.mark.parametrize("batch_max", [1, 32], ids=["single", "batched"])
 async def test_alerts_survive_kill_9_of_broker_and_bot_each_shown_exactly_once(
-    databases: list[str], tmp_path: Path
+    databases: list[str], tmp_path: Path, batch_max: int
 ) -> None:
+    """Once with one message per webhook POST, once with batches of up to 32 (the bot killed
+    with a batch's sends held: the broker retries the whole batch)."""
     broker_db, bot_db = databases
     bank_port, broker_port, chat_port, bot_port = (free_port() for _ in range(4))
     bank_url, broker_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{broker_port}"
@@ -212,7 +215,11 @@ async def test_alerts_survive_kill_9_of_broker_and_bot_each_shown_exactly_once(
             await _until_up(http, f"{broker_url}/openapi.json", broker)
             async with http.post(
                 f"{broker_url}/admin/v1/platform-clients",
-                json={"name": "bot", "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events"},
+                json={
+                    "name": "bot",
+                    "webhook_url": f"http://127.0.0.1:{bot_port}/broker/events",
+                    "webhook_batch_max": batch_max,
+                },
                 headers={"Authorization": f"Bearer {ADMIN}"},
             ) as resp:
                 client = await resp.json()
