@@ -101,3 +101,66 @@ async def test_a_slow_answer_is_timed_out_and_no_server_is_a_network_error(
         await request.shutdown()
     with pytest.raises(RuntimeError, match="not initialized"):
         await request.do_request(f"{base}/bot{TOKEN}/getMe", "POST")
+
+
+@pytest.fixture
+async def forward_proxy() -> AsyncIterator[tuple[str, list[str]]]:
+    """An HTTP forward proxy stand-in: notes the absolute URL each request asked it for and
+    answers as the Bot API would (the API host itself does not exist)."""
+    asked: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        asked.append(str(request.url))
+        message = {"message_id": 8, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "p"}
+        return web.json_response({"ok": True, "result": message})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", asked
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy"])
+async def test_the_proxy_from_the_environment_carries_every_call(
+    forward_proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A bot behind a proxy (``HTTPS_PROXY`` for api.telegram.org, ``HTTP_PROXY`` here) reaches
+    the Bot API through it on every call, as it did with PTB's httpx transport."""
+    proxy, asked = forward_proxy
+    for var in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(name, proxy)
+    request = AiohttpRequest()
+    bot = Bot(TOKEN, base_url="http://api.telegram.invalid/bot", request=request)
+    await request.initialize()
+    try:
+        for text in ("one", "two"):
+            sent = await bot.send_message(5, text)
+            assert sent.message_id == 8
+    finally:
+        await request.shutdown()
+    assert asked == [f"http://api.telegram.invalid/bot{TOKEN}/sendMessage"] * 2
+
+
+async def test_a_host_in_no_proxy_is_reached_directly(
+    forward_proxy: tuple[str, list[str]],
+    api: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy, asked = forward_proxy
+    base, seen = api
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    request = AiohttpRequest()
+    bot = Bot(TOKEN, base_url=f"{base}/bot", request=request)
+    await request.initialize()
+    try:
+        await bot.send_message(5, "direct")
+    finally:
+        await request.shutdown()
+    assert asked == []
+    assert [s["fields"]["text"] for s in seen] == ["direct"]
