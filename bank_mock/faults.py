@@ -15,6 +15,12 @@ from bank_mock.sandbox import parse_body
 from bank_mock.settings import FaultSettings
 
 FAULTS = web.AppKey("faults", dict[str, FaultSettings])
+
+
+class StrictFaults(FaultSettings, strict=True):
+    """The faults as a request body: JSON types as the spec states them (``true`` is not 1)."""
+
+
 FAULT_RNG = web.AppKey("fault_rng", random.Random)
 _API_PATH = re.compile(r"^/banks/([^/]+)/(token|open-banking/|card-controls/|support/)")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,7 +48,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def put_faults(request: web.Request) -> web.Response:
     """Set a bank's faults at run time (tests and demos)."""
     bank = bank_of(request)
-    faults: FaultSettings = parse_body(FaultSettings, await request.read())
+    faults: FaultSettings = parse_body(StrictFaults, await request.read())
     request.app[FAULTS][bank.profile.bank_id] = faults
     return web.json_response({"bank_id": bank.profile.bank_id, **faults.model_dump()})
 
