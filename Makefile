@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: up test lint typecheck pytest browser-deps bench clean
+.PHONY: up test lint typecheck pytest system-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,14 +32,16 @@ typecheck: $(TEST_STAMP)
 	$(BIN)/mypy bank_mock consent bot localchat chatbank ops tests bench
 
 # the browser tests drive Debian's Chromium headless, with Noto for real Arabic glyphs in the
-# screenshots; install them when we can (root + apt-get)
-browser-deps:
-	@{ test -x /usr/bin/chromium && dpkg -s fonts-noto-core >/dev/null 2>&1; } \
+# screenshots; the load-balancer tests and the cluster benchmarks run Debian's HAProxy. Install
+# them when we can (root + apt-get)
+system-deps:
+	@{ test -x /usr/bin/chromium && dpkg -s fonts-noto-core >/dev/null 2>&1 \
+	  && test -x /usr/sbin/haproxy; } \
 	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq \
-	  && apt-get install -y -qq chromium fonts-noto-core >/dev/null; } \
-	  || echo "make: Chromium or Noto is not installed; the browser tests may be skipped"
+	  && apt-get install -y -qq chromium fonts-noto-core haproxy >/dev/null; } \
+	  || echo "make: Chromium, Noto or HAProxy is not installed; some tests may be skipped"
 
-pytest: $(TEST_STAMP) browser-deps
+pytest: $(TEST_STAMP) system-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

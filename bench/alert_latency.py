@@ -51,6 +51,7 @@ from aiohttp import web
 from bench import cluster_alerts, dbtrace, hops
 from bench.bank_transactions import _free_port, _wait_up
 from bench.services import link, platform_bot, serve_bank
+from chatbank.haproxy import haproxy_path, logged_errors
 
 TOKEN = "4242:alert-latency"
 BOT_RATE = 1000.0  # paid broadcasts: Telegram's ceiling for one bot token
@@ -257,6 +258,7 @@ async def main_cluster(
     seconds: float,
     users: int,
     warm_bank: bool = True,
+    proxy: str = "python",
 ) -> int:
     """The same flood through ``brokers`` broker and ``bots`` bot processes on PostgreSQL, each
     group behind a round-robin proxy (:class:`chatbank.cluster.Cluster`); localchat runs here
@@ -316,6 +318,7 @@ async def main_cluster(
         broker_module="bench.traced",
         bot_module="bench.traced",
         bank_module="bench.traced",
+        proxy=proxy,
     )
     chat_settings = LocalchatSettings(
         port=chat_port,
@@ -350,7 +353,13 @@ async def main_cluster(
                 name: sum((hops.cpu_seconds(p.popen.pid) for p in procs if p and p.popen), 0.0)
                 for name, procs in groups.items()
             }
-            used["localchat + proxies + the bench"] = hops.cpu_seconds()
+            if cluster.haproxies:
+                used["haproxy"] = sum(
+                    hops.cpu_seconds(h.popen.pid) for h in cluster.haproxies if h.popen
+                )
+                used["localchat + the bench"] = hops.cpu_seconds()
+            else:
+                used["localchat + proxies + the bench"] = hops.cpu_seconds()
             used["postgres"] = hops.postgres_cpu_seconds()
             return used
 
@@ -369,6 +378,8 @@ async def main_cluster(
         # counted up to here: stopping the cluster (bots before brokers) makes the relays'
         # last attempts fail at the proxy, which is shutdown, not the run
         proxy_seen = Counter(proxy_log.seen)
+        for h in cluster.haproxies:  # it logs only what went wrong (chatbank.haproxy)
+            proxy_seen.update(logged_errors(h.log.read_text(errors="replace")))
     finally:
         await cluster.stop()
         await runner.cleanup()
@@ -408,7 +419,7 @@ async def main_cluster(
         + str(_count(logs / "bank.log", "event delivery to"))
         + " · given up: "
         + str(_count(logs / "bank.log", "gave up delivering"))
-        + " · proxy 'failed mid-request': "
+        + (" · haproxy errors: " if proxy == "haproxy" else " · proxy 'failed mid-request': ")
         + (" · ".join(f"{n} {why}" for why, n in proxy_seen.items()) or "0")
     )
     print(f"lost: {lost} (target 0) · p99 target < 250 ms")
@@ -453,7 +464,17 @@ if __name__ == "__main__":
     )
     parser.add_argument("--brokers", type=int, default=2, help="with --postgres (default 2)")
     parser.add_argument("--bots", type=int, default=2, help="with --postgres (default 2)")
+    parser.add_argument(
+        "--proxy",
+        choices=("auto", "python", "haproxy"),
+        default="auto",
+        help="with --postgres: the load balancer in front of the brokers and of the bots; auto "
+        "(default): HAProxy if installed, as production runs one, else the built-in Python one "
+        "(which shares this process, and its CPU, with the load generator)",
+    )
     args = parser.parse_args()
+    if args.proxy == "auto":
+        args.proxy = "haproxy" if haproxy_path() else "python"
     users = args.users or max(20, int(2 * args.rate))
     if args.postgres:
         sys.exit(
@@ -466,6 +487,7 @@ if __name__ == "__main__":
                     args.seconds,
                     users,
                     not args.cold_bank,
+                    args.proxy,
                 )
             )
         )

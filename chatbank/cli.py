@@ -204,6 +204,7 @@ def _version() -> str:
 
 def _cluster(args: argparse.Namespace) -> int:
     from chatbank.cluster import ClusterConfig, run_cluster
+    from chatbank.haproxy import haproxy_path
 
     config = ClusterConfig(
         broker_database_url=args.database_url,
@@ -211,7 +212,11 @@ def _cluster(args: argparse.Namespace) -> int:
         folder=Path(args.data_dir),
         brokers=args.brokers,
         bots=args.bots,
+        proxy=args.proxy,
     )
+    if args.proxy == "haproxy" and haproxy_path() is None:
+        print("chatbank cluster: haproxy is not installed (apt-get install haproxy)")
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_cluster(config))
     return 0
@@ -249,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--bots", type=int, default=2, help="bot processes (default 2)")
     cluster.add_argument(
         "--data-dir", default="data/cluster", help="keys and logs (default: ./data/cluster)"
+    )
+    cluster.add_argument(
+        "--proxy",
+        choices=("python", "haproxy"),
+        default="python",
+        help="the load balancer in front of each group: python (built in, the default) or "
+        "haproxy (Debian's haproxy, as in production; a few times cheaper under load)",
     )
     cluster.set_defaults(func=_cluster)
     bank = sub.add_parser("bank", help="run the mock banks alone (settings: BANK_* in .env)")

@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.settings import LOCAL_TOKEN
+from chatbank.haproxy import HAProxy
 from chatbank.proxy import create_proxy
 from chatbank.wiring import BOT_WEBHOOK_BATCH
 
@@ -102,6 +103,9 @@ class ClusterConfig:
     broker_module: str = "consent"  # what ``python -m`` runs as a broker (benchmarks trace it)
     bot_module: str = "bot"
     bank_module: str = "bank_mock"
+    # what stands in front of the brokers and the bots: "python" (chatbank.proxy, in this
+    # process) or "haproxy" (chatbank.haproxy, Debian's haproxy, as production would run)
+    proxy: str = "python"
 
 
 def _secret(folder: Path, name: str, make: Any = lambda: secrets.token_urlsafe(32)) -> str:
@@ -128,7 +132,8 @@ class Cluster:
         self.chat: Process | None = None
         self.brokers: list[Process] = []
         self.bots: list[Process] = []
-        self._proxies: list[web.AppRunner] = []
+        self._proxies: list[Callable[[], Awaitable[None]]] = []  # each proxy's close
+        self.haproxies: list[HAProxy] = []  # with proxy="haproxy"
         self.client: dict[str, Any] = {}
 
     @property
@@ -236,10 +241,18 @@ class Cluster:
             await wait_ready(f"{p.url}/healthz")
 
     async def _proxy(self, port: int, backends: list[str]) -> None:
+        if self.config.proxy == "haproxy":
+            haproxy = HAProxy(port, backends, self.config.folder / "proxies")
+            await haproxy.start()
+            self.haproxies.append(haproxy)
+            self._proxies.append(haproxy.close)
+            return
+        if self.config.proxy != "python":
+            raise ValueError(f"unknown proxy {self.config.proxy!r}: python or haproxy")
         runner = web.AppRunner(create_proxy(backends), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        self._proxies.append(runner)
+        self._proxies.append(runner.cleanup)
 
     async def _register_bot(self) -> dict[str, Any]:
         """The bots' platform client (one for all of them), its webhook the bots' proxy."""
@@ -268,9 +281,10 @@ class Cluster:
         for p in (*self.bots, *self.brokers, self.chat, self.bank):
             if p is not None:
                 await asyncio.to_thread(p.stop)
-        for runner in reversed(self._proxies):
-            await runner.cleanup()
+        for close in reversed(self._proxies):
+            await close()
         self._proxies.clear()
+        self.haproxies.clear()
 
 
 async def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> None:

@@ -1,17 +1,22 @@
-"""The development load balancer: requests go round-robin, a backend that refuses connections is
-skipped, and a backend that fails mid-request is a 502 (the request is not sent twice)."""
+"""The cluster's load balancers, the built-in one and HAProxy, behave alike: requests go
+round-robin, a backend that refuses connections is skipped, and a backend that fails mid-request
+is a 502 (the request is not sent twice)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from chatbank.cli import build_parser
+from chatbank.haproxy import HAProxy, config_text, haproxy_path, logged_errors
 from chatbank.proxy import create_proxy
 from tests.consent.broker_env import free_port
 
@@ -44,6 +49,37 @@ def backend(name: str, seen: Counter[str]) -> web.Application:
     return app
 
 
+Proxy = Callable[[list[str]], contextlib.AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture(params=["python", "haproxy"])
+def proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Proxy:
+    """Start a proxy of either kind in front of some backends; yields its base URL."""
+    if request.param == "haproxy" and haproxy_path() is None:
+        pytest.skip("haproxy is not installed (make test installs it with apt-get when root)")
+
+    @contextlib.asynccontextmanager
+    async def start(urls: list[str]) -> AsyncIterator[str]:
+        port = free_port()
+        if request.param == "haproxy":
+            haproxy = HAProxy(port, urls, tmp_path)
+            await haproxy.start()
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                await haproxy.close()
+            return
+        runner = web.AppRunner(create_proxy(urls), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
+
+    return start
+
+
 @pytest.fixture
 async def backends() -> AsyncIterator[tuple[list[TestServer], Counter[str]]]:
     seen: Counter[str] = Counter()
@@ -56,11 +92,11 @@ async def backends() -> AsyncIterator[tuple[list[TestServer], Counter[str]]]:
 
 
 async def test_requests_go_round_robin_with_path_body_and_headers(
-    backends: tuple[list[TestServer], Counter[str]],
+    backends: tuple[list[TestServer], Counter[str]], proxy: Proxy
 ) -> None:
     servers, seen = backends
     urls = [str(s.make_url("")).rstrip("/") for s in servers]
-    async with TestClient(TestServer(create_proxy(urls))) as client:
+    async with proxy(urls) as base, aiohttp.ClientSession(base) as client:
         answers = []
         for i in range(4):
             resp = await client.post(
@@ -78,32 +114,66 @@ async def test_requests_go_round_robin_with_path_body_and_headers(
 
 
 async def test_a_backend_that_is_down_is_skipped(
-    backends: tuple[list[TestServer], Counter[str]],
+    backends: tuple[list[TestServer], Counter[str]], proxy: Proxy
 ) -> None:
     servers, seen = backends
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    async with TestClient(TestServer(create_proxy([dead, str(servers[0].make_url(""))]))) as c:
-        statuses = [(await c.get("/x")).status for _ in range(4)]
+    live = str(servers[0].make_url("")).rstrip("/")
+    async with proxy([dead, live]) as base, aiohttp.ClientSession(base) as c:
+        statuses = []
+        for _ in range(4):  # a POST too: it never reached the dead backend, so it is resent
+            async with c.post("/x", data=b"once") as resp:
+                statuses.append(resp.status)
     assert statuses == [201] * 4 and seen["a"] == 4
 
 
 async def test_a_backend_failing_mid_request_is_a_502_and_not_retried(
-    backends: tuple[list[TestServer], Counter[str]],
+    backends: tuple[list[TestServer], Counter[str]], proxy: Proxy
 ) -> None:
     servers, seen = backends
     urls = [str(s.make_url("")).rstrip("/") for s in servers]
-    async with TestClient(TestServer(create_proxy(urls))) as client:
+    async with proxy(urls) as base, aiohttp.ClientSession(base) as client:
         resp = await client.post("/hang-up", data=b"once")
         assert resp.status == 502
-        assert (await resp.json())["error"] == "bad_gateway"
     assert sum(seen.values()) == 1  # the other backend never saw it
 
 
-async def test_no_backend_up_is_a_502() -> None:
+async def test_the_built_in_proxy_names_its_502s() -> None:
+    server = TestServer(backend("a", Counter()), host="127.0.0.1")
+    await server.start_server()
+    urls = [str(server.make_url("")).rstrip("/"), f"http://127.0.0.1:{free_port()}"]
+    runner = web.AppRunner(create_proxy(urls), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client:
+            resp = await client.post("/hang-up", data=b"once")
+            assert resp.status == 502 and (await resp.json())["error"] == "bad_gateway"
+        await server.close()  # now neither backend listens
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client:
+            resp = await client.get("/")
+            assert resp.status == 502 and (await resp.json())["error"] == "no_backend"
+    finally:
+        await runner.cleanup()
+        await server.close()
+
+
+async def test_no_backend_up_is_a_502(proxy: Proxy) -> None:
     dead = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
-    async with TestClient(TestServer(create_proxy(dead))) as client:
+    async with proxy(dead) as base, aiohttp.ClientSession(base) as client:
         resp = await client.get("/")
-        assert resp.status == 502 and (await resp.json())["error"] == "no_backend"
+        assert resp.status in (502, 503)  # HAProxy: 503, no server could take it
+
+
+def test_the_haproxy_configuration_retries_only_connections_that_failed() -> None:
+    text = config_text(8002, ["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    assert "retry-on conn-failure" in text and "option redispatch 1" in text
+    assert "server b2 127.0.0.1:2" in text and "bind 127.0.0.1:8002" in text
+    with pytest.raises(ValueError, match="expected http://host:port"):
+        config_text(8002, ["https://example.org"])
+    with pytest.raises(ValueError, match="at least one backend"):
+        config_text(8002, [])
 
 
 def test_the_cluster_command_takes_counts_and_both_databases() -> None:
@@ -128,3 +198,12 @@ def test_the_cluster_command_takes_counts_and_both_databases() -> None:
     )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["cluster", "--database-url", "postgresql://db/broker"])
+
+
+def test_haproxy_log_lines_read_as_status_and_termination_state() -> None:
+    log = (
+        "127.0.0.1:46442 [03/Dec/2026:06:33:11.977] in pool/b1 0/0/0/-1/1 502 209 - - SH-- "
+        '1/1/0/0/0 0/0 "POST /h HTTP/1.1"\n'
+        "[NOTICE]   (1) : haproxy version is 2.6.12\n"
+    )
+    assert logged_errors(log) == ["502 SH--"]
