@@ -170,3 +170,106 @@ async def test_a_database_restart_costs_at_most_one_failed_call_per_pooled_conne
     assert await fast.first_time_and_claim("nonce:r3", "pc:msg_r2", 103, 30) is Claim.SENT
     # the delivery claimed before the restart is still held, not lost or marked sent
     assert await fast.first_time_and_claim("nonce:r4", "pc:msg_r1", 104, 30) is Claim.BUSY
+
+
+async def test_claims_looks_and_sents_made_side_by_side_go_in_a_few_statements(
+    fast: PgDeliveries, postgres_url: str
+) -> None:
+    """A batch's messages claim, look and mark "sent" side by side: grouped, a few statements
+    carry them all, with each message's own outcome (a delivery sent before, one claimed by a
+    live process, the same delivery twice in one group)."""
+    await fast.open()
+    engine = make_engine(postgres_url)
+    try:
+        sessions = session_factory(engine)
+        await repo.save_user(
+            sessions,
+            ChatUser(telegram_user_id=9, chat_id=90, subject_id="sub-9", language="en"),
+        )
+        assert await deliveries.claim(sessions, "pc:held", 100, 30) is Claim.CLAIMED
+        assert await deliveries.claim(sessions, "pc:done", 100, 30) is Claim.CLAIMED
+        await deliveries.mark_sent(sessions, "pc:done", 100, "pc:fa-done")
+    finally:
+        await engine.dispose()
+    ids = [f"pc:m{i}" for i in range(40)]
+    claims = await asyncio.gather(
+        *(fast.claim(i, 110, 30) for i in [*ids, "pc:held", "pc:done", "pc:m0"])
+    )
+    assert claims[:40] == [Claim.CLAIMED] * 40
+    assert claims[40:] == [Claim.BUSY, Claim.SENT, Claim.BUSY]  # m0 twice: the second is busy
+    looks = await asyncio.gather(
+        *(fast.look(i, f"pc:fa-{i}", "sub-9" if n % 2 else "sub-none") for n, i in enumerate(ids)),
+        fast.look("pc:x", "pc:fa-done", "sub-9"),
+    )
+    assert [f.user is not None for f in looks[:40]] == [n % 2 == 1 for n in range(40)]
+    assert all(not f.sent and not f.alert_shown for f in looks[:40])
+    assert looks[1].user is not None and looks[1].user.chat_id == 90
+    assert looks[40].alert_shown
+    # two deliveries carrying one alert (m39 carries m0's): its key is recorded once
+    await asyncio.gather(
+        *(fast.mark_sent(i, 120, f"pc:fa-{i[3:]}") for i in ids[:39]),
+        fast.mark_sent(ids[39], 121, "pc:fa-m0"),
+    )
+    groups = fast.groups
+    assert groups["claim"].calls == 43 and groups["claim"].statements <= 3
+    assert groups["look"].calls == 41 and groups["look"].statements <= 3
+    assert groups["sent"].calls == 40 and groups["sent"].statements <= 3
+    again = await asyncio.gather(*(fast.claim(i, 130, 30) for i in ids))
+    assert again == [Claim.SENT] * 40
+    conn = await asyncpg.connect(postgres_dsn(postgres_url))
+    try:
+        keys = {r["id"] for r in await conn.fetch("SELECT id FROM seen_deliveries")}
+    finally:
+        await conn.close()
+    assert not {k for k in keys if k.startswith("pending:pc:m")}  # every claim dropped
+    assert {f"sent:{i}" for i in ids} <= keys
+    assert {f"alert:pc:fa-m{n}" for n in range(39)} <= keys and "alert:pc:fa-m39" not in keys
+
+
+async def test_a_claim_past_its_lease_is_taken_over_in_a_group(fast: PgDeliveries) -> None:
+    assert await fast.claim("pc:a", 100, 30) is Claim.CLAIMED
+    assert await fast.claim("pc:b", 100, 30) is Claim.CLAIMED
+    # pc:a's process died long ago (past the lease); pc:b's claim is fresh
+    got = await asyncio.gather(fast.claim("pc:a", 200, 30), fast.claim("pc:b", 101, 30))
+    assert list(got) == [Claim.CLAIMED, Claim.BUSY]
+
+
+async def test_a_grouped_statement_that_fails_fails_each_caller(fast: PgDeliveries) -> None:
+    await fast.open()
+    await fast.close()
+    fast.dsn = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens there
+    got = await asyncio.gather(
+        *(fast.claim(f"pc:{i}", 100, 30) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(g, OSError) for g in got)
+    # and the next call is tried again, not left waiting
+    with pytest.raises(OSError, match=r"Connect call failed|refused"):
+        await asyncio.wait_for(fast.claim("pc:9", 100, 30), 10)
+
+
+async def test_sent_committed_while_a_grouped_claim_waited_is_seen_before_sending(
+    fast: PgDeliveries, postgres_url: str
+) -> None:
+    """As above, for the grouped claim of a batch's messages."""
+    assert await fast.claim("pc:msg_1", 100, 30) is Claim.CLAIMED
+    other = await asyncpg.connect(postgres_dsn(postgres_url))
+    try:
+        marking = other.transaction()
+        await marking.start()
+        await other.execute("DELETE FROM seen_deliveries WHERE id = 'pending:pc:msg_1'")
+        await other.execute(
+            "INSERT INTO seen_deliveries (id, seen_at) VALUES ('sent:pc:msg_1', 101)"
+        )
+        claims = asyncio.gather(fast.claim("pc:msg_1", 101, 30), fast.claim("pc:msg_2", 101, 30))
+        await asyncio.sleep(0.3)
+        assert not claims.done()
+        await marking.commit()
+        assert list(await claims) == [Claim.CLAIMED, Claim.CLAIMED]
+        found = await asyncio.gather(
+            fast.look("pc:msg_1", None, "s"), fast.look("pc:msg_2", None, "s")
+        )
+        assert [f.sent for f in found] == [True, False]
+        rows = await other.fetch("SELECT id FROM seen_deliveries WHERE id LIKE '%msg_%'")
+        assert {r["id"] for r in rows} == {"sent:pc:msg_1", "pending:pc:msg_2"}
+    finally:
+        await other.close()
