@@ -193,7 +193,7 @@ def wrk(
             "-c",
             str(connections),
             "-d",
-            f"{seconds:g}s",
+            f"{max(1, round(seconds))}s",  # wrk takes whole seconds only ("2.5s" is refused)
             "-s",
             script.name,
             base,
@@ -229,9 +229,10 @@ class Side:
 def alternate(
     program: str, broker: Side, agg: Side, connections: int, seconds: float, slices: int
 ) -> tuple[list[Run], list[Run], dict[str, float]]:
-    """``slices`` runs of each side, ``seconds / slices`` each, in the order b a a b b a …; also
-    the broker's CPU seconds per thread over its slices."""
-    each = max(1.0, seconds / slices)
+    """``slices`` runs of each side, ``seconds / slices`` each (rounded to whole seconds, at least
+    one: wrk takes no fractions), in the order b a a b b a …; also the broker's CPU seconds per
+    thread over its slices."""
+    each = float(max(1, round(seconds / slices)))
     b_runs: list[Run] = []
     a_runs: list[Run] = []
     threads: dict[str, float] = {}
