@@ -316,11 +316,8 @@ class PgDeliveries:
         for n, (scoped_id, _, _) in enumerate(wanted):
             mine = got.get(n)
             if mine is None:
-                mine = (
-                    Claim.SENT
-                    if got[first[_key("pending", scoped_id)]] is Claim.SENT
-                    else (Claim.BUSY)
-                )
+                earlier = got[first[_key("pending", scoped_id)]]
+                mine = Claim.SENT if earlier is Claim.SENT else Claim.BUSY
             out.append(mine)
         return out
 

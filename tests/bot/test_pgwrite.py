@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.store import deliveries, repo
 from bot.store.db import make_engine, session_factory, upgrade_async
@@ -273,3 +275,55 @@ async def test_sent_committed_while_a_grouped_claim_waited_is_seen_before_sendin
         assert {r["id"] for r in rows} == {"sent:pc:msg_1", "pending:pc:msg_2"}
     finally:
         await other.close()
+
+
+KEYS = ["pc:a", "pc:b", "pc:c", "pc:d"]
+LEASE = 30
+# a delivery's state before the group: nothing, a claim of a live process, a claim whose process
+# died (older than the lease), sent
+STATES = st.sampled_from(["none", "held", "stale", "sent"])
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # each example starts afresh
+)
+@given(
+    before=st.fixed_dictionaries({k: STATES for k in KEYS}),
+    calls=st.lists(st.sampled_from(KEYS), min_size=1, max_size=12),
+)
+async def test_a_group_of_claims_answers_as_the_same_claims_one_by_one(
+    fast: PgDeliveries, before: dict[str, str], calls: list[str]
+) -> None:
+    """Whatever the rows and however many claims (the same delivery several times, too), the
+    grouped claims give each caller what it would get from the same claims made one after
+    another, and leave the rows the same."""
+    now = 1000
+    seen = {"held": now - 5, "stale": now - LEASE - 1}
+    pool = await fast._connection_pool()
+    await pool.execute("DELETE FROM seen_deliveries")
+    for key, state in before.items():
+        if state in seen:
+            await pool.execute(
+                "INSERT INTO seen_deliveries VALUES ($1, $2)", f"pending:{key}", seen[state]
+            )
+        elif state == "sent":
+            await pool.execute("INSERT INTO seen_deliveries VALUES ($1, 1)", f"sent:{key}")
+    # one by one, as a model: sent stays sent; a claim that is not past its lease is busy
+    pending = {k: seen[s] for k, s in before.items() if s in seen}
+    expected = []
+    for key in calls:
+        if before[key] == "sent":
+            expected.append(Claim.SENT)
+        elif key in pending and pending[key] > now - LEASE:
+            expected.append(Claim.BUSY)
+        else:
+            pending[key] = now
+            expected.append(Claim.CLAIMED)
+    got = await asyncio.gather(*(fast.claim(key, now, LEASE) for key in calls))
+    assert list(got) == expected
+    rows = {r["id"]: r["seen_at"] for r in await pool.fetch("SELECT * FROM seen_deliveries")}
+    assert {k[len("pending:") :]: v for k, v in rows.items() if k.startswith("pending:")} == (
+        pending
+    )
