@@ -334,6 +334,7 @@ async def main_cluster(
     cpu_used: dict[str, float] = {}
     cpu_span = 0.0
     proxy_seen: Counter[str] = Counter()
+    claims: Counter[str] = Counter()
     try:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", chat_port).start()
@@ -378,6 +379,7 @@ async def main_cluster(
         # counted up to here: stopping the cluster (bots before brokers) makes the relays'
         # last attempts fail at the proxy, which is shutdown, not the run
         proxy_seen = Counter(proxy_log.seen)
+        claims = await relay_claims([p.url for p in cluster.brokers])
         for h in cluster.haproxies:  # it logs only what went wrong (chatbank.haproxy)
             proxy_seen.update(logged_errors(h.log.read_text(errors="replace")))
     finally:
@@ -422,9 +424,27 @@ async def main_cluster(
         + (" · haproxy errors: " if proxy == "haproxy" else " · proxy 'failed mid-request': ")
         + (" · ".join(f"{n} {why}" for why, n in proxy_seen.items()) or "0")
     )
+    print(
+        f"relay claims (all brokers, link phase included): {claims['rows']} found rows, "
+        f"{claims['none']} found none"
+    )
     print(f"lost: {lost} (target 0) · p99 target < 250 ms")
     ok = lost == 0 and bool(latencies) and percentile(latencies, 99) < 250
     return 0 if ok else 1
+
+
+async def relay_claims(brokers: list[str]) -> Counter[str]:
+    """The brokers' ``chatbank_outbox_claims_total`` by ``found``, summed (their /metrics)."""
+    total: Counter[str] = Counter()
+    async with aiohttp.ClientSession() as http:
+        for url in brokers:
+            async with http.get(f"{url}/metrics") as resp:
+                text = await resp.text()
+            for line in text.splitlines():
+                if line.startswith("chatbank_outbox_claims_total{"):
+                    found = line.split('found="', 1)[1].split('"', 1)[0]
+                    total[found] += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 class _Counting(logging.Handler):

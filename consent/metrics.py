@@ -102,6 +102,12 @@ DEAD_LETTERS = Counter(
     "chatbank_delivery_dead_letters_total",
     "Outbox deliveries given up for good (refused by the platform or too many attempts)",
 )
+OUTBOX_CLAIMS = Counter(
+    "chatbank_outbox_claims_total",
+    "The relay's claims of due outbox rows in this process, by whether they found any "
+    "(found: rows or none; with several brokers, every commit wakes every relay)",
+    ["found"],
+)
 ALERTS_DELIVERED = Counter(
     "chatbank_outbox_delivered_total",
     "Outbox messages (alerts and notices) the platform acknowledged (this process)",

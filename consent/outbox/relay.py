@@ -67,7 +67,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from consent.metrics import ALERTS_DELIVERED, DEAD_LETTERS, DELIVERY_RETRIES
+from consent.metrics import ALERTS_DELIVERED, DEAD_LETTERS, DELIVERY_RETRIES, OUTBOX_CLAIMS
 from consent.outbox.deadletter import bury
 from consent.outbox.signing import sign_webhook
 from consent.outbox.write import NOTIFY_CHANNEL
@@ -301,6 +301,11 @@ class Relay:
         """Claim up to ``limit`` due rows, each the oldest undelivered one of its subject."""
         if limit <= 0:
             return []
+        claimed = await self._claim_rows(now, limit)
+        OUTBOX_CLAIMS.labels("rows" if claimed else "none").inc()
+        return claimed
+
+    async def _claim_rows(self, now: datetime, limit: int) -> list[_Claimed]:
         if self._pg is not None:
             return await self._claim_pg(self._pg, now, limit)
         broker = self.broker

@@ -92,6 +92,8 @@ async def test_metrics_count_routes_by_pattern_and_hold_no_per_user_value(system
     assert re.search(r"^chatbank_outbox_oldest_age_seconds \d", broker_metrics, re.MULTILINE)
     assert "chatbank_delivery_dead_letters_total" in broker_metrics
     assert "chatbank_outbox_delivered_total" in broker_metrics
+    # the alert was claimed by the relay (a claim that found it)
+    assert re.search(r'^chatbank_outbox_claims_total\{found="rows"\} [1-9]', broker_metrics, re.M)
     assert re.search(r'chatbank_bot_messages_shown_total\{kind="fraud_alert"\} [1-9]', bot_metrics)
     amounts = set(re.findall(r"\d+[.,]\d\d", reply["text"]))
     assert amounts  # the balances the user saw
