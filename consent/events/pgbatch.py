@@ -23,8 +23,9 @@ batch whatever its size (``BEGIN``, three statements, ``COMMIT``):
    whichever process got there first); the outbox rows (the minimized views, as
    :func:`consent.events.ingest.queue_alert` builds them) of the alerts stored now;
 3. the chain heads of the subjects alerted (read after their locks are held), then the
-   access-log entries and ``NOTIFY`` (delivered at commit: every broker process's relay wakes,
-   :mod:`consent.outbox.relay`) in one statement.
+   access-log entries and ``NOTIFY`` with this broker's ``instance`` (delivered at commit: the
+   other broker processes' relays look a moment later, :mod:`consent.outbox.relay`) in one
+   statement.
 
 Each bank is answered only after that commit (same outcomes as
 :func:`consent.events.ingest.ingest`: "processed", "ignored", "duplicate"). Put off to the
@@ -127,7 +128,7 @@ WITH e AS (
                          $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[],
                          $12::text[])
 )
-SELECT pg_notify('{NOTIFY_CHANNEL}', '')
+SELECT pg_notify('{NOTIFY_CHANNEL}', $13::text)
 """  # noqa: S608 - constant names
 
 
@@ -320,7 +321,9 @@ class PostgresEventWriter(EventWriter):
             ids = sorted(pendings)
             entries = chained(await postgres_chain_heads(conn, ids), pendings)
             rows = [row_of(e) for sid in ids for e in entries[sid]]
-            await conn.execute(_AUDIT_SQL, *(list(c) for c in zip(*rows, strict=True)))
+            await conn.execute(
+                _AUDIT_SQL, *(list(c) for c in zip(*rows, strict=True)), broker.instance
+            )
         await conn.execute("COMMIT")
         return [d if d is not None else _Done(None) for d in done]
 

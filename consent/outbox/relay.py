@@ -7,8 +7,9 @@ below), each row handed to the platform as soon as a slot is free (a slot frees 
 returns; the row stays claimed until its outcome is written). A slow post holds its own slot and
 nothing else: the others go on, and a newly committed row is claimed the moment the writer wakes
 the relay (``wake``, set in this process by whoever wrote the row; on PostgreSQL also by a
-``NOTIFY`` from the group commit of bank events in any broker process,
-:mod:`consent.events.pgbatch`), or at the next poll (``relay_idle_s``). Outcomes are recorded by
+``NOTIFY`` from the group commit of bank events in another broker process,
+:mod:`consent.events.pgbatch`, ``FOREIGN_WAKE_S`` later, so that process's relay goes first), or
+at the next poll (``relay_idle_s``). Outcomes are recorded by
 one writer task, several at a time in one transaction (on PostgreSQL the deliveries in one
 statement; claims too are one statement there, on the relay's own asyncpg connections).
 
@@ -80,6 +81,8 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 32  # posts at once per broker process
 MAX_BACKOFF_S = 300.0
 POST_TIMEOUT_S = 5.0
+# another broker process's NOTIFY wakes this relay this much later (its own relay goes first)
+FOREIGN_WAKE_S = 0.1
 CLAIM_LEASE = timedelta(seconds=15)  # > POST_TIMEOUT_S plus the outcome's write
 NOWHERE_TO_SEND = timedelta(minutes=5)  # the client has no webhook (yet)
 TARGET_TTL_S = 30.0  # a platform client's webhook address and secret, held this long
@@ -277,6 +280,7 @@ class Relay:
         self._dsn = postgres_dsn(broker.settings.database_url) if self._leases else None
         self._pg: PgConnections | None = None
         self._pg_users = 0
+        self._foreign: asyncio.TimerHandle | None = None  # a wake for another process's rows
 
     @property
     def in_flight(self) -> int:
@@ -676,6 +680,9 @@ class Relay:
                     async with asyncio.timeout(idle_s):
                         await self.wake.wait()
         finally:
+            if self._foreign is not None:
+                self._foreign.cancel()
+                self._foreign = None
             writer.cancel()
             for task in list(self._tasks):
                 task.cancel()
@@ -683,6 +690,23 @@ class Relay:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close(timeout=5)
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, sender: str) -> None:
+        """A ``NOTIFY``: rows were committed to the outbox. This process's own commits woke
+        this relay already; another's wake it ``FOREIGN_WAKE_S`` later, once for all that
+        arrive meanwhile, so that the committing process's relay (woken at once) takes its
+        rows, and this one takes what that one could not (no free slot, killed). Every relay
+        claiming on every commit made two of three claims come back empty with two brokers."""
+        if sender == self.broker.instance:
+            return
+        if self._foreign is None or self._foreign.cancelled():
+            self._foreign = asyncio.get_running_loop().call_later(
+                FOREIGN_WAKE_S, self._foreign_wake
+            )
+
+    def _foreign_wake(self) -> None:
+        self._foreign = None
+        self.wake.set()
 
     async def _listen(self) -> Any:
         """PostgreSQL: a connection listening for rows committed to the outbox by any broker
@@ -692,7 +716,7 @@ class Relay:
             return None
         try:
             conn = await asyncpg.connect(self._dsn)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake.set())
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError):
             log.warning("outbox relay: cannot listen for new rows; polling", exc_info=True)
             return None

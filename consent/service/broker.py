@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -94,6 +95,9 @@ class Broker:
     # bank id -> the broker's client id there, as last verified as a bank event's audience
     # (consent.api.events): a bank event needs no database read for it while it matches
     event_audiences: dict[str, str] = field(default_factory=dict)
+    # this broker (process) among several on one database: its outbox NOTIFYs carry it, so its
+    # own relay, woken already, skips them (consent.outbox.relay)
+    instance: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def __post_init__(self) -> None:
         if not self.policies:

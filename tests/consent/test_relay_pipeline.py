@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 from sqlmodel import select
 
 from consent.api.keys import BROKER
@@ -344,3 +345,52 @@ async def test_a_row_another_process_commits_wakes_the_relay_at_once(
         await _until_delivered(env.broker.app[BROKER], [row])
     finally:
         await stop(env)
+
+
+@pytest.mark.postgres
+async def test_its_own_notify_is_skipped_and_others_wake_it_once(
+    tmp_path: Path, postgres_url: str, aiohttp_server: ServerFactory
+) -> None:
+    """A ``NOTIFY`` from this broker's own commit does not wake its relay again (the commit
+    woke it in-process); a burst of them from other brokers wakes it once, a moment later."""
+    env = await start(tmp_path, postgres_url, relay_idle_s=60)
+    hook = Hook()
+    app = web.Application()
+    app.router.add_post("/webhook", hook.handle)
+    server = await aiohttp_server(app)
+    broker = env.broker.app[BROKER]
+    try:
+        resp = await env.broker.post(
+            "/admin/v1/platform-clients",
+            json={"name": "bot", "webhook_url": str(server.make_url("/webhook"))},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        client_id = (await resp.json())["client_id"]
+        await asyncio.sleep(0.5)  # the broker's relay has made its first pass: it idles
+        [row] = await _write(env, client_id, [("s", 0)])  # no wake-up in this process
+        dsn = postgres_dsn(postgres_url)
+        assert dsn is not None
+        other = await asyncpg.connect(dsn)
+        try:
+            claims = _claims()
+            await other.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, broker.instance)
+            await asyncio.sleep(0.5)
+            assert hook.ids() == [] and _claims() == claims  # its own: not woken
+            for _ in range(20):
+                await other.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, "another")
+            await hook.until(lambda: hook.ids() == [row])
+            await asyncio.sleep(0.3)
+            assert _claims() - claims <= 2  # the burst woke it once (and the post's end again)
+        finally:
+            await other.close()
+        await _until_delivered(broker, [row])
+    finally:
+        await stop(env)
+
+
+def _claims() -> float:
+    """The relays' claims so far in this process (``chatbank_outbox_claims_total``)."""
+    return sum(
+        REGISTRY.get_sample_value("chatbank_outbox_claims_total", {"found": found}) or 0.0
+        for found in ("rows", "none")
+    )
