@@ -1,6 +1,6 @@
 """``chatbank cluster``: N consent brokers and N bots (webhook mode) on PostgreSQL, each its own
-process, each group behind a round-robin proxy (:mod:`chatbank.proxy`), with the mock banks and
-the local chat beside them. The same processes, started by hand on several machines behind a
+process, each group behind a round-robin proxy (:mod:`chatbank.proxy`, or HAProxy:
+:mod:`chatbank.haproxy`), with the mock banks and the local chat beside them. The same processes, started by hand on several machines behind a
 real load balancer, are the production layout (see the README, "Running several processes").
 
 The broker and the bot keep separate databases: they sit on opposite sides of the trust
@@ -323,8 +323,9 @@ async def run_cluster(
         await cluster.start()
         for p in (*cluster.brokers, *cluster.bots):
             print(f"  ✔ {p.name:<9} {p.url}  (pid {p.popen.pid if p.popen else '-'})", flush=True)
-        print(f"  ✔ brokers   {cluster.broker_url}  (round-robin proxy)", flush=True)
-        print(f"  ✔ bots      {cluster.bot_url}  (round-robin proxy, Telegram webhook)", flush=True)
+        lb = "HAProxy" if config.proxy == "haproxy" else "round-robin proxy"
+        print(f"  ✔ brokers   {cluster.broker_url}  ({lb})", flush=True)
+        print(f"  ✔ bots      {cluster.bot_url}  ({lb}, Telegram webhook)", flush=True)
         print(f"Open the chat:  {cluster.chat_url}/\nPress Ctrl-C to stop.", flush=True)
         if on_ready is not None:
             on_ready(cluster)

@@ -18,8 +18,12 @@ check would make a restarted process wait for its next round.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -92,6 +96,23 @@ def logged_errors(log: str) -> list[str]:
     return out
 
 
+PR_SET_PDEATHSIG = 1
+# looked up here, in the parent: the child between fork and exec only calls it (no import, no
+# allocation, nothing that could wait on a lock another thread held at the fork)
+_PRCTL = (
+    ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
+    if sys.platform.startswith("linux")
+    else None
+)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): a SIGTERM when the process that started it ends, even
+    by ``kill -9``, so an HAProxy never outlives its cluster holding the cluster's ports."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
 class HAProxy:
     """One ``haproxy`` process in the foreground of this one; :meth:`close` stops it."""
 
@@ -110,7 +131,13 @@ class HAProxy:
     async def start(self) -> None:
         with self.log.open("ab") as out:
             self.popen = await asyncio.create_subprocess_exec(
-                self._path, "-db", "-f", str(self.config), stdout=out, stderr=subprocess.STDOUT
+                self._path,
+                "-db",
+                "-f",
+                str(self.config),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # one prctl call (see _PRCTL)
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -207,3 +210,57 @@ def test_haproxy_log_lines_read_as_status_and_termination_state() -> None:
         "[NOTICE]   (1) : haproxy version is 2.6.12\n"
     )
     assert logged_errors(log) == ["502 SH--"]
+
+
+START_AND_WAIT = """
+import asyncio, sys
+from pathlib import Path
+from chatbank.haproxy import HAProxy
+
+async def main() -> None:
+    proxy = HAProxy(int(sys.argv[1]), ["http://127.0.0.1:1"], Path(sys.argv[2]))
+    await proxy.start()
+    assert proxy.popen is not None
+    print(proxy.popen.pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_haproxy_does_not_outlive_a_killed_cluster(tmp_path: Path) -> None:
+    """``kill -9`` of the process that started HAProxy (no clean-up runs) stops HAProxy too, so
+    its port is free for the next start."""
+    if haproxy_path() is None:
+        pytest.skip("haproxy is not installed (make test installs it with apt-get when root)")
+    port = free_port()
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        START_AND_WAIT,
+        str(port),
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    child = int((await asyncio.wait_for(parent.stdout.readline(), 20)).decode())
+    assert _state(child) not in ("gone", "Z")
+    parent.kill()
+    await parent.wait()
+    for _ in range(100):
+        if _state(child) in ("gone", "Z"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("haproxy outlived the process that started it")
+    haproxy = HAProxy(port, ["http://127.0.0.1:1"], tmp_path / "again")
+    await haproxy.start()  # the port is free again
+    await haproxy.close()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
