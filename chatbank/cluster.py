@@ -1,7 +1,8 @@
 """``chatbank cluster``: N consent brokers and N bots (webhook mode) on PostgreSQL, each its own
 process, each group behind a round-robin proxy (:mod:`chatbank.proxy`, or HAProxy:
-:mod:`chatbank.haproxy`), with the mock banks and the local chat beside them. The same processes, started by hand on several machines behind a
-real load balancer, are the production layout (see the README, "Running several processes").
+:mod:`chatbank.haproxy`), with the mock banks and the local chat beside them. The same
+processes, started by hand on several machines behind a real load balancer, are the production
+layout (see the README, "Running several processes").
 
 The broker and the bot keep separate databases: they sit on opposite sides of the trust
 boundary, and the platform never reads the broker's tables.
