@@ -399,21 +399,8 @@ class Relay:
 
     async def _post(self, target: Target, row: OutboxRow) -> str:
         """DELIVERED, RETRY, or the platform's reason for refusing the message for good."""
-        body = _message(row)
-        headers = sign_webhook(
-            target.url,
-            body,
-            key_id=target.client_id,
-            secret=target.secret,
-            now=self.broker.clock(),
-        )
         try:
-            async with self.broker.http.post(
-                target.url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
-            ) as resp:
+            async with self._signed_post(target, _message(row)) as resp:
                 if 200 <= resp.status < 300:
                     return DELIVERED
                 log.info("webhook refused %s with %s", row.id, resp.status)
@@ -423,6 +410,27 @@ class Relay:
         except (aiohttp.ClientError, TimeoutError) as e:
             log.info("webhook delivery of %s failed: %s", row.id, type(e).__name__)
             return RETRY
+
+    @contextlib.asynccontextmanager
+    async def _signed_post(
+        self, target: Target, body: bytes
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST ``body`` to ``target``'s webhook, signed with its secret (RFC 9421), within
+        ``POST_TIMEOUT_S``; the response while it is open."""
+        headers = sign_webhook(
+            target.url,
+            body,
+            key_id=target.client_id,
+            secret=target.secret,
+            now=self.broker.clock(),
+        )
+        async with self.broker.http.post(
+            target.url,
+            data=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
+        ) as resp:
+            yield resp
 
     def _chunks(self, claimed: Sequence[_Claimed]) -> list[list[_Claimed]]:
         """``claimed`` in the groups posted together: a row alone unless its target batches,
@@ -466,21 +474,9 @@ class Relay:
         """Post the messages ``part`` (row, its single-message body) in one signed request;
         each row's outcome as :meth:`_post` gives it, RETRY for all if the request failed."""
         body = b'{"events":[' + b",".join(m for _, m in part) + b"]}"
-        headers = sign_webhook(
-            target.url,
-            body,
-            key_id=target.client_id,
-            secret=target.secret,
-            now=self.broker.clock(),
-        )
         ids = [row.id for row, _ in part]
         try:
-            async with self.broker.http.post(
-                target.url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=POST_TIMEOUT_S),
-            ) as resp:
+            async with self._signed_post(target, body) as resp:
                 if not 200 <= resp.status < 300:
                     log.info("webhook refused a batch of %d with %s", len(ids), resp.status)
                     return dict.fromkeys(ids, RETRY)

@@ -48,6 +48,7 @@ class Platform:
     status: int = 200
     raw: bytes | None = None
     hold: asyncio.Event | None = None
+    drop: bool = False  # cut the connection without an answer
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -55,6 +56,10 @@ class Platform:
         self.signatures.append(request.headers.get("Signature-Input", ""))
         if self.hold is not None:
             await self.hold.wait()
+        if self.drop:
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(1)
         if self.raw is not None:
             return web.Response(body=self.raw, status=self.status, content_type="application/json")
         if self.status != 200:
@@ -173,7 +178,7 @@ async def test_a_chat_that_blocked_the_bot_is_a_dead_letter_and_the_others_are_d
 
 @pytest.mark.parametrize(
     "failure",
-    ["503", "timeout", "not_json", "no_results", "one_missing", "one_retry"],
+    ["503", "timeout", "dropped", "not_json", "no_results", "one_missing", "one_retry"],
 )
 async def test_a_failed_batch_is_retried_for_every_row_the_platform_did_not_answer(
     wired: tuple[Env, Platform, str], monkeypatch: pytest.MonkeyPatch, failure: str
@@ -187,6 +192,8 @@ async def test_a_failed_batch_is_retried_for_every_row_the_platform_did_not_answ
     elif failure == "timeout":
         monkeypatch.setattr(relay_module, "POST_TIMEOUT_S", 0.3)
         platform.hold = asyncio.Event()
+    elif failure == "dropped":  # the platform (or a proxy) hangs up mid-request
+        platform.drop = True
     elif failure == "not_json":
         platform.raw = b"<html>ok</html>"
     elif failure == "no_results":
@@ -209,7 +216,7 @@ async def test_a_failed_batch_is_retried_for_every_row_the_platform_did_not_answ
     # the retry: the platform answers now (the rows it had shown it calls duplicates)
     if platform.hold is not None:
         platform.hold.set()
-    platform.status, platform.raw, platform.hold = 200, None, None
+    platform.status, platform.raw, platform.hold, platform.drop = 200, None, None, False
     platform.answers = {i: {"status": "duplicate"} for i in answered}
     env.clock.now += timedelta(minutes=10)
     assert await relay.run_once() == 3 - len(answered)
