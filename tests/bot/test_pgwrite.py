@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -103,6 +104,18 @@ async def test_look_reads_the_user_and_the_alert(fast: PgDeliveries, postgres_ur
     assert (await fast.look("pc:msg_1", None, "sub-unknown")).user is None
 
 
+async def _marking_sent(other: asyncpg.Connection, scoped: str) -> Any:
+    """Another process marking ``scoped`` sent: its claim dropped and "sent" written, not yet
+    committed (commit the transaction returned)."""
+    marking = other.transaction()
+    await marking.start()
+    await other.execute("DELETE FROM seen_deliveries WHERE id = $1", f"pending:{scoped}")
+    await other.execute(
+        "INSERT INTO seen_deliveries (id, seen_at) VALUES ($1, 101)", f"sent:{scoped}"
+    )
+    return marking
+
+
 async def test_sent_committed_while_the_claim_waited_is_seen_before_sending(
     fast: PgDeliveries, postgres_url: str
 ) -> None:
@@ -112,12 +125,7 @@ async def test_sent_committed_while_the_claim_waited_is_seen_before_sending(
     assert await fast.first_time_and_claim("nonce:a", "pc:msg_1", 100, 30) is Claim.CLAIMED
     other = await asyncpg.connect(postgres_dsn(postgres_url))
     try:
-        marking = other.transaction()
-        await marking.start()
-        await other.execute("DELETE FROM seen_deliveries WHERE id = 'pending:pc:msg_1'")
-        await other.execute(
-            "INSERT INTO seen_deliveries (id, seen_at) VALUES ('sent:pc:msg_1', 101)"
-        )
+        marking = await _marking_sent(other, "pc:msg_1")
         claim = asyncio.create_task(fast.first_time_and_claim("nonce:b", "pc:msg_1", 101, 30))
         await asyncio.sleep(0.3)
         assert not claim.done()  # waiting on the row the other transaction deletes
@@ -256,12 +264,7 @@ async def test_sent_committed_while_a_grouped_claim_waited_is_seen_before_sendin
     assert await fast.claim("pc:msg_1", 100, 30) is Claim.CLAIMED
     other = await asyncpg.connect(postgres_dsn(postgres_url))
     try:
-        marking = other.transaction()
-        await marking.start()
-        await other.execute("DELETE FROM seen_deliveries WHERE id = 'pending:pc:msg_1'")
-        await other.execute(
-            "INSERT INTO seen_deliveries (id, seen_at) VALUES ('sent:pc:msg_1', 101)"
-        )
+        marking = await _marking_sent(other, "pc:msg_1")
         claims = asyncio.gather(fast.claim("pc:msg_1", 101, 30), fast.claim("pc:msg_2", 101, 30))
         await asyncio.sleep(0.3)
         assert not claims.done()

@@ -10,6 +10,7 @@ bounded only by a generous timeout that fails the test if the relay stalls."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -313,13 +314,12 @@ async def test_a_relay_woken_as_it_is_stopped_still_stops(wired: tuple[Env, Hook
     assert task in done and task.cancelled()
 
 
-@pytest.mark.postgres
-async def test_a_row_another_process_commits_wakes_the_relay_at_once(
+@contextlib.asynccontextmanager
+async def _idle_relay_with_a_row(
     tmp_path: Path, postgres_url: str, aiohttp_server: ServerFactory
-) -> None:
-    """On PostgreSQL the relay listens for ``NOTIFY`` (sent by the group commit of bank events
-    in whichever broker process committed the rows): a row written elsewhere is posted now,
-    not at the next poll (60 s here)."""
+) -> AsyncIterator[tuple[Env, Hook, str, asyncpg.Connection]]:
+    """A broker whose relay idles (polls every 60 s), its platform's webhook, a due row written
+    without waking the relay, and a connection of "another process"."""
     env = await start(tmp_path, postgres_url, relay_idle_s=60)
     hook = Hook()
     app = web.Application()
@@ -338,13 +338,29 @@ async def test_a_row_another_process_commits_wakes_the_relay_at_once(
         assert dsn is not None
         other = await asyncpg.connect(dsn)
         try:
-            await other.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+            yield env, hook, row, other
         finally:
             await other.close()
-        await hook.until(lambda: hook.ids() == [row])
         await _until_delivered(env.broker.app[BROKER], [row])
     finally:
         await stop(env)
+
+
+@pytest.mark.postgres
+async def test_a_row_another_process_commits_wakes_the_relay_at_once(
+    tmp_path: Path, postgres_url: str, aiohttp_server: ServerFactory
+) -> None:
+    """On PostgreSQL the relay listens for ``NOTIFY`` (sent by the group commit of bank events
+    in whichever broker process committed the rows): a row written elsewhere is posted now,
+    not at the next poll (60 s here)."""
+    async with _idle_relay_with_a_row(tmp_path, postgres_url, aiohttp_server) as (
+        _,
+        hook,
+        row,
+        other,
+    ):
+        await other.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        await hook.until(lambda: hook.ids() == [row])
 
 
 @pytest.mark.postgres
@@ -353,39 +369,22 @@ async def test_its_own_notify_is_skipped_and_others_wake_it_once(
 ) -> None:
     """A ``NOTIFY`` from this broker's own commit does not wake its relay again (the commit
     woke it in-process); a burst of them from other brokers wakes it once, a moment later."""
-    env = await start(tmp_path, postgres_url, relay_idle_s=60)
-    hook = Hook()
-    app = web.Application()
-    app.router.add_post("/webhook", hook.handle)
-    server = await aiohttp_server(app)
-    broker = env.broker.app[BROKER]
-    try:
-        resp = await env.broker.post(
-            "/admin/v1/platform-clients",
-            json={"name": "bot", "webhook_url": str(server.make_url("/webhook"))},
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        )
-        client_id = (await resp.json())["client_id"]
-        await asyncio.sleep(0.5)  # the broker's relay has made its first pass: it idles
-        [row] = await _write(env, client_id, [("s", 0)])  # no wake-up in this process
-        dsn = postgres_dsn(postgres_url)
-        assert dsn is not None
-        other = await asyncpg.connect(dsn)
-        try:
-            claims = _claims()
-            await other.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, broker.instance)
-            await asyncio.sleep(0.5)
-            assert hook.ids() == [] and _claims() == claims  # its own: not woken
-            for _ in range(20):
-                await other.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, "another")
-            await hook.until(lambda: hook.ids() == [row])
-            await asyncio.sleep(0.3)
-            assert _claims() - claims <= 2  # the burst woke it once (and the post's end again)
-        finally:
-            await other.close()
-        await _until_delivered(broker, [row])
-    finally:
-        await stop(env)
+    async with _idle_relay_with_a_row(tmp_path, postgres_url, aiohttp_server) as (
+        env,
+        hook,
+        row,
+        other,
+    ):
+        instance = env.broker.app[BROKER].instance
+        claims = _claims()
+        await other.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, instance)
+        await asyncio.sleep(0.5)
+        assert hook.ids() == [] and _claims() == claims  # its own: not woken
+        for _ in range(20):
+            await other.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, "another")
+        await hook.until(lambda: hook.ids() == [row])
+        await asyncio.sleep(0.3)
+        assert _claims() - claims <= 2  # the burst woke it once (and the post's end again)
 
 
 def _claims() -> float:
