@@ -43,6 +43,12 @@ from bot.store.tables import ChatUser
 
 POOL_SIZE = 4  # each statement is one short round trip: a few connections keep up with 200/s
 GROUP_MAX = 256  # calls in one grouped statement
+# Each call planned for its own arrays and for the tables as they are now. PostgreSQL otherwise
+# caches a generic plan after five calls, made from the tables' size at that moment: on a new
+# deployment that plan read the whole (then empty) seen_deliveries for every call and kept doing
+# so while the table grew by a row a delivery (1.7 ms a grouped look in the 200 alerts/s bench,
+# a third of PostgreSQL's CPU; tests/bot/test_pgwrite.py). Planning costs about 0.15 ms a call.
+PLANS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def postgres_dsn(database_url: str) -> str | None:
@@ -242,7 +248,11 @@ class PgDeliveries:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.pool_size, reset=_keep
+                        self.dsn,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        reset=_keep,
+                        server_settings=PLANS,
                     )
         return self._pool
 
