@@ -50,6 +50,7 @@ from bot.store.fastwrite import SqliteDeliveries, sqlite_file
 from bot.store.pgwrite import Found, PgDeliveries, postgres_dsn
 from bot.store.tables import ChatUser
 from bot.store.writes import WriteGate
+from bot.telegram_http import send_text
 
 log = logging.getLogger(__name__)
 TAG = "chatbank-webhook"
@@ -336,9 +337,7 @@ class BrokerEvents:
             if shown:
                 return "duplicate_alert", None
             text, keyboard = views.alert(t, alert)
-            await self.bot.send_message(
-                user.chat_id, text, reply_markup=keyboard, allow_paid_broadcast=self.paid or None
-            )
+            await send_text(self.bot, user.chat_id, text, keyboard, allow_paid_broadcast=self.paid)
         elif kind in RECEIPTS:
             source = self.services.settings.broker_client_id
             now = int(self.services.clock().timestamp())
@@ -348,11 +347,8 @@ class BrokerEvents:
         else:
             bank = await self.services.bank_name(str(data.get("bank_id", "")))
             text, maybe_keyboard = views.notice(t, kind, data, bank)
-            await self.bot.send_message(
-                user.chat_id,
-                text,
-                reply_markup=maybe_keyboard,
-                allow_paid_broadcast=self.paid or None,
+            await send_text(
+                self.bot, user.chat_id, text, maybe_keyboard, allow_paid_broadcast=self.paid
             )
             if kind in ENDS_A_LINK:
                 await close_approval(
@@ -381,7 +377,7 @@ class BrokerEvents:
                 await repo.remember_rating(
                     sessions, user.telegram_user_id, conversation, str(data.get("consent_id"))
                 )
-        await self.bot.send_message(user.chat_id, text, reply_markup=keyboard)
+        await send_text(self.bot, user.chat_id, text, keyboard)
         self.shown += 1
         ALERTS_SHOWN.labels("notice").inc()
         return "shown"

@@ -13,8 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from telegram import Bot
+from telegram._utils.types import ODVInput
 from telegram.error import NetworkError
+from telegram.request import BaseRequest, RequestData
 
+from bot import events as events_module
 from bot.broker import BrokerClient
 from bot.context import Services
 from bot.events import MAX_BATCH_BODY, MAX_BODY, BrokerEvents
@@ -23,6 +26,7 @@ from bot.store import deliveries, repo
 from bot.store.db import make_engine, session_factory, upgrade_async
 from bot.store.deliveries import Claim
 from bot.store.tables import ChatUser, SeenDelivery
+from bot.telegram_http import AiohttpRequest, send_text
 from consent.outbox.signing import sign_webhook
 from localchat.app import create_app as create_localchat
 from localchat.settings import Settings as LocalchatSettings
@@ -295,19 +299,44 @@ async def test_a_link_needing_approval_again_is_shown_with_a_button_to_relink(
     assert (button["text"], button["callback_data"]) == ("Połącz ponownie", "rn:northwind")
 
 
-class SlowBot(Bot):
-    """A Bot API whose ``sendMessage`` waits until the test lets it through."""
+class FaultyRequest(AiohttpRequest):
+    """The Bot API transport, with faults for ``sendMessage``: while ``hold`` is set each one
+    waits (``started`` set) until ``go`` is set; to the chats in ``down`` it fails with a network
+    error (as a reset connection does)."""
 
-    def __init__(self, token: str, base_url: str) -> None:
-        super().__init__(token, base_url=base_url)
-        with self._unfrozen():
-            self.started = asyncio.Event()
-            self.go = asyncio.Event()
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = False
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+        self.down: set[int] = set()
 
-    async def send_message(self, *args: Any, **kwargs: Any) -> Any:
-        self.started.set()
-        await self.go.wait()
-        return await super().send_message(*args, **kwargs)
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if url.endswith("/sendMessage") and request_data is not None:
+            if self.hold:
+                self.started.set()
+                await self.go.wait()
+            if int(request_data.json_parameters["chat_id"]) in self.down:
+                raise NetworkError("connection reset")
+        return await super().do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+
+
+def faulty_bot(hook: Hook) -> tuple[Bot, FaultyRequest]:
+    """A bot on the same Bot API as ``hook``'s, through a :class:`FaultyRequest`."""
+    request = FaultyRequest()
+    base = str(hook.bot.base_url).removesuffix(TOKEN)
+    return Bot(TOKEN, base_url=base, request=request), request
 
 
 async def _pending_since(hook: Hook, scoped: str) -> int | None:
@@ -324,9 +353,10 @@ async def test_a_send_slower_than_the_lease_keeps_its_claim(hook: Hook) -> None:
     clock = services.clock
     assert isinstance(clock, Clock)
     services.settings.delivery_lease_s = 1
-    slow = SlowBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
-    await slow.initialize()
-    hook.events.bot = slow
+    slow_bot, slow = faulty_bot(hook)
+    slow.hold = True
+    await slow_bot.initialize()
+    hook.events.bot = slow_bot
     other = BrokerEvents(services, hook.bot)  # another bot process on the same database
     app = web.Application()
     app.router.add_post("/broker/events", other.handle)
@@ -365,7 +395,7 @@ async def test_a_send_slower_than_the_lease_keeps_its_claim(hook: Hook) -> None:
         slow.go.set()
         await other_client.close()
         await other.close()
-        await slow.shutdown()
+        await slow_bot.shutdown()
 
 
 # --- batched deliveries ({"events": [...]}, answered per id) ---------------------------------
@@ -426,29 +456,15 @@ async def test_a_chat_that_blocked_the_bot_fails_for_good_in_a_batch_the_others_
     assert body["status"] == "shown"
 
 
-class FlakyBot(Bot):
-    """A Bot API whose ``sendMessage`` fails (a network error) for the chats in ``down``."""
-
-    def __init__(self, token: str, base_url: str) -> None:
-        super().__init__(token, base_url=base_url)
-        with self._unfrozen():
-            self.down: set[int] = set()
-
-    async def send_message(self, chat_id: Any, *args: Any, **kwargs: Any) -> Any:
-        if chat_id in self.down:
-            raise NetworkError("connection reset")
-        return await super().send_message(chat_id, *args, **kwargs)
-
-
 async def test_a_send_failing_mid_batch_is_retried_and_then_each_shown_exactly_once(
     hook: Hook,
 ) -> None:
     messages = await _three_users(hook)
-    flaky = FlakyBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
-    await flaky.initialize()
+    flaky_bot, flaky = faulty_bot(hook)
+    await flaky_bot.initialize()
     try:
         flaky.down.add(CAROL)
-        hook.events.bot = flaky
+        hook.events.bot = flaky_bot
         status, body, _ = await hook.post_batch(messages)
         assert status == 200
         results = body["results"]
@@ -464,7 +480,7 @@ async def test_a_send_failing_mid_batch_is_retried_and_then_each_shown_exactly_o
         ]
         assert await _shown(hook) == {ALICE: 1, BOB: 1, CAROL: 1}
     finally:
-        await flaky.shutdown()
+        await flaky_bot.shutdown()
 
 
 async def test_a_message_being_sent_is_told_to_come_back_the_rest_of_its_batch_is_shown(
@@ -533,31 +549,24 @@ async def test_a_body_larger_than_a_batch_may_be_is_refused_before_anything_else
     assert status == 200 and len(body["results"]) == 3
 
 
-class BrokenBot(FlakyBot):
-    """``sendMessage`` raises something that is no Telegram error for the chats in ``down``."""
-
-    async def send_message(self, chat_id: Any, *args: Any, **kwargs: Any) -> Any:
-        if chat_id in self.down:
-            raise RuntimeError("a bug")
-        return await Bot.send_message(self, chat_id, *args, **kwargs)
-
-
-async def test_a_bug_showing_one_message_of_a_batch_is_a_retry_for_it_alone(hook: Hook) -> None:
+async def test_a_bug_showing_one_message_of_a_batch_is_a_retry_for_it_alone(
+    hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As a single message's 500: that one is retried (its claim left to run out), the rest of
     the batch is shown and answered."""
     messages = await _three_users(hook)
-    broken = BrokenBot(TOKEN, base_url=str(hook.bot.base_url).removesuffix(TOKEN))
-    await broken.initialize()
-    try:
-        broken.down.add(ALICE)
-        hook.events.bot = broken
-        status, body, _ = await hook.post_batch(messages)
-        assert status == 200
-        assert [body["results"][m["id"]] for m in messages] == [
-            {"error": "internal", "retry": True},
-            {"status": "shown"},
-            {"status": "shown"},
-        ]
-        assert await _shown(hook) == {ALICE: 0, BOB: 1, CAROL: 1}
-    finally:
-        await broken.shutdown()
+
+    async def broken(bot: Bot, chat_id: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if chat_id == ALICE:
+            raise RuntimeError("a bug")  # no Telegram error
+        return await send_text(bot, chat_id, *args, **kwargs)
+
+    monkeypatch.setattr(events_module, "send_text", broken)
+    status, body, _ = await hook.post_batch(messages)
+    assert status == 200
+    assert [body["results"][m["id"]] for m in messages] == [
+        {"error": "internal", "retry": True},
+        {"status": "shown"},
+        {"status": "shown"},
+    ]
+    assert await _shown(hook) == {ALICE: 0, BOB: 1, CAROL: 1}

@@ -9,19 +9,30 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from telegram import Bot
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.ext import AIORateLimiter, Defaults, ExtBot
 
-from bot.telegram_http import AiohttpRequest
+from bot.telegram_http import AiohttpRequest, send_text
 from tests.consent.broker_env import free_port
 
 TOKEN = "4242:telegram-http"
+# sendMessage to these chats is refused as Telegram refuses it (429: once, then it goes through)
+REFUSALS = {
+    "403": (403, "Forbidden: bot was blocked by the user"),
+    "400": (400, "Bad Request: chat not found"),
+    "502": (502, "Bad Gateway"),
+    "429": (429, "Too Many Requests: retry after 1"),
+    "4291": (429, "Too Many Requests: retry after 1"),
+}
 
 
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     """A Bot API stand-in noting what each call carried; ``/slow`` answers after 1 s."""
     seen: list[dict[str, Any]] = []
+    retried: dict[str, int] = {}
 
     async def method(request: web.Request) -> web.Response:
         name = request.match_info["method"]
@@ -38,6 +49,19 @@ async def api() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         if name == "getMe":
             me = {"id": 4242, "is_bot": True, "first_name": "B", "username": "b_bot"}
             return web.json_response({"ok": True, "result": me})
+        chat = str(fields.get("chat_id"))
+        if name == "sendMessage" and chat in REFUSALS:
+            status, description = REFUSALS[chat]
+            refusal = {"ok": False, "error_code": status, "description": description}
+            if status == 429:
+                if retried.setdefault(chat, 0) >= 1:  # the second try goes through
+                    chat = "5"
+                else:
+                    retried[chat] += 1
+                    refusal["parameters"] = {"retry_after": 1}
+                    return web.json_response(refusal, status=status)
+            else:
+                return web.json_response(refusal, status=status)
         if name == "sendPhoto":
             refusal = {"ok": False, "error_code": 400, "description": "Bad Request: no photo"}
             return web.json_response(refusal, status=400)
@@ -164,3 +188,70 @@ async def test_a_host_in_no_proxy_is_reached_directly(
         await request.shutdown()
     assert asked == []
     assert [s["fields"]["text"] for s in seen] == ["direct"]
+
+
+def _ext_bot(base: str) -> ExtBot[Any]:
+    """A bot as the application builds it: HTML by default, rate limited, retrying a 429."""
+    return ExtBot(
+        TOKEN,
+        base_url=f"{base}/bot",
+        request=AiohttpRequest(),
+        defaults=Defaults(parse_mode=ParseMode.HTML),
+        rate_limiter=AIORateLimiter(max_retries=1),
+    )
+
+
+async def test_send_text_sends_what_send_message_sends(
+    api: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The lean path for pushed messages (``send_text``) puts the same fields on the wire as
+    PTB's ``send_message``: the bot's default parse mode, the keyboard as JSON, paid broadcast."""
+    base, seen = api
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Freeze", callback_data="fz:1")]])
+    async with _ext_bot(base) as bot:
+        await bot.send_message(5, "<b>Was this you?</b> ü", reply_markup=keyboard)
+        sent = await send_text(bot, 5, "<b>Was this you?</b> ü", keyboard)
+        await bot.send_message(5, "plain", allow_paid_broadcast=True)
+        await send_text(bot, 5, "plain", allow_paid_broadcast=True)
+    assert sent["message_id"] == 7
+    ptb, lean, ptb_paid, lean_paid = seen[-4:]
+    for a, b in ((ptb, lean), (ptb_paid, lean_paid)):
+        assert a["fields"] == b["fields"]
+        assert a["type"] == b["type"] == "application/x-www-form-urlencoded"
+    assert lean["fields"]["parse_mode"] == "HTML"
+    assert "fz:1" in lean["fields"]["reply_markup"]
+    assert lean_paid["fields"]["allow_paid_broadcast"] == "true"
+    async with Bot(TOKEN, base_url=f"{base}/bot", request=AiohttpRequest()) as plain:
+        await plain.send_message(5, "no defaults")
+        await send_text(plain, 5, "no defaults")
+    assert seen[-2]["fields"] == seen[-1]["fields"] == {"chat_id": "5", "text": "no defaults"}
+
+
+async def test_send_text_raises_ptbs_errors(api: tuple[str, list[dict[str, Any]]]) -> None:
+    """A blocked user, a chat that is gone and a bad gateway are PTB's errors, as from
+    ``send_message`` (the broker's 410 and 503 are decided on them)."""
+    base, _ = api
+    async with _ext_bot(base) as bot:
+        with pytest.raises(Forbidden, match="blocked"):
+            await send_text(bot, 403, "x")
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+            await send_text(bot, 400, "x")
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await send_text(bot, 502, "x")
+
+
+async def test_send_text_waits_out_a_429_through_the_bots_rate_limiter(
+    api: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")  # PTB 22 warns of its int retry_after otherwise
+    base, seen = api
+    async with _ext_bot(base) as bot:
+        sent = await send_text(bot, 429, "x")
+    assert sent["message_id"] == 7
+    assert [c["fields"].get("chat_id") for c in seen if c["method"] == "sendMessage"] == [
+        "429",
+        "429",
+    ]
+    async with Bot(TOKEN, base_url=f"{base}/bot", request=AiohttpRequest()) as plain:
+        with pytest.raises(RetryAfter):  # no rate limiter: the 429 is the caller's
+            await send_text(plain, 4291, "x")
