@@ -16,7 +16,7 @@ from consent.domain.handles import alert_handle
 from consent.domain.minimize import fraud_alert_view
 from consent.domain.policy import allowed_fields
 from consent.domain.scopes import Scope
-from consent.outbox.write import Adds, enqueue
+from consent.outbox.write import Adds, enqueue, outbox_values
 from consent.receipts.marks import account_changed
 from consent.service import support
 from consent.service.broker import Broker
@@ -24,7 +24,7 @@ from consent.service.linking import PURPOSE, apply, to_domain
 from consent.service.reads import handle_for
 from consent.store import audit, shredding
 from consent.store import secrets as sealed
-from consent.store.tables import AlertRow, ConsentRow, ProcessedEvent
+from consent.store.tables import AlertRow, ConsentRow, OutboxRow, ProcessedEvent
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,33 @@ def alert_allowed(broker: Broker, bank_id: str, row: ConsentRow | None, now: dat
     )
 
 
+def alert_message(
+    broker: Broker,
+    bank_id: str,
+    event: dict[str, Any],
+    row: ConsentRow,
+    alert_id: str,
+    handle: str,
+    now: datetime,
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """What an alert stores: the minimized view sent, the alert's opaque handle (its
+    ``fraud_alert`` row) and the columns of its outbox row."""
+    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS in row.scopes else [])]
+    fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
+    opaque = alert_handle(broker.handle_secret, bank_id, alert_id, row.consent_id)
+    view = fraud_alert_view(
+        event, alert_handle=opaque, account_handle=handle, actions=actions, fields=fields
+    )
+    message = outbox_values(
+        client_id=row.client_id,
+        subject_id=row.subject_id,
+        kind="fraud_alert",
+        data={"alert": view},
+        now=now,
+    )
+    return view, opaque, message
+
+
 def queue_alert(
     broker: Broker,
     session: Adds,
@@ -128,21 +155,9 @@ def queue_alert(
     now: datetime,
 ) -> dict[str, Any]:
     """Add the alert's row and its minimized outbox message to ``session``; the view sent."""
-    actions = ["it_was_me", *(["freeze_card"] if Scope.CARD_CONTROLS in row.scopes else [])]
-    fields = allowed_fields("fraud_alert", broker.policy(bank_id), broker.contract)
-    opaque = alert_handle(broker.handle_secret, bank_id, alert_id, row.consent_id)
-    view = fraud_alert_view(
-        event, alert_handle=opaque, account_handle=handle, actions=actions, fields=fields
-    )
+    view, opaque, message = alert_message(broker, bank_id, event, row, alert_id, handle, now)
     session.add(AlertRow(alert_id=alert_id, handle=opaque, consent_id=row.consent_id))
-    enqueue(
-        session,
-        client_id=row.client_id,
-        subject_id=row.subject_id,
-        kind="fraud_alert",
-        data={"alert": view},
-        now=now,
-    )
+    session.add(OutboxRow(**message))
     return view
 
 

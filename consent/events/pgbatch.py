@@ -21,7 +21,7 @@ batch whatever its size (``BEGIN``, three statements, ``COMMIT``):
    duplicate and writes nothing else; a replay within the batch likewise); the alert rows of
    the events stored now, ``ON CONFLICT DO NOTHING`` (one row per (consent, bank alert),
    whichever process got there first); the outbox rows (the minimized views, as
-   :func:`consent.events.ingest.queue_alert` builds them) of the alerts stored now;
+   :func:`consent.events.ingest.alert_message` makes them) of the alerts stored now;
 3. the chain heads of the subjects alerted (read after their locks are held), then the
    access-log entries and ``NOTIFY`` with this broker's ``instance`` (delivered at commit: the
    other broker processes' relays look a moment later, :mod:`consent.outbox.relay`) in one
@@ -42,13 +42,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Table
 from sqlmodel import SQLModel
 
 from consent.events.batch import EventWriter, _Done, _Item, _result
-from consent.events.ingest import FRAUD_ALERT, alert_allowed, alert_audit, queue_alert
+from consent.events.ingest import FRAUD_ALERT, alert_allowed, alert_audit, alert_message
 from consent.outbox.write import NOTIFY_CHANNEL
 from consent.store.audit import COLUMNS, row_of
 from consent.store.audit_writer import (
@@ -58,11 +58,10 @@ from consent.store.audit_writer import (
 )
 from consent.store.locks import SubjectLocks, registry
 from consent.store.pgpool import PgConnections
-from consent.store.tables import AlertRow, ConsentRow, OutboxRow
+from consent.store.tables import ConsentRow
 from consent.vault.envelope import open_sealed
 
 log = logging.getLogger(__name__)
-_R = TypeVar("_R", bound=SQLModel)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -119,6 +118,17 @@ WITH j AS (
 )
 SELECT true, bank_id, jti FROM j UNION ALL SELECT false, consent_id, alert_id FROM a
 """
+# the outbox columns $9..$16 of _WRITE_SQL take, in order
+_OUTBOX_COLUMNS = (
+    "id",
+    "client_id",
+    "subject_id",
+    "kind",
+    "payload",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
 # 3. the chain heads (consent.store.audit_writer.postgres_chain_heads), then 4. the entries
 # and the relays' wake-up (delivered at commit)
 _AUDIT_SQL = f"""
@@ -130,16 +140,6 @@ WITH e AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', $13::text)
 """  # noqa: S608 - constant names
-
-
-class _Collect:
-    """Rows :func:`queue_alert` adds, kept to be inserted together."""
-
-    def __init__(self) -> None:
-        self.rows: list[SQLModel] = []
-
-    def add(self, instance: Any, /) -> None:
-        self.rows.append(instance)
 
 
 @dataclass
@@ -270,15 +270,15 @@ class PostgresEventWriter(EventWriter):
         for key, n in firsts.items():
             for a in wanted[n]:
                 unique.setdefault((a.row.consent_id, a.alert_id), (a, key))
-        views: dict[tuple[str, str], tuple[AlertRow, OutboxRow, dict[str, Any], datetime]] = {}
+        # (the alert's opaque handle, its outbox row's columns, the view, its time)
+        views: dict[tuple[str, str], tuple[str, dict[str, Any], dict[str, Any], datetime]] = {}
         for key, (a, _) in unique.items():
-            into = _Collect()
             # each its own time, as one by one: a subject's messages go out in this order
             at = broker.clock()
-            view = queue_alert(
-                broker, into, batch[a.item].bank_id, a.event, a.row, a.alert_id, a.handle, at
+            view, opaque, message = alert_message(
+                broker, batch[a.item].bank_id, a.event, a.row, a.alert_id, a.handle, at
             )
-            views[key] = (_one(into.rows, AlertRow), _one(into.rows, OutboxRow), view, at)
+            views[key] = (opaque, message, view, at)
         fresh: set[tuple[str, str]] = set()
         stored: set[tuple[str, str]] = set()
         if firsts:
@@ -292,17 +292,10 @@ class PostgresEventWriter(EventWriter):
                 [now] * len(jtis),
                 [k[0] for k in alerts],
                 [k[1] for k in alerts],
-                [views[k][0].handle for k in alerts],
+                [views[k][0] for k in alerts],
                 [unique[k][1][0] for k in alerts],
                 [unique[k][1][1] for k in alerts],
-                [o.id for o in outbox],
-                [o.client_id for o in outbox],
-                [o.subject_id for o in outbox],
-                [o.kind for o in outbox],
-                [o.payload for o in outbox],
-                [o.attempts for o in outbox],
-                [o.next_attempt_at for o in outbox],
-                [o.created_at for o in outbox],
+                *([o[c] for o in outbox] for c in _OUTBOX_COLUMNS),
             ):
                 (fresh if is_jti else stored).add((x, y))
         for n in wanted:
@@ -326,9 +319,3 @@ class PostgresEventWriter(EventWriter):
             )
         await conn.execute("COMMIT")
         return [d if d is not None else _Done(None) for d in done]
-
-
-def _one(rows: list[SQLModel], model: type[_R]) -> _R:
-    found = [r for r in rows if isinstance(r, model)]
-    assert len(found) == 1
-    return found[0]
